@@ -1,0 +1,245 @@
+//! Kubernetes objects as podns understands them.
+//!
+//! [`Object`] is the closed set of kinds podns reads: the ones that decide what DNS answers (Services,
+//! EndpointSlices, legacy Endpoints, Pods, Namespaces) and the workloads whose controllers podns
+//! plays in standalone mode (StatefulSets, Deployments, ReplicaSets, DaemonSets). [`ObjectRef`]
+//! names one object: kind, namespace and name. Sources produce [`Object`]s; the store keys them by
+//! [`ObjectRef`].
+//!
+//! Namespaced objects without `metadata.namespace` are put in `default` by the sources (as `kubectl
+//! apply` does), so every namespaced [`Object`] past a source has a namespace.
+
+use std::fmt;
+
+use k8s_openapi::Resource;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// The namespace of namespaced objects that do not name one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// One Kubernetes object of a kind podns understands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    /// `v1 Namespace` (cluster-scoped).
+    Namespace(Namespace),
+    /// `v1 Service`.
+    Service(Service),
+    /// `discovery.k8s.io/v1 EndpointSlice`.
+    EndpointSlice(EndpointSlice),
+    /// `v1 Endpoints` (legacy; mirrored to EndpointSlices for selectorless Services).
+    Endpoints(Endpoints),
+    /// `v1 Pod`.
+    Pod(Pod),
+    /// `apps/v1 StatefulSet`.
+    StatefulSet(StatefulSet),
+    /// `apps/v1 Deployment`.
+    Deployment(Deployment),
+    /// `apps/v1 ReplicaSet`.
+    ReplicaSet(ReplicaSet),
+    /// `apps/v1 DaemonSet`.
+    DaemonSet(DaemonSet),
+}
+
+/// The kinds of [`Object`], in the order the store keeps them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `v1 Namespace`.
+    Namespace,
+    /// `v1 Service`.
+    Service,
+    /// `discovery.k8s.io/v1 EndpointSlice`.
+    EndpointSlice,
+    /// `v1 Endpoints`.
+    Endpoints,
+    /// `v1 Pod`.
+    Pod,
+    /// `apps/v1 StatefulSet`.
+    StatefulSet,
+    /// `apps/v1 Deployment`.
+    Deployment,
+    /// `apps/v1 ReplicaSet`.
+    ReplicaSet,
+    /// `apps/v1 DaemonSet`.
+    DaemonSet,
+}
+
+/// Kind, namespace and name of one object: its identity.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectRef {
+    /// The object's kind.
+    pub kind: Kind,
+    /// `metadata.namespace`; empty for cluster-scoped kinds (Namespace).
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+}
+
+// === impl Kind ===
+
+impl Kind {
+    /// Every kind, in store order.
+    pub const ALL: [Self; 9] = [
+        Self::Namespace,
+        Self::Service,
+        Self::EndpointSlice,
+        Self::Endpoints,
+        Self::Pod,
+        Self::StatefulSet,
+        Self::Deployment,
+        Self::ReplicaSet,
+        Self::DaemonSet,
+    ];
+
+    /// The `kind` field as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Namespace => Namespace::KIND,
+            Self::Service => Service::KIND,
+            Self::EndpointSlice => EndpointSlice::KIND,
+            Self::Endpoints => Endpoints::KIND,
+            Self::Pod => Pod::KIND,
+            Self::StatefulSet => StatefulSet::KIND,
+            Self::Deployment => Deployment::KIND,
+            Self::ReplicaSet => ReplicaSet::KIND,
+            Self::DaemonSet => DaemonSet::KIND,
+        }
+    }
+
+    /// The `apiVersion` podns reads this kind at.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Self::Namespace => Namespace::API_VERSION,
+            Self::Service => Service::API_VERSION,
+            Self::EndpointSlice => EndpointSlice::API_VERSION,
+            Self::Endpoints => Endpoints::API_VERSION,
+            Self::Pod => Pod::API_VERSION,
+            Self::StatefulSet => StatefulSet::API_VERSION,
+            Self::Deployment => Deployment::API_VERSION,
+            Self::ReplicaSet => ReplicaSet::API_VERSION,
+            Self::DaemonSet => DaemonSet::API_VERSION,
+        }
+    }
+
+    /// The kind named by a `kind` field, if podns understands it.
+    pub fn from_kind(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn is_namespaced(self) -> bool {
+        self != Self::Namespace
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl ObjectRef ===
+
+impl ObjectRef {
+    /// A reference from its parts.
+    pub fn new(kind: Kind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    /// `Service default/web`, or `Namespace prod` for cluster-scoped kinds.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind.is_namespaced() {
+            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        } else {
+            write!(f, "{} {}", self.kind, self.name)
+        }
+    }
+}
+
+// === impl Object ===
+
+impl Object {
+    /// The object's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::Namespace(_) => Kind::Namespace,
+            Self::Service(_) => Kind::Service,
+            Self::EndpointSlice(_) => Kind::EndpointSlice,
+            Self::Endpoints(_) => Kind::Endpoints,
+            Self::Pod(_) => Kind::Pod,
+            Self::StatefulSet(_) => Kind::StatefulSet,
+            Self::Deployment(_) => Kind::Deployment,
+            Self::ReplicaSet(_) => Kind::ReplicaSet,
+            Self::DaemonSet(_) => Kind::DaemonSet,
+        }
+    }
+
+    /// The object's metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Self::Namespace(o) => &o.metadata,
+            Self::Service(o) => &o.metadata,
+            Self::EndpointSlice(o) => &o.metadata,
+            Self::Endpoints(o) => &o.metadata,
+            Self::Pod(o) => &o.metadata,
+            Self::StatefulSet(o) => &o.metadata,
+            Self::Deployment(o) => &o.metadata,
+            Self::ReplicaSet(o) => &o.metadata,
+            Self::DaemonSet(o) => &o.metadata,
+        }
+    }
+
+    /// The object's metadata, mutably.
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Self::Namespace(o) => &mut o.metadata,
+            Self::Service(o) => &mut o.metadata,
+            Self::EndpointSlice(o) => &mut o.metadata,
+            Self::Endpoints(o) => &mut o.metadata,
+            Self::Pod(o) => &mut o.metadata,
+            Self::StatefulSet(o) => &mut o.metadata,
+            Self::Deployment(o) => &mut o.metadata,
+            Self::ReplicaSet(o) => &mut o.metadata,
+            Self::DaemonSet(o) => &mut o.metadata,
+        }
+    }
+
+    /// `metadata.namespace`: `default` when a namespaced object has none, empty for Namespaces.
+    pub fn namespace(&self) -> &str {
+        if !self.kind().is_namespaced() {
+            return "";
+        }
+        match self.metadata().namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => ns,
+            _ => DEFAULT_NAMESPACE,
+        }
+    }
+
+    /// `metadata.name` (empty when missing; sources reject such objects).
+    pub fn name(&self) -> &str {
+        self.metadata().name.as_deref().unwrap_or("")
+    }
+
+    /// The object's identity.
+    pub fn object_ref(&self) -> ObjectRef {
+        ObjectRef::new(self.kind(), self.namespace(), self.name())
+    }
+
+    /// Sets `metadata.namespace` to `default` on a namespaced object that has none.
+    pub fn default_namespace(&mut self) {
+        if self.kind().is_namespaced() {
+            let meta = self.metadata_mut();
+            if meta.namespace.as_deref().is_none_or(str::is_empty) {
+                meta.namespace = Some(DEFAULT_NAMESPACE.to_owned());
+            }
+        }
+    }
+}

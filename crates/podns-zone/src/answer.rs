@@ -1,0 +1,216 @@
+//! Prepared answers: the wire bytes of an answer, computed when the zone is built.
+//!
+//! This module is responsible for encoding RRsets for one known question name so that the query
+//! path only copies bytes (design decision 4). A [`PreparedAnswer`] belongs to one (name, type):
+//!
+//! - the answer section's owner is always the question name, written as the compression pointer
+//!   `0xC00C` (the question name starts right after the 12-byte header, RFC 1035 §4.1.4);
+//! - other names (additional owners, CNAME/PTR/NS/SOA RDATA) are compressed against label-aligned
+//!   suffixes of the question name only. Every pointer therefore targets the question, whose
+//!   offsets are fixed, so records can be copied in any order (rotation) and any may be dropped
+//!   (truncation) without fixing up offsets;
+//! - SRV targets are never compressed (RFC 2782: "name compression is not to be used for this
+//!   field"; RFC 3597 §4).
+//!
+//! Negative answers share one [`Negative`] per zone: the SOA record without its owner, which the
+//! query path writes as a pointer to where the zone's apex starts inside the question.
+
+use crate::names::{Name, suffix_offset};
+use crate::records::{RData, RRset, RType};
+
+/// The question name starts at offset 12 (RFC 1035 §4.1.1: the header is 12 octets).
+const QUESTION_OFFSET: usize = 12;
+/// The most record bytes one answer may hold: a TCP message is at most 65,535 octets (RFC 1035
+/// §4.2.2), less the header, the longest question (255 + 4) and an OPT record (11).
+const MAX_PREPARED_LEN: usize = 65535 - 12 - 259 - 11;
+/// RFC 1035 §3.2.4: class IN.
+const CLASS_IN: u16 = 1;
+
+/// The answer and additional records of one (name, type), in wire form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedAnswer {
+    /// Answer records, then additional records, back to back.
+    bytes: Box<[u8]>,
+    /// Start offset of every record in `bytes`, then `bytes.len()`.
+    bounds: Box<[u16]>,
+    /// How many of the records are in the answer section.
+    answers: u16,
+}
+
+// === impl PreparedAnswer ===
+
+impl PreparedAnswer {
+    /// Number of records in the answer section.
+    pub fn answer_count(&self) -> usize {
+        self.answers as usize
+    }
+
+    /// Number of records for the additional section.
+    pub fn additional_count(&self) -> usize {
+        self.bounds.len() - 1 - self.answer_count()
+    }
+
+    /// Byte length of the whole answer section.
+    pub fn answer_len(&self) -> usize {
+        self.bounds[self.answer_count()] as usize
+    }
+
+    /// The answer section rotated left by `rotation % answer_count()` records, as two slices to
+    /// write one after the other. RFC 2181 §5: the order of records in an RRset carries no
+    /// meaning, so any rotation is a correct answer.
+    pub fn rotated_answers(&self, rotation: u32) -> (&[u8], &[u8]) {
+        let n = self.answer_count();
+        let end = self.answer_len();
+        if n <= 1 {
+            return (&self.bytes[..end], &[]);
+        }
+        let split = self.bounds[rotation as usize % n] as usize;
+        (&self.bytes[split..end], &self.bytes[..split])
+    }
+
+    /// Additional record `i` (`i < additional_count()`).
+    pub fn additional(&self, i: usize) -> &[u8] {
+        let i = self.answer_count() + i;
+        &self.bytes[self.bounds[i] as usize..self.bounds[i + 1] as usize]
+    }
+
+    /// Encodes `answer` (whose owner is `qname`) and `additional` for the question `qname`.
+    pub(crate) fn prepare(qname: &Name, answer: &RRset, additional: &[&RRset]) -> Self {
+        let mut bytes = Vec::new();
+        let mut bounds = Vec::with_capacity(answer.rdata.len() + 1);
+        for rdata in &answer.rdata {
+            let start = bytes.len();
+            bytes.extend_from_slice(&[0xC0, QUESTION_OFFSET as u8]);
+            write_record_tail(&mut bytes, answer.rtype, answer.ttl, rdata, Some(qname));
+            if bytes.len() > MAX_PREPARED_LEN {
+                // Not even TCP could carry more (RFC 1035 §4.2.2: 16-bit length); the
+                // records that fit are still a correct, if partial, RRset answer.
+                bytes.truncate(start);
+                break;
+            }
+            bounds.push(start as u16);
+        }
+        let answers = bounds.len() as u16;
+        'additional: for set in additional {
+            for rdata in &set.rdata {
+                let start = bytes.len();
+                write_name(&mut bytes, &set.name, Some(qname));
+                write_record_tail(&mut bytes, set.rtype, set.ttl, rdata, Some(qname));
+                if bytes.len() > MAX_PREPARED_LEN {
+                    bytes.truncate(start);
+                    break 'additional;
+                }
+                bounds.push(start as u16);
+            }
+        }
+        bounds.push(bytes.len() as u16);
+        Self {
+            bytes: bytes.into_boxed_slice(),
+            bounds: bounds.into_boxed_slice(),
+            answers,
+        }
+    }
+}
+
+/// The authority section of a negative answer in one zone: its SOA record (RFC 2308 §3: "the
+/// authority section ... SHOULD contain the SOA record of the zone"; §5: its TTL is the minimum
+/// of the SOA's TTL and MINIMUM field).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Negative {
+    /// Type, class, TTL, RDLENGTH and uncompressed RDATA of the SOA record.
+    tail: Box<[u8]>,
+    /// Wire length of the zone apex name.
+    apex_len: usize,
+}
+
+// === impl Negative ===
+
+impl Negative {
+    pub(crate) fn new(soa: &RRset, ttl: u32) -> Self {
+        let mut tail = Vec::new();
+        // RDATA names are written uncompressed: the apex's offset in the question differs per
+        // query, and the record is prepared once.
+        write_record_tail(&mut tail, RType::SOA, ttl, &soa.rdata[0], None);
+        Self {
+            tail: tail.into_boxed_slice(),
+            apex_len: soa.name.as_wire().len(),
+        }
+    }
+
+    /// Byte length of the SOA record written by [`Negative::write`].
+    pub fn len(&self) -> usize {
+        2 + self.tail.len()
+    }
+
+    /// Always false: an SOA record is never empty (clippy's `len_without_is_empty`).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Appends the SOA record; its owner is a pointer to the zone apex inside the question name
+    /// of wire length `qname_len` (which must lie in this zone).
+    pub fn write(&self, qname_len: usize, out: &mut Vec<u8>) {
+        let offset = QUESTION_OFFSET + qname_len - self.apex_len;
+        out.extend_from_slice(&(0xC000 | offset as u16).to_be_bytes());
+        out.extend_from_slice(&self.tail);
+    }
+}
+
+/// Writes `name`, compressed against the longest label-aligned suffix it shares with `qname`
+/// (RFC 1035 §4.1.4), or uncompressed when `qname` is `None`.
+fn write_name(out: &mut Vec<u8>, name: &Name, qname: Option<&Name>) {
+    let wire = name.as_wire();
+    if let Some(qname) = qname {
+        let mut i = 0;
+        while wire[i] != 0 {
+            if let Some(offset) = suffix_offset(qname.as_wire(), &wire[i..]) {
+                out.extend_from_slice(&wire[..i]);
+                out.extend_from_slice(&(0xC000 | (QUESTION_OFFSET + offset) as u16).to_be_bytes());
+                return;
+            }
+            i += 1 + wire[i] as usize;
+        }
+    }
+    out.extend_from_slice(wire);
+}
+
+/// Writes TYPE, CLASS, TTL, RDLENGTH and RDATA (RFC 1035 §4.1.3).
+fn write_record_tail(out: &mut Vec<u8>, rtype: RType, ttl: u32, rdata: &RData, qname: Option<&Name>) {
+    out.extend_from_slice(&rtype.0.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    let len_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    match rdata {
+        RData::A(ip) => out.extend_from_slice(&ip.octets()),
+        RData::Aaaa(ip) => out.extend_from_slice(&ip.octets()),
+        // RFC 1035 §4.1.4 / RFC 3597 §4: compression is allowed in the RDATA of the
+        // well-known types NS, CNAME, PTR and SOA.
+        RData::Ns(n) | RData::Cname(n) | RData::Ptr(n) => write_name(out, n, qname),
+        RData::Txt(text) => {
+            out.push(text.len() as u8);
+            out.extend_from_slice(text);
+        }
+        RData::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => {
+            out.extend_from_slice(&priority.to_be_bytes());
+            out.extend_from_slice(&weight.to_be_bytes());
+            out.extend_from_slice(&port.to_be_bytes());
+            // RFC 2782: "name compression is not to be used for this field".
+            out.extend_from_slice(target.as_wire());
+        }
+        RData::Soa(soa) => {
+            write_name(out, &soa.mname, qname);
+            write_name(out, &soa.rname, qname);
+            for v in [soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum] {
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+    }
+    let rdlen = (out.len() - len_at - 2) as u16;
+    out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+}

@@ -1,0 +1,354 @@
+//! Domain names in wire form, and each name form of the Kubernetes DNS spec as a function.
+//!
+//! This module owns [`Name`], the one name representation of the zone: uncompressed wire form
+//! (length-prefixed labels ending in the root label), lower-cased at construction so that
+//! comparisons and hash lookups are plain byte comparisons (RFC 4343: DNS names compare
+//! case-insensitively, ASCII only). It also owns the spelling of every name the spec defines;
+//! which records those names carry is `records.rs`'s business.
+//!
+//! | name form | spec (v1.1.0) |
+//! |---|---|
+//! | `<service>.<ns>.svc.<zone>` | §2.3.1, §2.4.1 |
+//! | `_<port>._<proto>.<service>.<ns>.svc.<zone>` | §2.3.2, §2.4.2 |
+//! | `<hostname>.<service>.<ns>.svc.<zone>` | §2.4.1 |
+//! | `<a>.<b>.<c>.<d>.in-addr.arpa`, nibbles `.ip6.arpa` | §2.3.3, §2.4.3 (RFC 1035 §3.5, RFC 3596 §2.5) |
+//! | `dns-version.<zone>` | §2.2 |
+
+use std::fmt;
+use std::net::IpAddr;
+
+/// RFC 1035 §2.3.4: labels are 63 octets or less.
+pub const MAX_LABEL_LEN: usize = 63;
+/// RFC 1035 §2.3.4: names are 255 octets or less, in wire form (length octets included).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Why a name could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// A label was empty (two dots in a row, or a leading dot).
+    #[error("empty label")]
+    EmptyLabel,
+    /// A label was longer than 63 octets (RFC 1035 §2.3.4).
+    #[error("label longer than 63 octets")]
+    LabelTooLong,
+    /// The name was longer than 255 octets in wire form (RFC 1035 §2.3.4).
+    #[error("name longer than 255 octets")]
+    NameTooLong,
+}
+
+/// A domain name in uncompressed, lower-cased wire form, always absolute.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(Box<[u8]>);
+
+// === impl Name ===
+
+impl Name {
+    /// The root name (a single empty label).
+    pub fn root() -> Self {
+        Self(Box::new([0]))
+    }
+
+    /// Parses a dotted name (`cluster.local`, with or without the trailing dot; `.` or `""`
+    /// is the root). No escapes: Kubernetes names never need them.
+    pub fn from_dotted(dotted: &str) -> Result<Self, NameError> {
+        let dotted = dotted.strip_suffix('.').unwrap_or(dotted);
+        if dotted.is_empty() {
+            return Ok(Self::root());
+        }
+        let labels: Vec<&[u8]> = dotted.split('.').map(str::as_bytes).collect();
+        Self::root().prefixed(&labels)
+    }
+
+    /// Builds from wire bytes that the caller knows are a valid, uncompressed name (lower-cases).
+    pub fn from_wire(wire: &[u8]) -> Result<Self, NameError> {
+        let mut labels = Vec::new();
+        let mut i = 0;
+        loop {
+            let len = *wire.get(i).ok_or(NameError::EmptyLabel)? as usize;
+            if len == 0 {
+                break;
+            }
+            let label = wire.get(i + 1..i + 1 + len).ok_or(NameError::EmptyLabel)?;
+            labels.push(label);
+            i += 1 + len;
+        }
+        Self::root().prefixed(&labels)
+    }
+
+    /// `labels` (leftmost first) followed by `self`, lower-cased and checked.
+    pub fn prefixed(&self, labels: &[&[u8]]) -> Result<Self, NameError> {
+        let mut len = self.0.len();
+        for label in labels {
+            if label.is_empty() {
+                return Err(NameError::EmptyLabel);
+            }
+            if label.len() > MAX_LABEL_LEN {
+                return Err(NameError::LabelTooLong);
+            }
+            len += 1 + label.len();
+        }
+        if len > MAX_NAME_LEN {
+            return Err(NameError::NameTooLong);
+        }
+        let mut wire = Vec::with_capacity(len);
+        for label in labels {
+            wire.push(label.len() as u8);
+            wire.extend(label.iter().map(u8::to_ascii_lowercase));
+        }
+        wire.extend_from_slice(&self.0);
+        Ok(Self(wire.into_boxed_slice()))
+    }
+
+    /// One label in front of `self`.
+    pub fn child(&self, label: &str) -> Result<Self, NameError> {
+        self.prefixed(&[label.as_bytes()])
+    }
+
+    /// The wire form (uncompressed, lower case).
+    pub fn as_wire(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Whether this is the root name.
+    pub fn is_root(&self) -> bool {
+        self.0.len() == 1
+    }
+
+    /// The name without its leftmost label; `None` for the root.
+    pub fn parent(&self) -> Option<Self> {
+        if self.is_root() {
+            return None;
+        }
+        let skip = 1 + self.0[0] as usize;
+        Some(Self(self.0[skip..].into()))
+    }
+
+    /// Whether `self` is `zone` or below it (label-wise).
+    pub fn is_in(&self, zone: &Self) -> bool {
+        is_subdomain(&self.0, &zone.0)
+    }
+
+    /// Iterates over the labels, leftmost first (the root label excluded).
+    pub fn labels(&self) -> Labels<'_> {
+        Labels { rest: &self.0 }
+    }
+}
+
+/// Whether the wire name `name` equals `zone` or lies below it, comparing whole labels.
+/// Both must be uncompressed and in the same case. O(number of labels of `name`).
+pub fn is_subdomain(name: &[u8], zone: &[u8]) -> bool {
+    suffix_offset(name, zone).is_some()
+}
+
+/// Where `zone` starts inside `name` as a label-aligned suffix, if it is one.
+pub fn suffix_offset(name: &[u8], zone: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        let rest = name.len().checked_sub(i)?;
+        if rest == zone.len() {
+            return (name[i..] == *zone).then_some(i);
+        }
+        if rest < zone.len() {
+            return None;
+        }
+        let len = name[i] as usize;
+        if len == 0 {
+            return None;
+        }
+        i += 1 + len;
+    }
+}
+
+impl fmt::Display for Name {
+    /// Presentation form with the trailing dot (RFC 1035 §5.1); `.` for the root.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_root() {
+            return f.write_str(".");
+        }
+        for label in self.labels() {
+            for &b in label {
+                match b {
+                    b'.' | b'\\' => write!(f, "\\{}", b as char)?,
+                    0x21..=0x7e => write!(f, "{}", b as char)?,
+                    _ => write!(f, "\\{b:03}")?,
+                }
+            }
+            f.write_str(".")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Name({self})")
+    }
+}
+
+/// Labels of a [`Name`], leftmost first.
+#[derive(Debug)]
+pub struct Labels<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Labels<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let len = *self.rest.first()? as usize;
+        if len == 0 {
+            return None;
+        }
+        let label = &self.rest[1..1 + len];
+        self.rest = &self.rest[1 + len..];
+        Some(label)
+    }
+}
+
+// === the spec's name forms ===
+
+/// `svc.<zone>`: parent of every namespace's service names (spec §2.3.1 record format).
+pub fn svc_parent(zone: &Name) -> Result<Name, NameError> {
+    zone.child("svc")
+}
+
+/// `<ns>.svc.<zone>` (spec §2.3.1: "`<ns>` = namespace").
+pub fn namespace(ns: &str, zone: &Name) -> Result<Name, NameError> {
+    zone.prefixed(&[ns.as_bytes(), b"svc"])
+}
+
+/// `<service>.<ns>.svc.<zone>` (spec §2.3.1 for ClusterIP, §2.4.1 for headless, §2.5 for
+/// ExternalName).
+pub fn service(svc: &str, ns: &str, zone: &Name) -> Result<Name, NameError> {
+    zone.prefixed(&[svc.as_bytes(), ns.as_bytes(), b"svc"])
+}
+
+/// `_<port>._<proto>.<service>.<ns>.svc.<zone>` (spec §2.3.2, §2.4.2). `proto_label` is
+/// [`podns_view::Protocol::srv_label`] (already lower case and with its underscore).
+pub fn srv(port_name: &str, proto_label: &str, service: &Name) -> Result<Name, NameError> {
+    let port_label = format!("_{port_name}");
+    service.prefixed(&[port_label.as_bytes(), proto_label.as_bytes()])
+}
+
+/// `<hostname>.<service>.<ns>.svc.<zone>` (spec §2.4.1: "`<hostname>` = this record's
+/// hostname"); also used with [`dashed_label`] for endpoints without a hostname.
+pub fn endpoint(label: &str, service: &Name) -> Result<Name, NameError> {
+    service.child(label)
+}
+
+/// The system-assigned label of an endpoint without a hostname. Spec §2.4.2 only asks for "a
+/// unique, system-assigned identifier"; CoreDNS uses the address with `.` and `:` replaced by
+/// `-` (`10-244-1-5`, `2001-db8--1`), and so do we, so that SRV targets match CoreDNS's.
+pub fn dashed_label(ip: IpAddr) -> String {
+    ip.to_string().replace(['.', ':'], "-")
+}
+
+/// The reverse name of an address: `<d>.<c>.<b>.<a>.in-addr.arpa` (RFC 1035 §3.5, spec
+/// §2.3.3/§2.4.3) or the 32 nibbles under `ip6.arpa`, least significant first (RFC 3596 §2.5,
+/// spec 1.1.0 §2.3.3/§2.4.3).
+pub fn reverse(ip: IpAddr) -> Name {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut wire = Vec::with_capacity(72);
+    match ip {
+        IpAddr::V4(v4) => {
+            for octet in v4.octets().iter().rev() {
+                let text = octet.to_string();
+                wire.push(text.len() as u8);
+                wire.extend_from_slice(text.as_bytes());
+            }
+            wire.extend_from_slice(b"\x07in-addr\x04arpa\x00");
+        }
+        IpAddr::V6(v6) => {
+            for octet in v6.octets().iter().rev() {
+                wire.extend_from_slice(&[1, HEX[(octet & 0xf) as usize], 1, HEX[(octet >> 4) as usize]]);
+            }
+            wire.extend_from_slice(b"\x03ip6\x04arpa\x00");
+        }
+    }
+    Name(wire.into_boxed_slice())
+}
+
+/// `dns-version.<zone>` (spec §2.2: "a TXT record ... containing the semantic version").
+pub fn dns_version(zone: &Name) -> Result<Name, NameError> {
+    zone.child("dns-version")
+}
+
+/// `dns.<zone>`: parent of the nameserver name (CoreDNS's layout, kept for compatibility).
+pub fn dns_parent(zone: &Name) -> Result<Name, NameError> {
+    zone.child("dns")
+}
+
+/// `ns.dns.<zone>`: the nameserver name in NS and SOA MNAME, as CoreDNS names it.
+pub fn nameserver(zone: &Name) -> Result<Name, NameError> {
+    zone.prefixed(&[b"ns", b"dns"])
+}
+
+/// `hostmaster.<zone>`: the SOA RNAME, as CoreDNS writes it.
+pub fn hostmaster(zone: &Name) -> Result<Name, NameError> {
+    zone.child("hostmaster")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_round_trip_and_lower_case() {
+        let n = Name::from_dotted("Web.Default.svc.CLUSTER.local.").unwrap();
+        assert_eq!(n.to_string(), "web.default.svc.cluster.local.");
+        assert_eq!(n, Name::from_dotted("web.default.svc.cluster.local").unwrap());
+        assert_eq!(Name::from_dotted(".").unwrap(), Name::root());
+        assert_eq!(Name::from_dotted("a..b"), Err(NameError::EmptyLabel));
+    }
+
+    #[test]
+    fn limits() {
+        let l63 = "a".repeat(63);
+        assert!(Name::from_dotted(&l63).is_ok());
+        assert_eq!(Name::from_dotted(&"a".repeat(64)), Err(NameError::LabelTooLong));
+        // 4 labels of 63 = 4*64 + 1 = 257 > 255.
+        let long = [l63.as_str(); 4].join(".");
+        assert_eq!(Name::from_dotted(&long), Err(NameError::NameTooLong));
+        // 3*64 + 62 + 1 = 255: exactly the limit.
+        let max = format!("{l63}.{l63}.{l63}.{}", "a".repeat(61));
+        assert_eq!(Name::from_dotted(&max).unwrap().as_wire().len(), 255);
+    }
+
+    #[test]
+    fn spec_name_forms() {
+        let zone = Name::from_dotted("cluster.local").unwrap();
+        let svc = service("web", "default", &zone).unwrap();
+        assert_eq!(svc.to_string(), "web.default.svc.cluster.local.");
+        assert_eq!(srv("http", "_tcp", &svc).unwrap().to_string(), "_http._tcp.web.default.svc.cluster.local.");
+        assert_eq!(endpoint("web-0", &svc).unwrap().to_string(), "web-0.web.default.svc.cluster.local.");
+        assert_eq!(dns_version(&zone).unwrap().to_string(), "dns-version.cluster.local.");
+        assert_eq!(nameserver(&zone).unwrap().to_string(), "ns.dns.cluster.local.");
+    }
+
+    #[test]
+    fn dashed_labels_like_coredns() {
+        assert_eq!(dashed_label("10.244.1.5".parse().unwrap()), "10-244-1-5");
+        assert_eq!(dashed_label("2001:db8::1".parse().unwrap()), "2001-db8--1");
+    }
+
+    #[test]
+    fn reverse_names() {
+        assert_eq!(reverse("10.244.1.5".parse().unwrap()).to_string(), "5.1.244.10.in-addr.arpa.");
+        assert_eq!(
+            reverse("2001:db8::567:89ab".parse().unwrap()).to_string(),
+            "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa."
+        );
+    }
+
+    #[test]
+    fn subdomain_is_label_aligned() {
+        let zone = Name::from_dotted("cluster.local").unwrap();
+        let inside = Name::from_dotted("a.cluster.local").unwrap();
+        let outside = Name::from_dotted("acluster.local").unwrap();
+        assert!(inside.is_in(&zone));
+        assert!(zone.is_in(&zone));
+        assert!(!outside.is_in(&zone));
+        assert_eq!(suffix_offset(inside.as_wire(), zone.as_wire()), Some(2));
+        assert!(zone.is_in(&Name::root()));
+    }
+}

@@ -1,0 +1,473 @@
+//! Record rules: a [`ClusterView`] becomes RRsets, as the Kubernetes DNS spec (v1.1.0) says.
+//!
+//! This module is responsible for *which* records exist: owner names, types and RDATA, and which
+//! names exist without records (empty non-terminals that are not implied by a record below them,
+//! such as a namespace without Services). It is pure: no wire encoding (`answer.rs`), no lookup
+//! structure (`snapshot.rs`). Everything here is deterministic for a given input.
+//!
+//! | records | rule |
+//! |---|---|
+//! | zone apex SOA, NS; `ns.dns.<zone>` A/AAAA | RFC 1035 §5.2 (a zone has SOA and NS at its apex), values as CoreDNS |
+//! | `dns-version.<zone>` TXT `"1.1.0"` | spec §2.2 |
+//! | ClusterIP: A/AAAA, SRV per named port (Service port), PTR per VIP | spec §2.3.1–§2.3.3 |
+//! | headless: A/AAAA of ready endpoints; per-hostname A/AAAA and PTR; SRV per named port (endpoint port) | spec §2.4.1–§2.4.3 |
+//! | headless without ready endpoints: nothing (NXDOMAIN) | spec §2.4.1 |
+//! | ExternalName: CNAME | spec §2.5 |
+//! | SRV at the bare service name (every named port × endpoint) | CoreDNS behaviour the seeds rely on |
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use podns_view::{ClusterView, EndpointView, Protocol, ServiceKind, ServiceView};
+
+use crate::ZoneConfig;
+use crate::names::{self, Name, NameError};
+
+/// The version the `dns-version` TXT record announces (spec §2.2; 1.1.0 added AAAA and IPv6 PTR).
+pub const SPEC_VERSION: &str = "1.1.0";
+
+/// SOA timers (RFC 1035 §3.3.13), as CoreDNS's kubernetes plugin sets them.
+const SOA_REFRESH: u32 = 7200;
+const SOA_RETRY: u32 = 1800;
+const SOA_EXPIRE: u32 = 86400;
+
+/// A resource record type (RFC 1035 §3.2.2, RFC 3596, RFC 2782).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RType(pub u16);
+
+// === impl RType ===
+
+impl RType {
+    /// IPv4 address (RFC 1035).
+    pub const A: Self = Self(1);
+    /// Authoritative name server (RFC 1035).
+    pub const NS: Self = Self(2);
+    /// Canonical name (RFC 1035).
+    pub const CNAME: Self = Self(5);
+    /// Start of authority (RFC 1035).
+    pub const SOA: Self = Self(6);
+    /// Domain name pointer (RFC 1035).
+    pub const PTR: Self = Self(12);
+    /// Text strings (RFC 1035).
+    pub const TXT: Self = Self(16);
+    /// IPv6 address (RFC 3596).
+    pub const AAAA: Self = Self(28);
+    /// Service locator (RFC 2782).
+    pub const SRV: Self = Self(33);
+    /// EDNS(0) pseudo-RR (RFC 6891).
+    pub const OPT: Self = Self(41);
+    /// Incremental zone transfer (RFC 1995), a query type only.
+    pub const IXFR: Self = Self(251);
+    /// Full zone transfer (RFC 5936), a query type only.
+    pub const AXFR: Self = Self(252);
+    /// Any type (RFC 1035 `*`, RFC 8482), a query type only.
+    pub const ANY: Self = Self(255);
+}
+
+impl fmt::Display for RType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::A => f.write_str("A"),
+            Self::NS => f.write_str("NS"),
+            Self::CNAME => f.write_str("CNAME"),
+            Self::SOA => f.write_str("SOA"),
+            Self::PTR => f.write_str("PTR"),
+            Self::TXT => f.write_str("TXT"),
+            Self::AAAA => f.write_str("AAAA"),
+            Self::SRV => f.write_str("SRV"),
+            Self(other) => write!(f, "TYPE{other}"), // RFC 3597 §5
+        }
+    }
+}
+
+/// The RDATA of one record.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RData {
+    /// A.
+    A(Ipv4Addr),
+    /// AAAA.
+    Aaaa(Ipv6Addr),
+    /// NS target.
+    Ns(Name),
+    /// CNAME target.
+    Cname(Name),
+    /// PTR target.
+    Ptr(Name),
+    /// One TXT character-string (≤ 255 bytes).
+    Txt(Box<[u8]>),
+    /// SRV (RFC 2782).
+    Srv {
+        /// Priority.
+        priority: u16,
+        /// Weight.
+        weight: u16,
+        /// Port.
+        port: u16,
+        /// Target host.
+        target: Name,
+    },
+    /// SOA (RFC 1035 §3.3.13).
+    Soa(Soa),
+}
+
+/// SOA RDATA.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Soa {
+    /// Primary nameserver.
+    pub mname: Name,
+    /// Responsible mailbox.
+    pub rname: Name,
+    /// Serial (RFC 1982 arithmetic).
+    pub serial: u32,
+    /// Refresh.
+    pub refresh: u32,
+    /// Retry.
+    pub retry: u32,
+    /// Expire.
+    pub expire: u32,
+    /// Minimum: the negative-caching TTL (RFC 2308 §4).
+    pub minimum: u32,
+}
+
+/// All records of one owner name and type (RFC 2181 §5: an RRset has one TTL and no
+/// duplicate records).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RRset {
+    /// Owner name.
+    pub name: Name,
+    /// Type of every record.
+    pub rtype: RType,
+    /// TTL of every record.
+    pub ttl: u32,
+    /// The records' RDATA, unique, in answer order.
+    pub rdata: Vec<RData>,
+}
+
+impl fmt::Display for RRset {
+    /// Zone-file lines (RFC 1035 §5.1), one per record, without a trailing newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, rdata) in self.rdata.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{} {} IN {} ", self.name, self.ttl, self.rtype)?;
+            match rdata {
+                RData::A(ip) => write!(f, "{ip}")?,
+                RData::Aaaa(ip) => write!(f, "{ip}")?,
+                RData::Ns(n) | RData::Cname(n) | RData::Ptr(n) => write!(f, "{n}")?,
+                RData::Txt(t) => write!(f, "\"{}\"", String::from_utf8_lossy(t))?,
+                RData::Srv {
+                    priority,
+                    weight,
+                    port,
+                    target,
+                } => write!(f, "{priority} {weight} {port} {target}")?,
+                RData::Soa(s) => write!(
+                    f,
+                    "{} {} {} {} {} {} {}",
+                    s.mname, s.rname, s.serial, s.refresh, s.retry, s.expire, s.minimum
+                )?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Something in the view that could not become a record (a name over the RFC 1035 limits or an
+/// ExternalName that is not a domain name); the rest of the zone is built without it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// What was skipped, e.g. `service default/web` or `endpoint default/web hostname x…`.
+    pub what: String,
+    /// Why.
+    pub reason: NameError,
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.reason)
+    }
+}
+
+/// The served zones, parsed once per build.
+#[derive(Clone, Debug)]
+pub(crate) struct Zones {
+    /// The cluster zone apex (`cluster.local.`).
+    pub(crate) cluster: Name,
+    /// Reverse zone apexes (`in-addr.arpa.`, `ip6.arpa.`).
+    pub(crate) reverse: Vec<Name>,
+}
+
+/// The output of [`build_records`].
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    /// RRsets in a deterministic order (apex first, then Services in view order).
+    pub(crate) rrsets: Vec<RRset>,
+    /// Names that exist without records of their own and without records below them.
+    pub(crate) names: Vec<Name>,
+    /// Items left out.
+    pub(crate) skipped: Vec<Skipped>,
+}
+
+/// Builds every RRset of the served zones from the view.
+pub(crate) fn build_records(config: &ZoneConfig, zones: &Zones, serial: u32, cluster: &ClusterView) -> Records {
+    let mut b = Builder::new(config.ttl, zones);
+    b.apex(config, serial);
+    for ns in &cluster.namespaces {
+        match names::namespace(ns, &zones.cluster) {
+            Ok(name) => b.out.names.push(name),
+            Err(reason) => b.skip(format!("namespace {ns}"), reason),
+        }
+    }
+    for svc in &cluster.services {
+        b.service(svc);
+    }
+    b.out
+}
+
+/// Accumulates RRsets, merging records of the same owner and type and dropping duplicates.
+struct Builder<'z> {
+    ttl: u32,
+    zones: &'z Zones,
+    index: HashMap<(Name, RType), usize>,
+    out: Records,
+}
+
+// === impl Builder ===
+
+impl<'z> Builder<'z> {
+    fn new(ttl: u32, zones: &'z Zones) -> Self {
+        Self {
+            ttl,
+            zones,
+            index: HashMap::new(),
+            out: Records::default(),
+        }
+    }
+
+    fn skip(&mut self, what: String, reason: NameError) {
+        self.out.skipped.push(Skipped { what, reason });
+    }
+
+    /// Adds one record; RFC 2181 §5: an RRset holds no duplicate records.
+    fn add(&mut self, name: &Name, rtype: RType, ttl: u32, rdata: RData) {
+        match self.index.entry((name.clone(), rtype)) {
+            Entry::Occupied(e) => {
+                let set = &mut self.out.rrsets[*e.get()];
+                if !set.rdata.contains(&rdata) {
+                    set.rdata.push(rdata);
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert(self.out.rrsets.len());
+                self.out.rrsets.push(RRset {
+                    name: name.clone(),
+                    rtype,
+                    ttl,
+                    rdata: vec![rdata],
+                });
+            }
+        }
+    }
+
+    fn add_address(&mut self, name: &Name, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => self.add(name, RType::A, self.ttl, RData::A(v4)),
+            IpAddr::V6(v6) => self.add(name, RType::AAAA, self.ttl, RData::Aaaa(v6)),
+        }
+    }
+
+    /// PTR for `ip` → `target`, if a served reverse zone covers the address.
+    fn add_ptr(&mut self, ip: IpAddr, target: &Name) {
+        let owner = names::reverse(ip);
+        if self.zones.reverse.iter().any(|z| owner.is_in(z)) {
+            self.add(&owner, RType::PTR, self.ttl, RData::Ptr(target.clone()));
+        }
+    }
+
+    /// SRV records at `owner`, one per `(port, target)`, weight ⌊100 / N⌋ with N the number of
+    /// records before duplicates are removed (CoreDNS: `100 / len(services)`, at least 1).
+    fn add_srvs(&mut self, owner: &Name, records: &[(u16, Name)]) {
+        if records.is_empty() {
+            return;
+        }
+        let weight = (100 / records.len()).max(1) as u16;
+        for (port, target) in records {
+            let rdata = RData::Srv {
+                priority: 0,
+                weight,
+                port: *port,
+                target: target.clone(),
+            };
+            self.add(owner, RType::SRV, self.ttl, rdata);
+        }
+    }
+
+    /// SOA and NS at every apex, the nameserver's addresses, `dns-version`.
+    fn apex(&mut self, config: &ZoneConfig, serial: u32) {
+        let cluster = self.zones.cluster.clone();
+        let (Ok(ns), Ok(hostmaster), Ok(version)) = (
+            names::nameserver(&cluster),
+            names::hostmaster(&cluster),
+            names::dns_version(&cluster),
+        ) else {
+            self.skip(format!("zone apex {cluster}"), NameError::NameTooLong);
+            return;
+        };
+        let soa = Soa {
+            mname: ns.clone(),
+            rname: hostmaster,
+            serial,
+            refresh: SOA_REFRESH,
+            retry: SOA_RETRY,
+            expire: SOA_EXPIRE,
+            minimum: config.negative_ttl,
+        };
+        let apexes: Vec<Name> = std::iter::once(cluster.clone()).chain(self.zones.reverse.iter().cloned()).collect();
+        for apex in &apexes {
+            self.add(apex, RType::SOA, self.ttl, RData::Soa(soa.clone()));
+            self.add(apex, RType::NS, self.ttl, RData::Ns(ns.clone()));
+        }
+        for ip in &config.nameservers {
+            self.add_address(&ns, *ip);
+        }
+        // The nameserver's name exists even when no address is configured for it.
+        self.out.names.push(ns);
+        if let Ok(svc) = names::svc_parent(&cluster) {
+            self.out.names.push(svc);
+        }
+        // Spec §2.2: "a TXT record containing the semantic version of the schema".
+        let txt = RData::Txt(SPEC_VERSION.as_bytes().into());
+        self.add(&version, RType::TXT, self.ttl, txt);
+    }
+
+    fn service(&mut self, svc: &ServiceView) {
+        let key = &svc.key;
+        let name = match names::service(&key.name, &key.namespace, &self.zones.cluster) {
+            Ok(name) => name,
+            Err(reason) => return self.skip(format!("service {key}"), reason),
+        };
+        match &svc.kind {
+            ServiceKind::ClusterIp { cluster_ips } => self.cluster_ip(svc, &name, cluster_ips),
+            ServiceKind::Headless => self.headless(svc, &name),
+            ServiceKind::ExternalName { external_name } => match Name::from_dotted(external_name) {
+                // Spec §2.5.1: "a CNAME record ... `<service>.<ns>.svc.<zone>. <ttl> IN CNAME
+                // <extname>.`"; RFC 1034 §3.6.2 gives the owner no other data.
+                Ok(target) => self.add(&name, RType::CNAME, self.ttl, RData::Cname(target)),
+                Err(reason) => self.skip(format!("service {key} externalName {external_name}"), reason),
+            },
+        }
+    }
+
+    /// Spec §2.3: ClusterIP Services.
+    fn cluster_ip(&mut self, svc: &ServiceView, name: &Name, cluster_ips: &[IpAddr]) {
+        // The name exists even without a VIP (NODATA rather than NXDOMAIN).
+        self.out.names.push(name.clone());
+        for ip in cluster_ips {
+            // §2.3.1: "an A record ... `<service>.<ns>.svc.<zone>. <ttl> IN A <cluster-ip>`"
+            // (1.1.0: AAAA for IPv6 cluster IPs).
+            self.add_address(name, *ip);
+            // §2.3.3: "a PTR record ... `<d>.<c>.<b>.<a>.in-addr.arpa. <ttl> IN PTR
+            // <service>.<ns>.svc.<zone>.`"
+            self.add_ptr(*ip, name);
+        }
+        let mut all = Vec::new();
+        for port in &svc.ports {
+            // §2.3.2: "For each port in a ClusterIP Service with a name ... an SRV record"
+            // `_<port>._<proto>.<service>.<ns>.svc.<zone>. <ttl> IN SRV <weight> <priority>
+            // <port-number> <service>.<ns>.svc.<zone>.`; unnamed ports get none.
+            let Some(port_name) = &port.name else { continue };
+            match names::srv(port_name, port.protocol.srv_label(), name) {
+                Ok(owner) => self.add_srvs(&owner, &[(port.port, name.clone())]),
+                Err(reason) => self.skip(format!("service {} port {port_name}", svc.key), reason),
+            }
+            all.push((port.port, name.clone()));
+        }
+        self.add_srvs(name, &all);
+    }
+
+    /// Spec §2.4: headless Services.
+    fn headless(&mut self, svc: &ServiceView, name: &Name) {
+        // §2.4.1: only ready endpoints are published ("ready" = EndpointSlice `conditions.ready`,
+        // as CoreDNS trusts it). No ready endpoint: no records, so the name is NXDOMAIN.
+        let ready: Vec<&EndpointView> = svc
+            .endpoints
+            .iter()
+            .filter(|ep| ep.conditions.ready && !ep.addresses.is_empty())
+            .collect();
+        // Each endpoint's SRV targets: its hostname name, or one dashed name per address.
+        let mut targets: Vec<Vec<Name>> = Vec::with_capacity(ready.len());
+        for ep in &ready {
+            // §2.4.1: "`<service>.<ns>.svc.<zone>. <ttl> IN A <endpoint-ip>`" for each ready
+            // endpoint (AAAA for IPv6).
+            for ip in &ep.addresses {
+                self.add_address(name, *ip);
+            }
+            let mut ep_targets = Vec::new();
+            match &ep.hostname {
+                Some(hostname) => match names::endpoint(hostname, name) {
+                    Ok(host) => {
+                        // §2.4.1: "`<hostname>.<service>.<ns>.svc.<zone>. <ttl> IN A
+                        // <endpoint-ip>`" for ready endpoints with a hostname.
+                        for ip in &ep.addresses {
+                            self.add_address(&host, *ip);
+                            // §2.4.3: "`<d>.<c>.<b>.<a>.in-addr.arpa. <ttl> IN PTR
+                            // <hostname>.<service>.<ns>.svc.<zone>.`"
+                            self.add_ptr(*ip, &host);
+                        }
+                        ep_targets.push(host);
+                    }
+                    Err(reason) => self.skip(format!("service {} endpoint hostname {hostname}", svc.key), reason),
+                },
+                None => {
+                    // §2.4.2: SRV targets need "a unique, system-assigned identifier" for
+                    // endpoints without a hostname; that name must resolve, so it gets A/AAAA.
+                    // No PTR: §2.4.3 asks for PTRs of hostname'd endpoints only.
+                    for ip in &ep.addresses {
+                        match names::endpoint(&names::dashed_label(*ip), name) {
+                            Ok(host) => {
+                                self.add_address(&host, *ip);
+                                ep_targets.push(host);
+                            }
+                            Err(reason) => self.skip(format!("service {} endpoint {ip}", svc.key), reason),
+                        }
+                    }
+                }
+            }
+            targets.push(ep_targets);
+        }
+        let mut all = Vec::new();
+        for port in &svc.ports {
+            // §2.4.2: an SRV record per named port and ready endpoint. The port is the
+            // endpoint's (the EndpointSlice port, i.e. the resolved targetPort), matched by name
+            // and protocol, as CoreDNS and kube-dns answer.
+            let Some(port_name) = &port.name else { continue };
+            let mut records = Vec::new();
+            for (ep, ep_targets) in ready.iter().zip(&targets) {
+                let Some(ep_port) = endpoint_port(ep, port_name, port.protocol) else {
+                    continue;
+                };
+                records.extend(ep_targets.iter().map(|t| (ep_port, t.clone())));
+            }
+            match names::srv(port_name, port.protocol.srv_label(), name) {
+                Ok(owner) => self.add_srvs(&owner, &records),
+                Err(reason) => self.skip(format!("service {} port {port_name}", svc.key), reason),
+            }
+            all.extend(records);
+        }
+        self.add_srvs(name, &all);
+    }
+}
+
+/// The endpoint's port number for the Service port `name`/`protocol`.
+fn endpoint_port(ep: &EndpointView, name: &str, protocol: Protocol) -> Option<u16> {
+    ep.ports
+        .iter()
+        .find(|p| p.protocol == protocol && p.name.as_deref() == Some(name))
+        .map(|p| p.port)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,378 @@
+//! `podns get`: what podns derived from the manifests, printed as kubectl prints it.
+//!
+//! The objects shown are the ones the zone is built from — given in the manifests or made by
+//! the standalone controllers (pods of workloads, EndpointSlices of selectors, mirrored
+//! Endpoints) — so `get` answers "why does DNS say that?". `records` prints the zone itself in
+//! zone-file form.
+
+use std::fmt::Write as _;
+
+use clap::{Args, ValueEnum};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+
+use super::ClusterArgs;
+use crate::pipeline::Pipeline;
+
+/// Options of `podns get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// What to show.
+    #[arg(value_enum)]
+    resource: Resource,
+
+    /// Only this namespace (default: `default`, as kubectl; `records` default to all).
+    #[arg(short, long, value_name = "NS", conflicts_with = "all_namespaces")]
+    namespace: Option<String>,
+
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+
+    /// Output format: a table (default), a wider table, YAML or JSON.
+    #[arg(short, long, value_enum)]
+    output: Option<Output>,
+
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Resource {
+    /// Services, with the ClusterIPs podns assigned.
+    #[value(alias = "service", alias = "svc")]
+    Services,
+    /// EndpointSlices: given, derived from selectors, or mirrored from Endpoints.
+    #[value(alias = "endpointslice", alias = "eps")]
+    Endpointslices,
+    /// Pods: given or synthesised for StatefulSets, Deployments, ReplicaSets, DaemonSets.
+    #[value(alias = "pod", alias = "po")]
+    Pods,
+    /// The DNS records of the zone, in zone-file form.
+    #[value(alias = "record", alias = "rr")]
+    Records,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Wide,
+    Yaml,
+    Json,
+}
+
+/// Which namespaces a listing covers.
+enum Scope {
+    All,
+    One(String),
+}
+
+impl Scope {
+    fn covers(&self, meta: &ObjectMeta) -> bool {
+        match self {
+            Self::All => true,
+            Self::One(ns) => meta.namespace.as_deref().unwrap_or("default") == ns,
+        }
+    }
+}
+
+pub(crate) fn run(args: GetArgs) -> anyhow::Result<()> {
+    let objects = podns_cluster::load(&args.cluster.manifests)?;
+    let mut pipeline = Pipeline::new(args.cluster.controller_config(), args.cluster.zone_config(None));
+    let derived = pipeline.resync(objects)?;
+    let scope = match (&args.namespace, args.all_namespaces, args.resource) {
+        (_, true, _) | (None, false, Resource::Records) => Scope::All,
+        (Some(ns), false, _) => Scope::One(ns.clone()),
+        (None, false, _) => Scope::One("default".to_owned()),
+    };
+    let out = match args.resource {
+        Resource::Services => {
+            let items = select(&derived.cluster.services, &scope, |s| &s.metadata);
+            render(&items, args.output, &scope, service_table)?
+        }
+        Resource::Endpointslices => {
+            let items = select(&derived.cluster.endpoint_slices, &scope, |s| &s.metadata);
+            render(&items, args.output, &scope, endpoint_slice_table)?
+        }
+        Resource::Pods => {
+            let items = select(&derived.cluster.pods, &scope, |p| &p.metadata);
+            render(&items, args.output, &scope, pod_table)?
+        }
+        Resource::Records => records(&derived.snapshot, &args.cluster.cluster_domain, &scope, args.output)?,
+    };
+    print!("{out}");
+    Ok(())
+}
+
+fn select<'a, T>(items: &'a [T], scope: &Scope, meta: impl Fn(&T) -> &ObjectMeta) -> Vec<&'a T> {
+    items.iter().filter(|item| scope.covers(meta(item))).collect()
+}
+
+/// A list in the chosen format; tables come from `table`, YAML/JSON as a `kind: List`.
+fn render<T: Serialize>(
+    items: &[&T],
+    output: Option<Output>,
+    scope: &Scope,
+    table: fn(&[&T], bool) -> Table,
+) -> anyhow::Result<String> {
+    match output {
+        Some(Output::Json) => Ok(serde_json::to_string_pretty(&List::new(items))? + "\n"),
+        Some(Output::Yaml) => Ok(serde_saphyr::to_string(&List::new(items))?),
+        wide => {
+            if items.is_empty() {
+                return Ok(match scope {
+                    Scope::All => "No resources found\n".to_owned(),
+                    Scope::One(ns) => format!("No resources found in {ns} namespace.\n"),
+                });
+            }
+            let mut table = table(items, wide == Some(Output::Wide));
+            if matches!(scope, Scope::All) {
+                table.prepend_namespace(items.len());
+            }
+            Ok(table.to_string())
+        }
+    }
+}
+
+/// `kind: List`, as `kubectl get -o yaml|json` prints several objects.
+#[derive(Serialize)]
+struct List<'a, T> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    items: &'a [&'a T],
+}
+
+impl<'a, T> List<'a, T> {
+    fn new(items: &'a [&'a T]) -> Self {
+        Self {
+            api_version: "v1",
+            kind: "List",
+            items,
+        }
+    }
+}
+
+// === tables ===
+
+/// Left-aligned columns separated by three spaces, as kubectl prints them.
+struct Table {
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+    namespaces: Vec<String>,
+}
+
+impl Table {
+    fn new(header: Vec<&'static str>) -> Self {
+        Self {
+            header,
+            rows: Vec::new(),
+            namespaces: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, namespace: Option<&str>, cells: Vec<String>) {
+        self.namespaces.push(namespace.unwrap_or("default").to_owned());
+        self.rows.push(cells);
+    }
+
+    fn prepend_namespace(&mut self, _len: usize) {
+        self.header.insert(0, "NAMESPACE");
+        for (row, ns) in self.rows.iter_mut().zip(&self.namespaces) {
+            row.insert(0, ns.clone());
+        }
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.len()).collect();
+        for row in &self.rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.len());
+            }
+        }
+        let header: Vec<String> = self.header.iter().map(|h| (*h).to_owned()).collect();
+        for row in std::iter::once(&header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    let _ = write!(line, "{cell:<width$}   ");
+                }
+            }
+            writeln!(f, "{}", line.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+fn service_table(services: &[&Service], wide: bool) -> Table {
+    let mut header = vec!["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"];
+    if wide {
+        header.push("SELECTOR");
+    }
+    let mut table = Table::new(header);
+    for svc in services {
+        let spec = svc.spec.clone().unwrap_or_default();
+        let kind = spec.type_.clone().unwrap_or_else(|| "ClusterIP".to_owned());
+        let cluster_ip = match (&spec.cluster_ip, kind.as_str()) {
+            (_, "ExternalName") => "<none>".to_owned(),
+            (Some(ip), _) if !ip.is_empty() => ip.clone(),
+            _ => "<none>".to_owned(),
+        };
+        let external = match kind.as_str() {
+            "ExternalName" => spec.external_name.clone().unwrap_or_else(|| "<none>".into()),
+            _ => spec
+                .external_ips
+                .as_ref()
+                .filter(|ips| !ips.is_empty())
+                .map_or_else(|| "<none>".to_owned(), |ips| ips.join(",")),
+        };
+        let ports = spec
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| {
+                let proto = p.protocol.as_deref().unwrap_or("TCP");
+                match p.node_port {
+                    Some(node) => format!("{}:{node}/{proto}", p.port),
+                    None => format!("{}/{proto}", p.port),
+                }
+            })
+            .collect::<Vec<_>>();
+        let mut cells = vec![
+            name(&svc.metadata),
+            kind,
+            cluster_ip,
+            external,
+            if ports.is_empty() { "<none>".to_owned() } else { ports.join(",") },
+        ];
+        if wide {
+            let selector = spec
+                .selector
+                .iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>();
+            cells.push(if selector.is_empty() { "<none>".to_owned() } else { selector.join(",") });
+        }
+        table.row(svc.metadata.namespace.as_deref(), cells);
+    }
+    table
+}
+
+fn endpoint_slice_table(slices: &[&EndpointSlice], wide: bool) -> Table {
+    let mut header = vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS"];
+    if wide {
+        header.push("HOSTNAMES");
+    }
+    let mut table = Table::new(header);
+    for slice in slices {
+        let ports = slice
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| p.port.map(|n| n.to_string()))
+            .collect::<Vec<_>>();
+        let addresses: Vec<&str> = slice
+            .endpoints
+            .iter()
+            .flat_map(|e| e.addresses.iter().map(String::as_str))
+            .collect();
+        let endpoints = match addresses.len() {
+            0 => "<unset>".to_owned(),
+            1..=3 => addresses.join(","),
+            n => format!("{} + {} more...", addresses[..3].join(","), n - 3),
+        };
+        let mut cells = vec![
+            name(&slice.metadata),
+            slice.address_type.clone(),
+            if ports.is_empty() { "<unset>".to_owned() } else { ports.join(",") },
+            endpoints,
+        ];
+        if wide {
+            let hostnames = slice
+                .endpoints
+                .iter()
+                .filter_map(|e| e.hostname.clone())
+                .collect::<Vec<_>>();
+            cells.push(if hostnames.is_empty() { "<none>".to_owned() } else { hostnames.join(",") });
+        }
+        table.row(slice.metadata.namespace.as_deref(), cells);
+    }
+    table
+}
+
+fn pod_table(pods: &[&Pod], wide: bool) -> Table {
+    let mut header = vec!["NAME", "READY", "STATUS", "RESTARTS"];
+    if wide {
+        header.extend(["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
+    }
+    let mut table = Table::new(header);
+    for pod in pods {
+        let containers = pod.spec.as_ref().map_or(0, |s| s.containers.len());
+        let status = pod.status.clone().unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let phase = if pod.metadata.deletion_timestamp.is_some() {
+            "Terminating".to_owned()
+        } else {
+            status.phase.clone().unwrap_or_else(|| "Pending".to_owned())
+        };
+        let mut cells = vec![
+            name(&pod.metadata),
+            format!("{}/{containers}", if ready { containers } else { 0 }),
+            phase,
+            "0".to_owned(),
+        ];
+        if wide {
+            cells.push(status.pod_ip.clone().unwrap_or_else(|| "<none>".to_owned()));
+            cells.push(
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .unwrap_or_else(|| "<none>".to_owned()),
+            );
+            cells.push("<none>".to_owned());
+            cells.push("<none>".to_owned());
+        }
+        table.row(pod.metadata.namespace.as_deref(), cells);
+    }
+    table
+}
+
+fn name(meta: &ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}
+
+// === records ===
+
+/// The zone in zone-file form; `-n NS` keeps the records naming that namespace's services.
+fn records(
+    snapshot: &podns_zone::ZoneSnapshot,
+    cluster_domain: &str,
+    scope: &Scope,
+    output: Option<Output>,
+) -> anyhow::Result<String> {
+    let zone = cluster_domain.trim_end_matches('.').to_ascii_lowercase();
+    let needle = match scope {
+        Scope::All => None,
+        Scope::One(ns) => Some(format!(".{}.svc.{zone}.", ns.to_ascii_lowercase())),
+    };
+    let lines: Vec<String> = snapshot
+        .rrsets()
+        .flat_map(|rrset| rrset.to_string().lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|line| needle.as_ref().is_none_or(|n| line.contains(n.as_str())))
+        .collect();
+    Ok(match output {
+        Some(Output::Json) => serde_json::to_string_pretty(&lines)? + "\n",
+        Some(Output::Yaml) => serde_saphyr::to_string(&lines)?,
+        _ => lines.iter().map(|l| format!("{l}\n")).collect(),
+    })
+}

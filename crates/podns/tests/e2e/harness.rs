@@ -1,0 +1,258 @@
+//! Starting `podns serve` and asking it questions with `dig`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long the server may take to start (a cold debug binary on a busy 2-core machine).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The bundled example folder `name`.
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)
+}
+
+/// The `podns` binary built for these tests.
+pub fn podns() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_podns"))
+}
+
+/// A running `podns serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    /// Where it answers, UDP and TCP.
+    pub addr: SocketAddr,
+    /// Every line it has logged so far.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Serves `manifests` on 127.0.0.1 with a free port; `extra` are more `serve` flags.
+    pub fn start(manifests: &[&Path], extra: &[&str]) -> Self {
+        let mut cmd = podns();
+        cmd.arg("serve").args(["--listen", "127.0.0.1:0", "--debounce-ms", "50"]);
+        for m in manifests {
+            cmd.arg("--manifests").arg(m);
+        }
+        cmd.args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn podns serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => addr.parse().expect("listen address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("podns serve did not start; log:\n{}", log.lock().unwrap().join("\n"));
+            }
+        };
+        Self { child, addr, log }
+    }
+
+    /// `dig @server -p port ARGS…`, parsed.
+    pub fn dig(&self, args: &[&str]) -> Dig {
+        let output = Command::new("dig")
+            .arg(format!("@{}", self.addr.ip()))
+            .args(["-p", &self.addr.port().to_string(), "+tries=1", "+time=3"])
+            .args(args)
+            .output()
+            .expect("dig must be installed (bind9-dnsutils; scripts/test installs it)");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "dig {args:?} failed:\n{text}");
+        Dig::parse(&text)
+    }
+
+    /// `dig … +short`, one answer datum per line.
+    pub fn dig_short(&self, args: &[&str]) -> Vec<String> {
+        let output = Command::new("dig")
+            .arg(format!("@{}", self.addr.ip()))
+            .args(["-p", &self.addr.port().to_string(), "+tries=1", "+time=3", "+short"])
+            .args(args)
+            .output()
+            .expect("dig must be installed (bind9-dnsutils; scripts/test installs it)");
+        assert!(output.status.success(), "dig {args:?} failed");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// Waits until a log line contains `needle` (at least `count` such lines).
+    pub fn wait_for_log(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = self.log.lock().unwrap().iter().filter(|l| l.contains(needle)).count();
+            if seen >= count {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no log line {needle:?}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Polls `probe` until it returns true (bounded: 20 s), for changes made on disk.
+    pub fn eventually(&self, what: &str, mut probe: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !probe() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One resource record as dig prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rr {
+    pub name: String,
+    pub ttl: u32,
+    pub class: String,
+    pub rtype: String,
+    pub data: String,
+}
+
+/// A parsed dig answer.
+#[derive(Debug, Default)]
+pub struct Dig {
+    pub status: String,
+    pub flags: Vec<String>,
+    pub question: Vec<String>,
+    pub answer: Vec<Rr>,
+    pub authority: Vec<Rr>,
+    pub additional: Vec<Rr>,
+    pub edns_udp: Option<u16>,
+    pub text: String,
+}
+
+impl Dig {
+    fn parse(text: &str) -> Self {
+        let mut dig = Self {
+            text: text.to_owned(),
+            ..Self::default()
+        };
+        let mut section = "";
+        for line in text.lines() {
+            if let Some(rest) = line.split("status: ").nth(1) {
+                dig.status = rest.split(',').next().unwrap_or_default().to_owned();
+            } else if let Some(rest) = line.strip_prefix(";; flags: ") {
+                let flags = rest.split(';').next().unwrap_or_default();
+                dig.flags = flags.split_whitespace().map(str::to_owned).collect();
+            } else if let Some(rest) = line.split("udp: ").nth(1).filter(|_| line.starts_with("; EDNS")) {
+                dig.edns_udp = rest.trim().parse().ok();
+            } else if line.starts_with(";; ") && line.ends_with(" SECTION:") {
+                section = line.trim_start_matches(";; ").trim_end_matches(" SECTION:");
+            } else if line.trim().is_empty() {
+                section = "";
+            } else if section == "QUESTION" {
+                dig.question.push(line.trim_start_matches(';').split_whitespace().collect::<Vec<_>>().join(" "));
+            } else if !line.starts_with(';') && !section.is_empty() {
+                let mut f = line.split_whitespace();
+                let rr = Rr {
+                    name: f.next().unwrap_or_default().to_owned(),
+                    ttl: f.next().and_then(|t| t.parse().ok()).unwrap_or(u32::MAX),
+                    class: f.next().unwrap_or_default().to_owned(),
+                    rtype: f.next().unwrap_or_default().to_owned(),
+                    data: f.collect::<Vec<_>>().join(" "),
+                };
+                match section {
+                    "ANSWER" => dig.answer.push(rr),
+                    "AUTHORITY" => dig.authority.push(rr),
+                    "ADDITIONAL" => dig.additional.push(rr),
+                    _ => {}
+                }
+            }
+        }
+        dig
+    }
+
+    /// The answer records' data of type `rtype`, sorted.
+    pub fn data(&self, rtype: &str) -> Vec<String> {
+        let mut data: Vec<String> = self
+            .answer
+            .iter()
+            .filter(|rr| rr.rtype == rtype)
+            .map(|rr| rr.data.clone())
+            .collect();
+        data.sort();
+        data
+    }
+
+    /// Asserts NOERROR with AA and `n` answer records of `rtype`, all with `ttl`.
+    pub fn assert_answers(&self, rtype: &str, n: usize, ttl: u32) {
+        assert_eq!(self.status, "NOERROR", "{}", self.text);
+        assert!(self.flags.iter().any(|f| f == "aa"), "not authoritative:\n{}", self.text);
+        assert_eq!(self.answer.len(), n, "answer count:\n{}", self.text);
+        for rr in &self.answer {
+            assert_eq!(rr.rtype, rtype, "{}", self.text);
+            assert_eq!(rr.ttl, ttl, "{}", self.text);
+            assert_eq!(rr.class, "IN", "{}", self.text);
+        }
+    }
+
+    /// Asserts a negative answer (`NXDOMAIN` or NODATA as `NOERROR`) carrying the zone's SOA.
+    pub fn assert_negative(&self, status: &str, zone: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert!(self.flags.iter().any(|f| f == "aa"), "not authoritative:\n{}", self.text);
+        assert!(self.answer.is_empty(), "answers in a negative response:\n{}", self.text);
+        assert_eq!(self.authority.len(), 1, "authority:\n{}", self.text);
+        assert_eq!(self.authority[0].rtype, "SOA", "{}", self.text);
+        assert_eq!(self.authority[0].name, zone, "{}", self.text);
+    }
+}
+
+/// Pod IPs by pod name, from `podns get pods -o json` on the same manifests.
+pub fn pod_ips(manifests: &Path, extra: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let json = get_json(manifests, "pods", extra);
+    json["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|pod| {
+            let name = pod["metadata"]["name"].as_str()?.to_owned();
+            let ip = pod["status"]["podIP"].as_str()?.to_owned();
+            Some((name, ip))
+        })
+        .collect()
+}
+
+/// `podns get RESOURCE -A -o json --manifests DIR`.
+pub fn get_json(manifests: &Path, resource: &str, extra: &[&str]) -> serde_json::Value {
+    let output = podns()
+        .args(["get", resource, "-A", "-o", "json", "--manifests"])
+        .arg(manifests)
+        .args(extra)
+        .output()
+        .expect("run podns get");
+    assert!(output.status.success(), "podns get failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("podns get -o json prints JSON")
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests: the real `podns` binary on an ephemeral loopback port, asked with real
+//! `dig` (bind9-dnsutils; `scripts/test` installs it when missing, and these tests fail rather
+//! than skip without it).
+//!
+//! - `seeds`: every dig output in the seed texts, reproduced on the matching `examples/` folder.
+//! - `spec`: the DNS spec's rules as a resolver sees them, over UDP and TCP.
+//! - `reload`: manifests edited under a running server; a broken edit keeps the last good zone.
+//! - `get`: `podns get` shows what the answers come from.
+
+mod get;
+mod harness;
+mod reload;
+mod seeds;
+mod spec;
