@@ -1,1 +1,38 @@
-//! placeholder: being written
+//! Cluster state for podns: sources, store, standalone controllers and service views.
+//!
+//! podns-cluster is responsible for everything between Kubernetes objects and the
+//! [`podns_view::ClusterView`] the DNS zone is built from. It leaves DNS to `podns-zone`.
+//!
+//! ```text
+//! source::manifest::{load, watch} ─ClusterEvent─▶ store::ClusterStore
+//!   (Kubernetes API: a later source)                   │
+//!                                                      ▼  standalone only
+//!                                controller::derive ─▶ DerivedCluster (Services with VIPs,
+//!                                                      │ Pods with IPs, EndpointSlices)
+//!                                                      ▼
+//!                                view::cluster_view ─▶ podns_view::ClusterView
+//! ```
+//!
+//! Start from [`source::manifest::watch`] (or [`source::manifest::load`]), feed its events to a
+//! [`store::ClusterStore`], then call [`controller::derive`] and [`view::cluster_view`] after
+//! each change. Invariants:
+//! - every stage is deterministic: the same objects give the same pods, IPs, slices and views;
+//! - a broken manifest set is reported whole ([`source::manifest::ManifestErrors`]) and never
+//!   replaces the last good state;
+//! - [`controller::derive`] is pure; [`view::cluster_view`] never fails (bad data is skipped
+//!   with a warning).
+
+pub mod controller;
+pub mod object;
+pub mod source;
+pub mod store;
+pub mod view;
+
+pub use controller::{ControllerConfig, ControllerError, DerivedCluster, READY_ANNOTATION, derive};
+pub use object::{Kind, Object, ObjectRef};
+pub use source::ClusterEvent;
+pub use source::manifest::{
+    ManifestError, ManifestErrors, ManifestEvent, ManifestWatch, WatchError, load, watch,
+};
+pub use store::ClusterStore;
+pub use view::cluster_view;

@@ -1,1 +1,178 @@
-//! placeholder: being written
+//! Bytes in, bytes out: the DNS query path and the UDP/TCP servers around it.
+//!
+//! `podns-server` answers DNS messages from a published [`podns_zone::ZoneSnapshot`]. It knows
+//! nothing of Kubernetes; the zone crate decides what exists, this crate decides what goes on
+//! the wire.
+//!
+//! ```text
+//!  UDP socket ×N (SO_REUSEPORT) ─ udp.rs worker ─┐
+//!                                                ├─▶ query::answer(request, snapshot, out) ─▶ response
+//!  TCP listener ─ tcp.rs connection task ────────┘        │ wire.rs: header, question, OPT
+//!                                                          ▼
+//!                                          ZoneReader::load() (lock-free)
+//! ```
+//!
+//! Start from [`bind`] and [`serve`]; [`query::answer`] is the sans-IO core that tests, benches
+//! and fuzzers call directly. Invariants: the query path never allocates once its output buffer
+//! has capacity; a failure on one datagram or connection never stops the server.
+
+pub mod query;
+mod tcp;
+mod udp;
+pub mod wire;
+
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use podns_zone::ZoneReader;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use query::{Outcome, QueryConfig, Transport, answer};
+
+/// How many times [`bind`] tries to find a port free for both UDP and TCP when the listen port
+/// is 0.
+const BIND_ATTEMPTS: usize = 16;
+/// TCP accept backlog.
+const TCP_BACKLOG: i32 = 1024;
+
+/// Everything the server needs to know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address for both UDP and TCP; port 0 picks one free for both. Default `0.0.0.0:53`.
+    pub listen: SocketAddr,
+    /// UDP sockets/workers on the listen address. Default: the available cores.
+    pub udp_workers: usize,
+    /// Per-query behaviour.
+    pub query: QueryConfig,
+    /// Open TCP connections at most; more are closed at once. Default 1024.
+    pub max_tcp_connections: usize,
+    /// How long a TCP connection may wait for its next message (RFC 7766 §6.2.3). Default 10 s.
+    pub tcp_idle_timeout: Duration,
+    /// How long the rest of a TCP message may take once it began, and how long writing the
+    /// response may take (against Slowloris). Default 2 s.
+    pub tcp_message_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 53)),
+            udp_workers: std::thread::available_parallelism().map_or(1, usize::from),
+            query: QueryConfig::default(),
+            max_tcp_connections: 1024,
+            tcp_idle_timeout: Duration::from_secs(10),
+            tcp_message_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Sockets bound by [`bind`], ready for [`serve`].
+#[derive(Debug)]
+pub struct BoundSockets {
+    udp: Vec<std::net::UdpSocket>,
+    tcp: std::net::TcpListener,
+    local: SocketAddr,
+}
+
+// === impl BoundSockets ===
+
+impl BoundSockets {
+    /// The address both UDP and TCP listen on (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+/// Binds `config.udp_workers` UDP sockets and one TCP listener on the same address and port.
+///
+/// With port 0 the first UDP socket picks the port and TCP takes the same one; if that TCP
+/// port is taken, it tries again with a new port (up to 16 times).
+pub fn bind(config: &ServerConfig) -> io::Result<BoundSockets> {
+    let workers = config.udp_workers.max(1);
+    let attempts = if config.listen.port() == 0 {
+        BIND_ATTEMPTS
+    } else {
+        1
+    };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let first = udp_socket(config.listen)?;
+        let local = first.local_addr()?;
+        let tcp = match tcp_listener(local) {
+            Ok(tcp) => tcp,
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                last_error = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut udp = vec![first];
+        for _ in 1..workers {
+            udp.push(udp_socket(local)?);
+        }
+        return Ok(BoundSockets { udp, tcp, local });
+    }
+    Err(last_error.unwrap_or_else(|| io::ErrorKind::AddrInUse.into()))
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Each worker gets its own socket on the same port; the kernel balances between them.
+    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Rebind right after a restart despite connections in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(TCP_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Serves DNS on `bound` from the snapshots `zone` publishes until `shutdown` completes; then
+/// stops accepting, lets TCP connections finish the query in flight, and returns.
+///
+/// Must run inside a Tokio runtime (UDP workers and TCP connections are tasks on it).
+pub async fn serve(
+    bound: BoundSockets,
+    config: ServerConfig,
+    zone: ZoneReader,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    for (worker, socket) in bound.udp.into_iter().enumerate() {
+        let socket = Arc::new(tokio::net::UdpSocket::from_std(socket)?);
+        tasks.spawn(udp::run(
+            socket,
+            worker as u32,
+            config.query,
+            zone.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    let listener = tokio::net::TcpListener::from_std(bound.tcp)?;
+    tracing::info!(addr = %bound.local, udp_workers = tasks.len(), "serving DNS");
+    tasks.spawn(tcp::run(listener, config, zone, stop_rx));
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(error) = joined {
+            tracing::error!(%error, "server task failed");
+        }
+    }
+    Ok(())
+}

@@ -175,7 +175,13 @@ fn write_name(out: &mut Vec<u8>, name: &Name, qname: Option<&Name>) {
 }
 
 /// Writes TYPE, CLASS, TTL, RDLENGTH and RDATA (RFC 1035 §4.1.3).
-fn write_record_tail(out: &mut Vec<u8>, rtype: RType, ttl: u32, rdata: &RData, qname: Option<&Name>) {
+fn write_record_tail(
+    out: &mut Vec<u8>,
+    rtype: RType,
+    ttl: u32,
+    rdata: &RData,
+    qname: Option<&Name>,
+) {
     out.extend_from_slice(&rtype.0.to_be_bytes());
     out.extend_from_slice(&CLASS_IN.to_be_bytes());
     out.extend_from_slice(&ttl.to_be_bytes());

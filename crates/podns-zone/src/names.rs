@@ -159,6 +159,14 @@ pub fn suffix_offset(name: &[u8], zone: &[u8]) -> Option<usize> {
     }
 }
 
+impl std::borrow::Borrow<[u8]> for Name {
+    /// Hash maps keyed by [`Name`] can be queried with wire bytes: `Box<[u8]>` hashes and
+    /// compares exactly as `[u8]`.
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl fmt::Display for Name {
     /// Presentation form with the trailing dot (RFC 1035 §5.1); `.` for the root.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -260,7 +268,12 @@ pub fn reverse(ip: IpAddr) -> Name {
         }
         IpAddr::V6(v6) => {
             for octet in v6.octets().iter().rev() {
-                wire.extend_from_slice(&[1, HEX[(octet & 0xf) as usize], 1, HEX[(octet >> 4) as usize]]);
+                wire.extend_from_slice(&[
+                    1,
+                    HEX[(octet & 0xf) as usize],
+                    1,
+                    HEX[(octet >> 4) as usize],
+                ]);
             }
             wire.extend_from_slice(b"\x03ip6\x04arpa\x00");
         }
@@ -271,11 +284,6 @@ pub fn reverse(ip: IpAddr) -> Name {
 /// `dns-version.<zone>` (spec §2.2: "a TXT record ... containing the semantic version").
 pub fn dns_version(zone: &Name) -> Result<Name, NameError> {
     zone.child("dns-version")
-}
-
-/// `dns.<zone>`: parent of the nameserver name (CoreDNS's layout, kept for compatibility).
-pub fn dns_parent(zone: &Name) -> Result<Name, NameError> {
-    zone.child("dns")
 }
 
 /// `ns.dns.<zone>`: the nameserver name in NS and SOA MNAME, as CoreDNS names it.
@@ -296,7 +304,10 @@ mod tests {
     fn dotted_round_trip_and_lower_case() {
         let n = Name::from_dotted("Web.Default.svc.CLUSTER.local.").unwrap();
         assert_eq!(n.to_string(), "web.default.svc.cluster.local.");
-        assert_eq!(n, Name::from_dotted("web.default.svc.cluster.local").unwrap());
+        assert_eq!(
+            n,
+            Name::from_dotted("web.default.svc.cluster.local").unwrap()
+        );
         assert_eq!(Name::from_dotted(".").unwrap(), Name::root());
         assert_eq!(Name::from_dotted("a..b"), Err(NameError::EmptyLabel));
     }
@@ -305,7 +316,10 @@ mod tests {
     fn limits() {
         let l63 = "a".repeat(63);
         assert!(Name::from_dotted(&l63).is_ok());
-        assert_eq!(Name::from_dotted(&"a".repeat(64)), Err(NameError::LabelTooLong));
+        assert_eq!(
+            Name::from_dotted(&"a".repeat(64)),
+            Err(NameError::LabelTooLong)
+        );
         // 4 labels of 63 = 4*64 + 1 = 257 > 255.
         let long = [l63.as_str(); 4].join(".");
         assert_eq!(Name::from_dotted(&long), Err(NameError::NameTooLong));
@@ -319,10 +333,22 @@ mod tests {
         let zone = Name::from_dotted("cluster.local").unwrap();
         let svc = service("web", "default", &zone).unwrap();
         assert_eq!(svc.to_string(), "web.default.svc.cluster.local.");
-        assert_eq!(srv("http", "_tcp", &svc).unwrap().to_string(), "_http._tcp.web.default.svc.cluster.local.");
-        assert_eq!(endpoint("web-0", &svc).unwrap().to_string(), "web-0.web.default.svc.cluster.local.");
-        assert_eq!(dns_version(&zone).unwrap().to_string(), "dns-version.cluster.local.");
-        assert_eq!(nameserver(&zone).unwrap().to_string(), "ns.dns.cluster.local.");
+        assert_eq!(
+            srv("http", "_tcp", &svc).unwrap().to_string(),
+            "_http._tcp.web.default.svc.cluster.local."
+        );
+        assert_eq!(
+            endpoint("web-0", &svc).unwrap().to_string(),
+            "web-0.web.default.svc.cluster.local."
+        );
+        assert_eq!(
+            dns_version(&zone).unwrap().to_string(),
+            "dns-version.cluster.local."
+        );
+        assert_eq!(
+            nameserver(&zone).unwrap().to_string(),
+            "ns.dns.cluster.local."
+        );
     }
 
     #[test]
@@ -333,7 +359,10 @@ mod tests {
 
     #[test]
     fn reverse_names() {
-        assert_eq!(reverse("10.244.1.5".parse().unwrap()).to_string(), "5.1.244.10.in-addr.arpa.");
+        assert_eq!(
+            reverse("10.244.1.5".parse().unwrap()).to_string(),
+            "5.1.244.10.in-addr.arpa."
+        );
         assert_eq!(
             reverse("2001:db8::567:89ab".parse().unwrap()).to_string(),
             "b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa."

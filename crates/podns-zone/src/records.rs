@@ -212,7 +212,12 @@ pub(crate) struct Records {
 }
 
 /// Builds every RRset of the served zones from the view.
-pub(crate) fn build_records(config: &ZoneConfig, zones: &Zones, serial: u32, cluster: &ClusterView) -> Records {
+pub(crate) fn build_records(
+    config: &ZoneConfig,
+    zones: &Zones,
+    serial: u32,
+    cluster: &ClusterView,
+) -> Records {
     let mut b = Builder::new(config.ttl, zones);
     b.apex(config, serial);
     for ns in &cluster.namespaces {
@@ -325,7 +330,9 @@ impl<'z> Builder<'z> {
             expire: SOA_EXPIRE,
             minimum: config.negative_ttl,
         };
-        let apexes: Vec<Name> = std::iter::once(cluster.clone()).chain(self.zones.reverse.iter().cloned()).collect();
+        let apexes: Vec<Name> = std::iter::once(cluster.clone())
+            .chain(self.zones.reverse.iter().cloned())
+            .collect();
         for apex in &apexes {
             self.add(apex, RType::SOA, self.ttl, RData::Soa(soa.clone()));
             self.add(apex, RType::NS, self.ttl, RData::Ns(ns.clone()));
@@ -356,7 +363,10 @@ impl<'z> Builder<'z> {
                 // Spec §2.5.1: "a CNAME record ... `<service>.<ns>.svc.<zone>. <ttl> IN CNAME
                 // <extname>.`"; RFC 1034 §3.6.2 gives the owner no other data.
                 Ok(target) => self.add(&name, RType::CNAME, self.ttl, RData::Cname(target)),
-                Err(reason) => self.skip(format!("service {key} externalName {external_name}"), reason),
+                Err(reason) => self.skip(
+                    format!("service {key} externalName {external_name}"),
+                    reason,
+                ),
             },
         }
     }
@@ -378,7 +388,9 @@ impl<'z> Builder<'z> {
             // §2.3.2: "For each port in a ClusterIP Service with a name ... an SRV record"
             // `_<port>._<proto>.<service>.<ns>.svc.<zone>. <ttl> IN SRV <weight> <priority>
             // <port-number> <service>.<ns>.svc.<zone>.`; unnamed ports get none.
-            let Some(port_name) = &port.name else { continue };
+            let Some(port_name) = &port.name else {
+                continue;
+            };
             match names::srv(port_name, port.protocol.srv_label(), name) {
                 Ok(owner) => self.add_srvs(&owner, &[(port.port, name.clone())]),
                 Err(reason) => self.skip(format!("service {} port {port_name}", svc.key), reason),
@@ -419,7 +431,10 @@ impl<'z> Builder<'z> {
                         }
                         ep_targets.push(host);
                     }
-                    Err(reason) => self.skip(format!("service {} endpoint hostname {hostname}", svc.key), reason),
+                    Err(reason) => self.skip(
+                        format!("service {} endpoint hostname {hostname}", svc.key),
+                        reason,
+                    ),
                 },
                 None => {
                     // §2.4.2: SRV targets need "a unique, system-assigned identifier" for
@@ -431,7 +446,9 @@ impl<'z> Builder<'z> {
                                 self.add_address(&host, *ip);
                                 ep_targets.push(host);
                             }
-                            Err(reason) => self.skip(format!("service {} endpoint {ip}", svc.key), reason),
+                            Err(reason) => {
+                                self.skip(format!("service {} endpoint {ip}", svc.key), reason)
+                            }
                         }
                     }
                 }
@@ -443,7 +460,9 @@ impl<'z> Builder<'z> {
             // §2.4.2: an SRV record per named port and ready endpoint. The port is the
             // endpoint's (the EndpointSlice port, i.e. the resolved targetPort), matched by name
             // and protocol, as CoreDNS and kube-dns answer.
-            let Some(port_name) = &port.name else { continue };
+            let Some(port_name) = &port.name else {
+                continue;
+            };
             let mut records = Vec::new();
             for (ep, ep_targets) in ready.iter().zip(&targets) {
                 let Some(ep_port) = endpoint_port(ep, port_name, port.protocol) else {

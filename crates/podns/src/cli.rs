@@ -32,7 +32,7 @@ enum Command {
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Serve(serve) => serve::run(serve),
-        Command::Get(get) => get::run(get),
+        Command::Get(get) => get::run(&get),
     }
 }
 
@@ -65,7 +65,12 @@ pub(crate) struct ClusterArgs {
     pub(crate) service_cidrs: Vec<IpNet>,
 
     /// Node names that DaemonSets run on and pods are spread over.
-    #[arg(long, value_delimiter = ',', default_value = "node-1", value_name = "NAMES")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "node-1",
+        value_name = "NAMES"
+    )]
     pub(crate) nodes: Vec<String>,
 
     /// Addresses published for the zone's nameserver name ns.dns.<zone> (default: the listen
@@ -89,7 +94,10 @@ impl ClusterArgs {
             nameservers.extend(listen.map(|a| a.ip()).filter(|ip| !ip.is_unspecified()));
         }
         podns_zone::ZoneConfig {
-            cluster_domain: self.cluster_domain.trim_end_matches('.').to_ascii_lowercase(),
+            cluster_domain: self
+                .cluster_domain
+                .trim_end_matches('.')
+                .to_ascii_lowercase(),
             ttl: self.ttl,
             negative_ttl: self.negative_ttl,
             nameservers,

@@ -28,12 +28,13 @@ pub(crate) struct Derived {
 }
 
 impl Pipeline {
-    pub(crate) fn new(controller: ControllerConfig, zone: ZoneConfig) -> Self {
-        Self {
+    pub(crate) fn new(controller: ControllerConfig, zone: ZoneConfig) -> anyhow::Result<Self> {
+        zone.validate().context("zone configuration")?;
+        Ok(Self {
             store: ClusterStore::default(),
             controller,
             zone,
-        }
+        })
     }
 
     /// Replaces the cluster state with a complete object set and derives everything from it.
@@ -43,6 +44,9 @@ impl Pipeline {
             .context("deriving pods and endpoint slices")?;
         let view = podns_cluster::cluster_view(&cluster);
         let snapshot = podns_zone::build(&self.zone, &view);
+        for skipped in snapshot.skipped() {
+            tracing::warn!("not in DNS: {skipped}");
+        }
         Ok(Derived {
             cluster,
             view,

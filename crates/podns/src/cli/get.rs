@@ -77,9 +77,12 @@ impl Scope {
     }
 }
 
-pub(crate) fn run(args: GetArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &GetArgs) -> anyhow::Result<()> {
     let objects = podns_cluster::load(&args.cluster.manifests)?;
-    let mut pipeline = Pipeline::new(args.cluster.controller_config(), args.cluster.zone_config(None));
+    let mut pipeline = Pipeline::new(
+        args.cluster.controller_config(),
+        args.cluster.zone_config(None),
+    )?;
     let derived = pipeline.resync(objects)?;
     let scope = match (&args.namespace, args.all_namespaces, args.resource) {
         (_, true, _) | (None, false, Resource::Records) => Scope::All,
@@ -99,14 +102,22 @@ pub(crate) fn run(args: GetArgs) -> anyhow::Result<()> {
             let items = select(&derived.cluster.pods, &scope, |p| &p.metadata);
             render(&items, args.output, &scope, pod_table)?
         }
-        Resource::Records => records(&derived.snapshot, &args.cluster.cluster_domain, &scope, args.output)?,
+        Resource::Records => records(
+            &derived.snapshot,
+            &args.cluster.cluster_domain,
+            &scope,
+            args.output,
+        )?,
     };
     print!("{out}");
     Ok(())
 }
 
 fn select<'a, T>(items: &'a [T], scope: &Scope, meta: impl Fn(&T) -> &ObjectMeta) -> Vec<&'a T> {
-    items.iter().filter(|item| scope.covers(meta(item))).collect()
+    items
+        .iter()
+        .filter(|item| scope.covers(meta(item)))
+        .collect()
 }
 
 /// A list in the chosen format; tables come from `table`, YAML/JSON as a `kind: List`.
@@ -173,7 +184,8 @@ impl Table {
     }
 
     fn row(&mut self, namespace: Option<&str>, cells: Vec<String>) {
-        self.namespaces.push(namespace.unwrap_or("default").to_owned());
+        self.namespaces
+            .push(namespace.unwrap_or("default").to_owned());
         self.rows.push(cells);
     }
 
@@ -224,7 +236,10 @@ fn service_table(services: &[&Service], wide: bool) -> Table {
             _ => "<none>".to_owned(),
         };
         let external = match kind.as_str() {
-            "ExternalName" => spec.external_name.clone().unwrap_or_else(|| "<none>".into()),
+            "ExternalName" => spec
+                .external_name
+                .clone()
+                .unwrap_or_else(|| "<none>".into()),
             _ => spec
                 .external_ips
                 .as_ref()
@@ -248,7 +263,11 @@ fn service_table(services: &[&Service], wide: bool) -> Table {
             kind,
             cluster_ip,
             external,
-            if ports.is_empty() { "<none>".to_owned() } else { ports.join(",") },
+            if ports.is_empty() {
+                "<none>".to_owned()
+            } else {
+                ports.join(",")
+            },
         ];
         if wide {
             let selector = spec
@@ -257,7 +276,11 @@ fn service_table(services: &[&Service], wide: bool) -> Table {
                 .flatten()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>();
-            cells.push(if selector.is_empty() { "<none>".to_owned() } else { selector.join(",") });
+            cells.push(if selector.is_empty() {
+                "<none>".to_owned()
+            } else {
+                selector.join(",")
+            });
         }
         table.row(svc.metadata.namespace.as_deref(), cells);
     }
@@ -290,7 +313,11 @@ fn endpoint_slice_table(slices: &[&EndpointSlice], wide: bool) -> Table {
         let mut cells = vec![
             name(&slice.metadata),
             slice.address_type.clone(),
-            if ports.is_empty() { "<unset>".to_owned() } else { ports.join(",") },
+            if ports.is_empty() {
+                "<unset>".to_owned()
+            } else {
+                ports.join(",")
+            },
             endpoints,
         ];
         if wide {
@@ -299,7 +326,11 @@ fn endpoint_slice_table(slices: &[&EndpointSlice], wide: bool) -> Table {
                 .iter()
                 .filter_map(|e| e.hostname.clone())
                 .collect::<Vec<_>>();
-            cells.push(if hostnames.is_empty() { "<none>".to_owned() } else { hostnames.join(",") });
+            cells.push(if hostnames.is_empty() {
+                "<none>".to_owned()
+            } else {
+                hostnames.join(",")
+            });
         }
         table.row(slice.metadata.namespace.as_deref(), cells);
     }
@@ -367,12 +398,44 @@ fn records(
     };
     let lines: Vec<String> = snapshot
         .rrsets()
-        .flat_map(|rrset| rrset.to_string().lines().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|rrset| {
+            rrset
+                .to_string()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .filter(|line| needle.as_ref().is_none_or(|n| line.contains(n.as_str())))
         .collect();
+    let structured =
+        || -> Vec<Record<'_>> { lines.iter().filter_map(|l| Record::parse(l)).collect() };
     Ok(match output {
-        Some(Output::Json) => serde_json::to_string_pretty(&lines)? + "\n",
-        Some(Output::Yaml) => serde_saphyr::to_string(&lines)?,
+        Some(Output::Json) => serde_json::to_string_pretty(&structured())? + "\n",
+        Some(Output::Yaml) => serde_saphyr::to_string(&structured())?,
         _ => lines.iter().map(|l| format!("{l}\n")).collect(),
     })
+}
+
+/// One zone-file line, split into its fields for YAML and JSON output.
+#[derive(Serialize)]
+struct Record<'a> {
+    name: &'a str,
+    ttl: u32,
+    class: &'a str,
+    #[serde(rename = "type")]
+    rtype: &'a str,
+    data: &'a str,
+}
+
+impl<'a> Record<'a> {
+    fn parse(line: &'a str) -> Option<Self> {
+        let mut fields = line.splitn(5, ' ');
+        Some(Self {
+            name: fields.next()?,
+            ttl: fields.next()?.parse().ok()?,
+            class: fields.next()?,
+            rtype: fields.next()?,
+            data: fields.next().unwrap_or(""),
+        })
+    }
 }

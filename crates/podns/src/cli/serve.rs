@@ -58,7 +58,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::new(
         cluster.controller_config(),
         cluster.zone_config(Some(args.listen)),
-    );
+    )?;
 
     let (initial, mut manifests) = podns_cluster::watch(
         cluster.manifests.clone(),
@@ -126,14 +126,15 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(err) => {
-                warn!("cannot listen for SIGTERM: {err}");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(err) => {
+                    warn!("cannot listen for SIGTERM: {err}");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

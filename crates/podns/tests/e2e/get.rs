@@ -3,8 +3,16 @@
 use crate::harness::{example, get_json, podns};
 
 fn get(args: &[&str]) -> String {
-    let output = podns().arg("get").args(args).output().expect("run podns get");
-    assert!(output.status.success(), "podns get {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    let output = podns()
+        .arg("get")
+        .args(args)
+        .output()
+        .expect("run podns get");
+    assert!(
+        output.status.success(),
+        "podns get {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).expect("utf-8")
 }
 
@@ -24,7 +32,15 @@ fn endpointslices_are_derived_as_the_controller_does() {
     assert_eq!(row[3].split(',').count(), 3, "{table}");
 
     // The YAML a user compares with seed 002's `kubectl get endpointslice -o yaml`.
-    let yaml = get(&["endpointslices", "-n", "default", "-o", "yaml", "--manifests", dir]);
+    let yaml = get(&[
+        "endpointslices",
+        "-n",
+        "default",
+        "-o",
+        "yaml",
+        "--manifests",
+        dir,
+    ]);
     for needle in [
         "kubernetes.io/service-name: redis-headless",
         "service.kubernetes.io/headless",
@@ -52,7 +68,12 @@ fn endpointslices_are_derived_as_the_controller_does() {
     let endpoints = headless["endpoints"].as_array().unwrap();
     assert_eq!(endpoints.len(), 2);
     assert!(endpoints.iter().all(|e| e.get("hostname").is_none()));
-    assert!(endpoints.iter().all(|e| e["targetRef"]["name"].as_str().unwrap().starts_with("nginx-deployment-")));
+    assert!(endpoints.iter().all(|e| {
+        e["targetRef"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("nginx-deployment-")
+    }));
     // The named targetPort `http` resolved against the container port.
     assert_eq!(headless["ports"][0]["port"], 80);
     assert_eq!(headless["ports"][0]["name"], "http");
@@ -80,7 +101,10 @@ fn services_and_pods_tables() {
     assert_eq!(&headless[1..], ["ClusterIP", "None", "<none>", "80/TCP"]);
 
     let pods = get(&["pods", "-o", "wide", "--manifests", dir]);
-    let nginx: Vec<&str> = pods.lines().filter(|l| l.starts_with("nginx-deployment-")).collect();
+    let nginx: Vec<&str> = pods
+        .lines()
+        .filter(|l| l.starts_with("nginx-deployment-"))
+        .collect();
     assert_eq!(nginx.len(), 2, "{pods}");
     for line in nginx {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -90,7 +114,10 @@ fn services_and_pods_tables() {
 
     // -A adds the namespace column; another namespace has nothing.
     let all = get(&["services", "-A", "--manifests", dir]);
-    assert!(all.lines().next().unwrap().starts_with("NAMESPACE"), "{all}");
+    assert!(
+        all.lines().next().unwrap().starts_with("NAMESPACE"),
+        "{all}"
+    );
     let none = get(&["services", "-n", "kube-system", "--manifests", dir]);
     assert_eq!(none.trim(), "No resources found in kube-system namespace.");
 }
@@ -105,9 +132,21 @@ fn records_show_the_zone() {
             f.len() > 4 && f[0] == name && f[3] == rtype
         })
     };
-    assert!(has("redis-headless.default.svc.cluster.local.", "A"), "{records}");
-    assert!(has("redis-0.redis-headless.default.svc.cluster.local.", "A"), "{records}");
-    assert!(has("_redis._tcp.redis-headless.default.svc.cluster.local.", "SRV"), "{records}");
+    assert!(
+        has("redis-headless.default.svc.cluster.local.", "A"),
+        "{records}"
+    );
+    assert!(
+        has("redis-0.redis-headless.default.svc.cluster.local.", "A"),
+        "{records}"
+    );
+    assert!(
+        has(
+            "_redis._tcp.redis-headless.default.svc.cluster.local.",
+            "SRV"
+        ),
+        "{records}"
+    );
     assert!(has("dns-version.cluster.local.", "TXT"), "{records}");
     assert!(has("cluster.local.", "SOA"), "{records}");
 }

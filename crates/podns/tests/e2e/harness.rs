@@ -12,29 +12,32 @@ use std::time::{Duration, Instant};
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The bundled example folder `name`.
-pub fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)
+pub(crate) fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
 }
 
 /// The `podns` binary built for these tests.
-pub fn podns() -> Command {
+pub(crate) fn podns() -> Command {
     Command::new(env!("CARGO_BIN_EXE_podns"))
 }
 
 /// A running `podns serve`, killed on drop.
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
     /// Where it answers, UDP and TCP.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// Every line it has logged so far.
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
     /// Serves `manifests` on 127.0.0.1 with a free port; `extra` are more `serve` flags.
-    pub fn start(manifests: &[&Path], extra: &[&str]) -> Self {
+    pub(crate) fn start(manifests: &[&Path], extra: &[&str]) -> Self {
         let mut cmd = podns();
-        cmd.arg("serve").args(["--listen", "127.0.0.1:0", "--debounce-ms", "50"]);
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--debounce-ms", "50"]);
         for m in manifests {
             cmd.arg("--manifests").arg(m);
         }
@@ -51,7 +54,11 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
                     let _ = tx.send(addr);
                 }
                 sink.lock().unwrap().push(line);
@@ -61,14 +68,17 @@ impl Server {
             Ok(addr) => addr.parse().expect("listen address"),
             Err(_) => {
                 let _ = child.kill();
-                panic!("podns serve did not start; log:\n{}", log.lock().unwrap().join("\n"));
+                panic!(
+                    "podns serve did not start; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
             }
         };
         Self { child, addr, log }
     }
 
     /// `dig @server -p port ARGS…`, parsed.
-    pub fn dig(&self, args: &[&str]) -> Dig {
+    pub(crate) fn dig(&self, args: &[&str]) -> Dig {
         let output = Command::new("dig")
             .arg(format!("@{}", self.addr.ip()))
             .args(["-p", &self.addr.port().to_string(), "+tries=1", "+time=3"])
@@ -81,10 +91,16 @@ impl Server {
     }
 
     /// `dig … +short`, one answer datum per line.
-    pub fn dig_short(&self, args: &[&str]) -> Vec<String> {
+    pub(crate) fn dig_short(&self, args: &[&str]) -> Vec<String> {
         let output = Command::new("dig")
             .arg(format!("@{}", self.addr.ip()))
-            .args(["-p", &self.addr.port().to_string(), "+tries=1", "+time=3", "+short"])
+            .args([
+                "-p",
+                &self.addr.port().to_string(),
+                "+tries=1",
+                "+time=3",
+                "+short",
+            ])
             .args(args)
             .output()
             .expect("dig must be installed (bind9-dnsutils; scripts/test installs it)");
@@ -97,28 +113,42 @@ impl Server {
     }
 
     /// Waits until a log line contains `needle` (at least `count` such lines).
-    pub fn wait_for_log(&self, needle: &str, count: usize) {
+    pub(crate) fn wait_for_log(&self, needle: &str, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let seen = self.log.lock().unwrap().iter().filter(|l| l.contains(needle)).count();
+            let seen = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(needle))
+                .count();
             if seen >= count {
                 return;
             }
-            assert!(Instant::now() < deadline, "no log line {needle:?}; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "no log line {needle:?}; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// The log so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
 
     /// Polls `probe` until it returns true (bounded: 20 s), for changes made on disk.
-    pub fn eventually(&self, what: &str, mut probe: impl FnMut() -> bool) {
+    pub(crate) fn eventually(&self, what: &str, mut probe: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !probe() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -133,25 +163,25 @@ impl Drop for Server {
 
 /// One resource record as dig prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rr {
-    pub name: String,
-    pub ttl: u32,
-    pub class: String,
-    pub rtype: String,
-    pub data: String,
+pub(crate) struct Rr {
+    pub(crate) name: String,
+    pub(crate) ttl: u32,
+    pub(crate) class: String,
+    pub(crate) rtype: String,
+    pub(crate) data: String,
 }
 
 /// A parsed dig answer.
 #[derive(Debug, Default)]
-pub struct Dig {
-    pub status: String,
-    pub flags: Vec<String>,
-    pub question: Vec<String>,
-    pub answer: Vec<Rr>,
-    pub authority: Vec<Rr>,
-    pub additional: Vec<Rr>,
-    pub edns_udp: Option<u16>,
-    pub text: String,
+pub(crate) struct Dig {
+    pub(crate) status: String,
+    pub(crate) flags: Vec<String>,
+    pub(crate) question: Vec<String>,
+    pub(crate) answer: Vec<Rr>,
+    pub(crate) authority: Vec<Rr>,
+    pub(crate) additional: Vec<Rr>,
+    pub(crate) edns_udp: Option<u16>,
+    pub(crate) text: String,
 }
 
 impl Dig {
@@ -167,14 +197,23 @@ impl Dig {
             } else if let Some(rest) = line.strip_prefix(";; flags: ") {
                 let flags = rest.split(';').next().unwrap_or_default();
                 dig.flags = flags.split_whitespace().map(str::to_owned).collect();
-            } else if let Some(rest) = line.split("udp: ").nth(1).filter(|_| line.starts_with("; EDNS")) {
+            } else if let Some(rest) = line
+                .split("udp: ")
+                .nth(1)
+                .filter(|_| line.starts_with("; EDNS"))
+            {
                 dig.edns_udp = rest.trim().parse().ok();
             } else if line.starts_with(";; ") && line.ends_with(" SECTION:") {
                 section = line.trim_start_matches(";; ").trim_end_matches(" SECTION:");
             } else if line.trim().is_empty() {
                 section = "";
             } else if section == "QUESTION" {
-                dig.question.push(line.trim_start_matches(';').split_whitespace().collect::<Vec<_>>().join(" "));
+                dig.question.push(
+                    line.trim_start_matches(';')
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                );
             } else if !line.starts_with(';') && !section.is_empty() {
                 let mut f = line.split_whitespace();
                 let rr = Rr {
@@ -196,7 +235,7 @@ impl Dig {
     }
 
     /// The answer records' data of type `rtype`, sorted.
-    pub fn data(&self, rtype: &str) -> Vec<String> {
+    pub(crate) fn data(&self, rtype: &str) -> Vec<String> {
         let mut data: Vec<String> = self
             .answer
             .iter()
@@ -208,9 +247,13 @@ impl Dig {
     }
 
     /// Asserts NOERROR with AA and `n` answer records of `rtype`, all with `ttl`.
-    pub fn assert_answers(&self, rtype: &str, n: usize, ttl: u32) {
+    pub(crate) fn assert_answers(&self, rtype: &str, n: usize, ttl: u32) {
         assert_eq!(self.status, "NOERROR", "{}", self.text);
-        assert!(self.flags.iter().any(|f| f == "aa"), "not authoritative:\n{}", self.text);
+        assert!(
+            self.flags.iter().any(|f| f == "aa"),
+            "not authoritative:\n{}",
+            self.text
+        );
         assert_eq!(self.answer.len(), n, "answer count:\n{}", self.text);
         for rr in &self.answer {
             assert_eq!(rr.rtype, rtype, "{}", self.text);
@@ -220,10 +263,18 @@ impl Dig {
     }
 
     /// Asserts a negative answer (`NXDOMAIN` or NODATA as `NOERROR`) carrying the zone's SOA.
-    pub fn assert_negative(&self, status: &str, zone: &str) {
+    pub(crate) fn assert_negative(&self, status: &str, zone: &str) {
         assert_eq!(self.status, status, "{}", self.text);
-        assert!(self.flags.iter().any(|f| f == "aa"), "not authoritative:\n{}", self.text);
-        assert!(self.answer.is_empty(), "answers in a negative response:\n{}", self.text);
+        assert!(
+            self.flags.iter().any(|f| f == "aa"),
+            "not authoritative:\n{}",
+            self.text
+        );
+        assert!(
+            self.answer.is_empty(),
+            "answers in a negative response:\n{}",
+            self.text
+        );
         assert_eq!(self.authority.len(), 1, "authority:\n{}", self.text);
         assert_eq!(self.authority[0].rtype, "SOA", "{}", self.text);
         assert_eq!(self.authority[0].name, zone, "{}", self.text);
@@ -231,7 +282,10 @@ impl Dig {
 }
 
 /// Pod IPs by pod name, from `podns get pods -o json` on the same manifests.
-pub fn pod_ips(manifests: &Path, extra: &[&str]) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn pod_ips(
+    manifests: &Path,
+    extra: &[&str],
+) -> std::collections::BTreeMap<String, String> {
     let json = get_json(manifests, "pods", extra);
     json["items"]
         .as_array()
@@ -246,13 +300,17 @@ pub fn pod_ips(manifests: &Path, extra: &[&str]) -> std::collections::BTreeMap<S
 }
 
 /// `podns get RESOURCE -A -o json --manifests DIR`.
-pub fn get_json(manifests: &Path, resource: &str, extra: &[&str]) -> serde_json::Value {
+pub(crate) fn get_json(manifests: &Path, resource: &str, extra: &[&str]) -> serde_json::Value {
     let output = podns()
         .args(["get", resource, "-A", "-o", "json", "--manifests"])
         .arg(manifests)
         .args(extra)
         .output()
         .expect("run podns get");
-    assert!(output.status.success(), "podns get failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "podns get failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("podns get -o json prints JSON")
 }

@@ -2,7 +2,7 @@
 //! real binary. The record rules are covered in depth by podns-zone's and podns-server's own
 //! tests; these check that the whole pipeline, from manifests to packets, honours them.
 
-use crate::harness::{example, pod_ips, Server};
+use crate::harness::{Server, example, pod_ips};
 
 #[test]
 fn schema_version_soa_and_ns() {
@@ -12,11 +12,19 @@ fn schema_version_soa_and_ns() {
         txt.assert_answers("TXT", 1, 30);
         assert_eq!(txt.answer[0].data, "\"1.1.0\"");
         // Other types at dns-version: the name exists, so NODATA.
-        server.dig(&[transport, "A", "dns-version.cluster.local"]).assert_negative("NOERROR", "cluster.local.");
+        server
+            .dig(&[transport, "A", "dns-version.cluster.local"])
+            .assert_negative("NOERROR", "cluster.local.");
 
         let soa = server.dig(&[transport, "SOA", "cluster.local"]);
         soa.assert_answers("SOA", 1, 30);
-        assert!(soa.answer[0].data.starts_with("ns.dns.cluster.local. hostmaster.cluster.local. "), "{}", soa.text);
+        assert!(
+            soa.answer[0]
+                .data
+                .starts_with("ns.dns.cluster.local. hostmaster.cluster.local. "),
+            "{}",
+            soa.text
+        );
         let ns = server.dig(&[transport, "NS", "cluster.local"]);
         ns.assert_answers("NS", 1, 30);
         assert_eq!(ns.answer[0].data, "ns.dns.cluster.local.");
@@ -38,7 +46,9 @@ fn negative_answers_distinguish_nxdomain_from_nodata() {
             "redis-9.redis-headless.default.svc.cluster.local",
             "x.redis-0.redis-headless.default.svc.cluster.local",
         ] {
-            server.dig(&[transport, name]).assert_negative("NXDOMAIN", "cluster.local.");
+            server
+                .dig(&[transport, name])
+                .assert_negative("NXDOMAIN", "cluster.local.");
         }
         // Names that exist without the asked type, and empty non-terminals.
         for (qtype, name) in [
@@ -50,7 +60,9 @@ fn negative_answers_distinguish_nxdomain_from_nodata() {
             ("A", "_tcp.redis-headless.default.svc.cluster.local"),
             ("A", "_redis._tcp.redis-headless.default.svc.cluster.local"),
         ] {
-            server.dig(&[transport, qtype, name]).assert_negative("NOERROR", "cluster.local.");
+            server
+                .dig(&[transport, qtype, name])
+                .assert_negative("NOERROR", "cluster.local.");
         }
         // The SOA of a negative answer carries the negative TTL (RFC 2308).
         let nx = server.dig(&[transport, "nope.default.svc.cluster.local"]);
@@ -63,7 +75,10 @@ fn names_are_case_insensitive_and_the_question_is_echoed() {
     let server = Server::start(&[&example("redis-statefulset")], &[]);
     let dig = server.dig(&["Redis-0.REDIS-Headless.Default.SVC.cluster.LOCAL"]);
     dig.assert_answers("A", 1, 30);
-    assert_eq!(dig.question, ["Redis-0.REDIS-Headless.Default.SVC.cluster.LOCAL. IN A"]);
+    assert_eq!(
+        dig.question,
+        ["Redis-0.REDIS-Headless.Default.SVC.cluster.LOCAL. IN A"]
+    );
 }
 
 #[test]
@@ -73,15 +88,23 @@ fn ptr_records_for_vips_and_hostnamed_endpoints() {
     let vip = server.dig_short(&["nginx-clusterip.default.svc.cluster.local"]);
     let ptr = server.dig(&["-x", &vip[0]]);
     ptr.assert_answers("PTR", 1, 30);
-    assert_eq!(ptr.answer[0].data, "nginx-clusterip.default.svc.cluster.local.");
+    assert_eq!(
+        ptr.answer[0].data,
+        "nginx-clusterip.default.svc.cluster.local."
+    );
 
     let ips = pod_ips(&example("redis-statefulset"), &[]);
     let ptr = server.dig(&["-x", &ips["redis-1"]]);
     ptr.assert_answers("PTR", 1, 30);
-    assert_eq!(ptr.answer[0].data, "redis-1.redis-headless.default.svc.cluster.local.");
+    assert_eq!(
+        ptr.answer[0].data,
+        "redis-1.redis-headless.default.svc.cluster.local."
+    );
 
     // An address nobody has, inside the served reverse zone: NXDOMAIN with that zone's SOA.
-    server.dig(&["-x", "192.0.2.77"]).assert_negative("NXDOMAIN", "in-addr.arpa.");
+    server
+        .dig(&["-x", "192.0.2.77"])
+        .assert_negative("NXDOMAIN", "in-addr.arpa.");
 }
 
 #[test]
@@ -101,12 +124,19 @@ fn rotation_spreads_the_first_address() {
         assert_eq!(ips.len(), 3);
         firsts.insert(ips[0].clone());
     }
-    assert_eq!(firsts.len(), 3, "every address came first at least once: {firsts:?}");
+    assert_eq!(
+        firsts.len(),
+        3,
+        "every address came first at least once: {firsts:?}"
+    );
 
     let fixed = Server::start(&[&example("redis-statefulset")], &["--rotate=false"]);
     let first = fixed.dig_short(&["redis-headless.default.svc.cluster.local"]);
     for _ in 0..5 {
-        assert_eq!(fixed.dig_short(&["redis-headless.default.svc.cluster.local"]), first);
+        assert_eq!(
+            fixed.dig_short(&["redis-headless.default.svc.cluster.local"]),
+            first
+        );
     }
 }
 
@@ -122,7 +152,12 @@ fn large_answers_truncate_over_udp_and_complete_over_tcp() {
 
     let udp = server.dig(&["+ignore", "+noedns", "cassandra.default.svc.cluster.local"]);
     assert!(udp.flags.iter().any(|f| f == "tc"), "{}", udp.text);
-    let udp = server.dig(&["+ignore", "+bufsize=1232", "SRV", "cassandra.default.svc.cluster.local"]);
+    let udp = server.dig(&[
+        "+ignore",
+        "+bufsize=1232",
+        "SRV",
+        "cassandra.default.svc.cluster.local",
+    ]);
     assert!(udp.flags.iter().any(|f| f == "tc"), "{}", udp.text);
     assert_eq!(udp.edns_udp, Some(1232));
 
@@ -132,10 +167,21 @@ fn large_answers_truncate_over_udp_and_complete_over_tcp() {
     let tcp = server.dig(&["+tcp", "cassandra.default.svc.cluster.local"]);
     tcp.assert_answers("A", 100, 30);
     // A client with a big enough EDNS buffer gets 100 A records (1.6 kB) over UDP.
-    let big = server.dig(&["+ignore", "+bufsize=4096", "cassandra.default.svc.cluster.local"]);
-    assert!(big.flags.iter().any(|f| f == "tc"), "our UDP limit is 1232 by default");
+    let big = server.dig(&[
+        "+ignore",
+        "+bufsize=4096",
+        "cassandra.default.svc.cluster.local",
+    ]);
+    assert!(
+        big.flags.iter().any(|f| f == "tc"),
+        "our UDP limit is 1232 by default"
+    );
     let bigger = Server::start(&[dir.path()], &["--max-udp-payload", "4096"]);
-    let big = bigger.dig(&["+ignore", "+bufsize=4096", "cassandra.default.svc.cluster.local"]);
+    let big = bigger.dig(&[
+        "+ignore",
+        "+bufsize=4096",
+        "cassandra.default.svc.cluster.local",
+    ]);
     assert!(!big.flags.iter().any(|f| f == "tc"), "{}", big.text);
     big.assert_answers("A", 100, 30);
 }
@@ -143,19 +189,35 @@ fn large_answers_truncate_over_udp_and_complete_over_tcp() {
 #[test]
 fn dual_stack_answers_a_and_aaaa() {
     let flags = [
-        "--pod-cidr", "10.244.0.0/16", "--pod-cidr", "fd00:10:244::/64",
-        "--service-cidr", "10.96.0.0/12", "--service-cidr", "fd00:10:96::/112",
+        "--pod-cidr",
+        "10.244.0.0/16",
+        "--pod-cidr",
+        "fd00:10:244::/64",
+        "--service-cidr",
+        "10.96.0.0/12",
+        "--service-cidr",
+        "fd00:10:96::/112",
     ];
     let server = Server::start(&[&example("dual-stack")], &flags);
     let a = server.dig(&["etcd-0.etcd.default.svc.cluster.local"]);
     a.assert_answers("A", 1, 30);
     let aaaa = server.dig(&["AAAA", "etcd-0.etcd.default.svc.cluster.local"]);
     aaaa.assert_answers("AAAA", 1, 30);
-    assert!(aaaa.answer[0].data.starts_with("fd00:10:244:"), "{}", aaaa.text);
-    server.dig(&["AAAA", "etcd.default.svc.cluster.local"]).assert_answers("AAAA", 3, 30);
+    assert!(
+        aaaa.answer[0].data.starts_with("fd00:10:244:"),
+        "{}",
+        aaaa.text
+    );
+    server
+        .dig(&["AAAA", "etcd.default.svc.cluster.local"])
+        .assert_answers("AAAA", 3, 30);
     let vip6 = server.dig(&["AAAA", "etcd-client.default.svc.cluster.local"]);
     vip6.assert_answers("AAAA", 1, 30);
-    assert!(vip6.answer[0].data.starts_with("fd00:10:96::"), "{}", vip6.text);
+    assert!(
+        vip6.answer[0].data.starts_with("fd00:10:96::"),
+        "{}",
+        vip6.text
+    );
     // ip6.arpa PTR for the pod's IPv6 address (spec 1.1.0).
     let ptr = server.dig(&["-x", &aaaa.answer[0].data]);
     ptr.assert_answers("PTR", 1, 30);

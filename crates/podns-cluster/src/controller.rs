@@ -1,0 +1,372 @@
+//! Standalone controllers: what a cluster's controllers would have made of the manifests.
+//!
+//! [`derive()`] is responsible for playing, in one pure and deterministic function, the parts of
+//! a Kubernetes control plane that decide DNS answers when there is no cluster:
+//!
+//! ```text
+//! ClusterStore ─▶ workload       StatefulSet / Deployment→ReplicaSet / ReplicaSet / DaemonSet → Pods
+//!              ─▶ pod_ip         podIP(s) for Pods that have none        (pod CIDRs)
+//!              ─▶ service_ip     clusterIP(s), ipFamilies, ipFamilyPolicy (service CIDRs)
+//!              ─▶ endpoint_slice selector → EndpointSlices                (EndpointSlice controller)
+//!              ─▶ mirroring      legacy Endpoints → EndpointSlices        (EndpointSliceMirroring)
+//!              ═▶ DerivedCluster (k8s objects, as `kubectl get` would show them)
+//! ```
+//!
+//! In cluster mode none of this runs: those objects come from the API server as they are.
+//!
+//! Conventions (documented here because users write them):
+//! - **`podns.io/ready: "false"`** ([`READY_ANNOTATION`]) on a pod template or a Pod makes the
+//!   synthesised pod Running but not Ready (its endpoints get `ready: false`). Explicit Pods that
+//!   carry a `status` keep it; their `Ready` condition decides.
+//! - Everything is deterministic: pod names, pod IPs, VIPs and slice names are hashes of
+//!   namespace/name (FNV), so the same manifests give the same answers after a restart.
+//!   Pod-template hashes follow Kubernetes in spirit (FNV-32a over a canonical JSON form of the
+//!   template, then `rand.SafeEncodeString` of its decimal string, e.g. `55d7bb4b86`); they are
+//!   not byte-identical to a real cluster's.
+//! - Synthesised pods are spread over [`ControllerConfig::nodes`] round-robin by replica index;
+//!   DaemonSets get one pod per node.
+
+mod endpoint_slice;
+mod ipam;
+mod mirroring;
+mod pod_ip;
+mod service_ip;
+mod workload;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashSet};
+
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::object::DEFAULT_NAMESPACE;
+use crate::store::ClusterStore;
+
+/// The annotation that marks synthesised (or status-less explicit) pods not ready: `"false"`.
+pub const READY_ANNOTATION: &str = "podns.io/ready";
+
+/// What the standalone controllers need to know about the cluster they pretend to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// Pod networks: one, or two of different families for dual-stack. Default `10.244.0.0/16`.
+    pub pod_cidrs: Vec<IpNet>,
+    /// Service (VIP) networks: one, or two of different families for dual-stack; the first is
+    /// the primary family. Default `10.96.0.0/12`.
+    pub service_cidrs: Vec<IpNet>,
+    /// Node names, for DaemonSets (one pod each) and `nodeName` of other synthesised pods.
+    /// Default `["node-1"]`.
+    pub nodes: Vec<String>,
+}
+
+/// The cluster after the controllers ran: what `podns get` shows and views are built from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DerivedCluster {
+    /// Namespace objects from the sources, by name.
+    pub namespaces: Vec<Namespace>,
+    /// Services with `clusterIP(s)`, `ipFamilies` and `ipFamilyPolicy` filled, by namespace/name.
+    pub services: Vec<Service>,
+    /// Pods, given and synthesised, each with a status and IPs, by namespace/name.
+    pub pods: Vec<Pod>,
+    /// EndpointSlices: given, derived from selectors and mirrored from Endpoints, by
+    /// namespace/name.
+    pub endpoint_slices: Vec<EndpointSlice>,
+    /// Objects an API server would have refused, each with why; they are left out of the
+    /// lists above (and logged at `warn`). Today: Services with unusable families or VIPs.
+    pub rejected: Vec<ControllerError>,
+}
+
+/// A controller could not do what a cluster would have done.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControllerError {
+    /// The configuration itself is unusable (no CIDR, two CIDRs of one family, no node).
+    #[error("controller config: {0}")]
+    Config(String),
+    /// No free address is left in a pod CIDR.
+    #[error("Pod {pod}: no free address left in pod CIDR {cidr}")]
+    PodCidrExhausted {
+        /// `namespace/name` of the pod that needed an address.
+        pod: String,
+        /// The exhausted range.
+        cidr: IpNet,
+    },
+    /// No free address is left in a service CIDR.
+    #[error("Service {service}: no free address left in service CIDR {cidr}")]
+    ServiceCidrExhausted {
+        /// `namespace/name` of the Service.
+        service: String,
+        /// The exhausted range.
+        cidr: IpNet,
+    },
+    /// A Service asks for an IP family no service CIDR is configured for.
+    #[error(
+        "Service {service}: {field}: {family} is not configured on this cluster (service CIDRs: {cidrs})"
+    )]
+    FamilyNotConfigured {
+        /// `namespace/name` of the Service.
+        service: String,
+        /// The field that asks for it.
+        field: &'static str,
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+        /// The configured service CIDRs.
+        cidrs: String,
+    },
+    /// A Service's families, policy or VIPs cannot be used as written.
+    #[error("Service {service}: {field}: {message}")]
+    InvalidService {
+        /// `namespace/name` of the Service.
+        service: String,
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Two Services name the same VIP.
+    #[error("Service {service}: spec.clusterIPs: {ip} is already allocated to Service {other}")]
+    ClusterIpInUse {
+        /// `namespace/name` of the second Service.
+        service: String,
+        /// The VIP.
+        ip: std::net::IpAddr,
+        /// `namespace/name` of the Service that has it.
+        other: String,
+    },
+}
+
+/// Runs every standalone controller over the store.
+///
+/// Fails only when the configuration cannot serve the objects (an invalid config, an
+/// exhausted pod or service CIDR); single objects an API server would refuse are left out and
+/// listed in [`DerivedCluster::rejected`].
+pub fn derive(
+    store: &ClusterStore,
+    config: &ControllerConfig,
+) -> Result<DerivedCluster, ControllerError> {
+    config.validate()?;
+    let namespaces: Vec<Namespace> = store.namespaces().cloned().collect();
+
+    let mut pods: Vec<Pod> = store
+        .pods()
+        .map(|p| workload::with_status(p.clone()))
+        .collect();
+    let explicit: HashSet<(String, String)> = pods.iter().map(|p| key_of(&p.metadata)).collect();
+    for pod in workload::synthesise(store, config) {
+        let key = key_of(&pod.metadata);
+        if explicit.contains(&key) {
+            tracing::debug!(pod = %format!("{}/{}", key.0, key.1), "an explicit Pod replaces the one its controller would create");
+            continue;
+        }
+        pods.push(pod);
+    }
+    let mut pods = sorted_by_key(pods);
+    pod_ip::assign(&mut pods, &config.pod_cidrs)?;
+
+    let (services, rejected) =
+        service_ip::assign(store.services().cloned().collect(), &config.service_cidrs)?;
+
+    let mut endpoint_slices: Vec<EndpointSlice> = store.endpoint_slices().cloned().collect();
+    let mut taken: HashSet<(String, String)> = endpoint_slices
+        .iter()
+        .map(|s| key_of(&s.metadata))
+        .collect();
+    endpoint_slices.extend(endpoint_slice::derive(&services, &pods, &mut taken));
+    endpoint_slices.extend(mirroring::mirror(&services, store.endpoints(), &mut taken));
+    let endpoint_slices = sorted_by_key(endpoint_slices);
+
+    Ok(DerivedCluster {
+        namespaces,
+        services,
+        pods,
+        endpoint_slices,
+        rejected,
+    })
+}
+
+// === impl ControllerConfig ===
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            pod_cidrs: vec!["10.244.0.0/16".parse().expect("a valid CIDR")],
+            service_cidrs: vec!["10.96.0.0/12".parse().expect("a valid CIDR")],
+            nodes: vec!["node-1".to_owned()],
+        }
+    }
+}
+
+impl ControllerConfig {
+    /// Checks the CIDR lists (one or two, of different families) and the node list (not empty).
+    pub fn validate(&self) -> Result<(), ControllerError> {
+        for (what, cidrs) in [("pod", &self.pod_cidrs), ("service", &self.service_cidrs)] {
+            match cidrs.as_slice() {
+                [_] => {}
+                [a, b] if ipam::family(a) != ipam::family(b) => {}
+                [_, _] => {
+                    return Err(ControllerError::Config(format!(
+                        "the two {what} CIDRs must be of different IP families (dual-stack)"
+                    )));
+                }
+                [] => {
+                    return Err(ControllerError::Config(format!("no {what} CIDR")));
+                }
+                _ => {
+                    return Err(ControllerError::Config(format!(
+                        "at most two {what} CIDRs (one per IP family)"
+                    )));
+                }
+            }
+        }
+        if self.nodes.is_empty() {
+            return Err(ControllerError::Config("no node".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+// === helpers shared by the controllers ===
+
+/// (namespace, name) of an object, with the namespace defaulted.
+pub(crate) fn key_of(meta: &ObjectMeta) -> (String, String) {
+    (
+        meta.namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// Objects sorted by (namespace, name). Sorts indices, then moves each object once: pods and
+/// slices are large structs, and moving them around in a sort dominated the cost at 20k pods.
+fn sorted_by_key<T: HasMeta>(items: Vec<T>) -> Vec<T> {
+    let keys: Vec<(String, String)> = items.iter().map(|i| key_of(i.meta())).collect();
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+/// Objects with metadata, for [`sorted_by_key`].
+trait HasMeta {
+    fn meta(&self) -> &ObjectMeta;
+}
+
+impl HasMeta for Pod {
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+}
+
+impl HasMeta for EndpointSlice {
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+}
+
+/// `namespace/name`, for messages.
+pub(crate) fn display_key(meta: &ObjectMeta) -> String {
+    let (ns, name) = key_of(meta);
+    format!("{ns}/{name}")
+}
+
+/// A controller owner reference to an object.
+pub(crate) fn owner_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> OwnerReference {
+    OwnerReference {
+        api_version: api_version.to_owned(),
+        kind: kind.to_owned(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Whether every `key=value` of a Service-style selector is among `labels`.
+pub(crate) fn selector_matches(
+    selector: &BTreeMap<String, String>,
+    labels: Option<&BTreeMap<String, String>>,
+) -> bool {
+    selector
+        .iter()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+}
+
+/// `rand.SafeEncodeString`'s alphabet: no vowels, no `0`, `1`, `3` (no accidental words).
+pub(crate) const SAFE_ALPHABET: &[u8; 27] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// FNV-1a, 32 bits.
+pub(crate) fn fnv32a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// FNV-1a, 64 bits.
+pub(crate) fn fnv64a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// `rand.SafeEncodeString`: each byte to `SAFE_ALPHABET[byte % 27]`.
+pub(crate) fn safe_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| char::from(SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()]))
+        .collect()
+}
+
+/// Kubernetes' pod-template hash, in spirit: FNV-32a of the canonical JSON of `template`, its
+/// decimal string safe-encoded.
+pub(crate) fn template_hash<T: serde::Serialize>(template: &T) -> String {
+    // k8s-openapi serialises fields in a fixed order and maps are BTreeMaps: canonical.
+    let bytes = serde_json::to_vec(template).unwrap_or_default();
+    safe_encode(&fnv32a(&bytes).to_string())
+}
+
+/// Five characters of [`SAFE_ALPHABET`] derived from `seed` (a random name suffix, made
+/// deterministic).
+pub(crate) fn suffix5(seed: &str) -> String {
+    let mut h = fnv64a(seed.as_bytes());
+    let mut out = String::with_capacity(5);
+    for _ in 0..5 {
+        out.push(char::from(SAFE_ALPHABET[(h % 27) as usize]));
+        h /= 27;
+    }
+    out
+}
+
+/// `generateName` made deterministic: `<base>-<5 chars>`, base cut to 58 characters as the API
+/// server does, unique within `taken` (namespace, name).
+pub(crate) fn generate_name(
+    namespace: &str,
+    base: &str,
+    seed: &str,
+    taken: &mut HashSet<(String, String)>,
+) -> String {
+    /// 63 − 5: the API server's `maxGeneratedNameLength`.
+    const MAX_BASE: usize = 58;
+    let mut prefix = format!("{base}-");
+    if prefix.len() > MAX_BASE {
+        let mut cut = MAX_BASE;
+        while !prefix.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        prefix.truncate(cut);
+    }
+    for attempt in 0u32.. {
+        let seed = if attempt == 0 {
+            seed.to_owned()
+        } else {
+            format!("{seed}#{attempt}")
+        };
+        let name = format!("{prefix}{}", suffix5(&seed));
+        if taken.insert((namespace.to_owned(), name.clone())) {
+            return name;
+        }
+    }
+    unreachable!("u32 attempts exhausted")
+}

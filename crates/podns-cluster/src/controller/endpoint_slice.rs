@@ -1,0 +1,290 @@
+//! The EndpointSlice controller: Service selector → EndpointSlices, by Kubernetes' rules.
+//!
+//! Rules (from `pkg/controller/endpointslice/` and `staging/src/k8s.io/endpointslice/`):
+//! - only Services with a non-empty `spec.selector` that are not `type: ExternalName` (an empty
+//!   selector is dropped by the API, so it counts as none);
+//! - pods of the Service's namespace whose labels contain every `key: value` of the selector;
+//!   pods without an IP, or in phase `Succeeded`/`Failed`, are left out
+//!   (`ShouldPodBeInEndpoints` with terminating pods included);
+//! - one set of slices per `spec.ipFamilies` entry, `addressType` `IPv4`/`IPv6`, each endpoint
+//!   with the pod's address of that family;
+//! - conditions: `serving` = pod Ready or `publishNotReadyAddresses`; `terminating` =
+//!   `deletionTimestamp` set; `ready` = `publishNotReadyAddresses` or (serving and not terminating);
+//! - `hostname` only when the pod has `spec.hostname` and its `spec.subdomain` is the Service name;
+//! - ports: each Service port, `targetPort` resolved per pod (a number as is; a name as the
+//!   container port of that name and protocol, in containers or restartable init containers,
+//!   the port left out for that pod when missing; unset as the port), `name` (`""` when unnamed)
+//!   and `protocol` (`TCP` by default) kept;
+//! - endpoints with different resolved port sets go to different slices, at most
+//!   [`MAX_ENDPOINTS_PER_SLICE`] per slice, ordered by pod name; a Service with no endpoints of
+//!   a family gets one empty placeholder slice for it;
+//! - names `<service>-<5 chars>` (deterministic here), the Service's labels plus
+//!   `kubernetes.io/service-name`, `endpointslice.kubernetes.io/managed-by` and, for headless
+//!   Services, `service.kubernetes.io/headless: ""`; an owner reference to the Service.
+//!
+//! `zone` stays unset: standalone nodes have no topology labels.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use k8s_openapi::Resource;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service, ServicePort};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::ipam::ip_family;
+use super::pod_ip::pod_ips;
+use super::service_ip::is_headless;
+use super::{generate_name, key_of, owner_ref, selector_matches};
+
+/// The controller's default `--max-endpoints-per-slice`.
+pub(crate) const MAX_ENDPOINTS_PER_SLICE: usize = 100;
+
+/// `kubernetes.io/service-name`: which Service a slice belongs to.
+pub(crate) const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
+/// `endpointslice.kubernetes.io/managed-by`: which controller owns a slice.
+pub(crate) const LABEL_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+/// `service.kubernetes.io/headless`: set (to `""`) on slices of headless Services.
+pub(crate) const LABEL_HEADLESS: &str = "service.kubernetes.io/headless";
+/// The EndpointSlice controller's `managed-by` value.
+pub(crate) const MANAGED_BY_CONTROLLER: &str = "endpointslice-controller.k8s.io";
+
+/// The slices of every Service with a selector. `pods` is sorted by namespace/name; `taken`
+/// holds the slice names in use and receives the new ones.
+pub(crate) fn derive(
+    services: &[Service],
+    pods: &[Pod],
+    taken: &mut HashSet<(String, String)>,
+) -> Vec<EndpointSlice> {
+    // Pods by (namespace, label key, label value), each list in name order: a Service only
+    // looks at the pods that carry the rarest pair of its selector, not at every pod.
+    let mut by_label: HashMap<(String, &str, &str), Vec<&Pod>> = HashMap::new();
+    for pod in pods {
+        let namespace = key_of(&pod.metadata).0;
+        for (k, v) in pod.metadata.labels.iter().flatten() {
+            by_label
+                .entry((namespace.clone(), k.as_str(), v.as_str()))
+                .or_default()
+                .push(pod);
+        }
+    }
+    let mut slices = Vec::new();
+    for svc in services {
+        let Some(spec) = svc.spec.as_ref() else {
+            continue;
+        };
+        let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        if spec.type_.as_deref() == Some("ExternalName") {
+            continue;
+        }
+        let (namespace, name) = key_of(&svc.metadata);
+        let candidates = selector
+            .iter()
+            .map(|(k, v)| {
+                by_label
+                    .get(&(namespace.clone(), k.as_str(), v.as_str()))
+                    .map_or(&[][..], Vec::as_slice)
+            })
+            .min_by_key(|c| c.len())
+            .unwrap_or_default();
+        let members: Vec<&Pod> = candidates
+            .iter()
+            .copied()
+            .filter(|p| selector_matches(selector, p.metadata.labels.as_ref()))
+            .filter(|p| should_be_in_endpoints(p))
+            .collect();
+        let families: Vec<String> = match spec.ip_families.as_deref() {
+            Some(f) if !f.is_empty() => f.to_vec(),
+            _ => vec!["IPv4".to_owned()],
+        };
+        for family in &families {
+            // Port set → endpoints, in first-seen order (pods are in name order).
+            let mut groups: Vec<(Vec<EndpointPort>, Vec<Endpoint>)> = Vec::new();
+            for pod in &members {
+                let Some(endpoint) = pod_to_endpoint(pod, svc, family) else {
+                    continue;
+                };
+                let ports = endpoint_ports(svc, pod);
+                match groups.iter_mut().find(|(p, _)| *p == ports) {
+                    Some((_, eps)) => eps.push(endpoint),
+                    None => groups.push((ports, vec![endpoint])),
+                }
+            }
+            let mut made = 0;
+            for (group, (ports, endpoints)) in groups.into_iter().enumerate() {
+                for (chunk_no, chunk) in endpoints.chunks(MAX_ENDPOINTS_PER_SLICE).enumerate() {
+                    let seed = format!("{namespace}/{name}/{family}/{group}/{chunk_no}");
+                    slices.push(new_slice(
+                        svc,
+                        family,
+                        &seed,
+                        chunk.to_vec(),
+                        Some(ports.clone()),
+                        taken,
+                    ));
+                    made += 1;
+                }
+            }
+            if made == 0 {
+                let seed = format!("{namespace}/{name}/{family}/placeholder");
+                slices.push(new_slice(svc, family, &seed, Vec::new(), None, taken));
+            }
+        }
+    }
+    slices
+}
+
+/// `ShouldPodBeInEndpoints(pod, includeTerminating: true)`: has an IP, not finished.
+pub(crate) fn should_be_in_endpoints(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    !matches!(phase, Some("Succeeded" | "Failed")) && !pod_ips(pod).is_empty()
+}
+
+/// Whether the pod's `Ready` condition is `True`.
+pub(crate) fn is_pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True")
+}
+
+/// `podToEndpoint`: `None` when the pod has no address of `family`.
+fn pod_to_endpoint(pod: &Pod, svc: &Service, family: &str) -> Option<Endpoint> {
+    let address = pod_ips(pod)
+        .into_iter()
+        .find(|ip| ip_family(ip) == family)?;
+    let spec = svc.spec.as_ref();
+    let publish_not_ready = spec
+        .and_then(|s| s.publish_not_ready_addresses)
+        .unwrap_or(false);
+    let serving = publish_not_ready || is_pod_ready(pod);
+    let terminating = pod.metadata.deletion_timestamp.is_some();
+    // "ready" is never true for a terminating pod, unless publishNotReadyAddresses is set.
+    let ready = publish_not_ready || (serving && !terminating);
+    let (pod_ns, pod_name) = key_of(&pod.metadata);
+    let (svc_ns, svc_name) = key_of(&svc.metadata);
+    let pod_spec = pod.spec.as_ref();
+    let hostname = pod_spec
+        .and_then(|s| s.hostname.clone())
+        .filter(|h| !h.is_empty())
+        .filter(|_| {
+            pod_spec.and_then(|s| s.subdomain.as_deref()) == Some(svc_name.as_str())
+                && pod_ns == svc_ns
+        });
+    Some(Endpoint {
+        addresses: vec![address.to_string()],
+        conditions: Some(EndpointConditions {
+            ready: Some(ready),
+            serving: Some(serving),
+            terminating: Some(terminating),
+        }),
+        hostname,
+        node_name: pod_spec
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty()),
+        target_ref: Some(ObjectReference {
+            kind: Some(Pod::KIND.to_owned()),
+            namespace: Some(pod_ns),
+            name: Some(pod_name),
+            uid: pod.metadata.uid.clone(),
+            ..ObjectReference::default()
+        }),
+        ..Endpoint::default()
+    })
+}
+
+/// `getEndpointPorts`: the Service's ports with `targetPort` resolved for this pod.
+fn endpoint_ports(svc: &Service, pod: &Pod) -> Vec<EndpointPort> {
+    let ports = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_deref())
+        .unwrap_or_default();
+    ports
+        .iter()
+        .filter_map(|sp| {
+            let port = find_port(pod, sp)?;
+            Some(EndpointPort {
+                name: Some(sp.name.clone().unwrap_or_default()),
+                port: Some(port),
+                protocol: Some(sp.protocol.clone().unwrap_or_else(|| "TCP".to_owned())),
+                app_protocol: sp.app_protocol.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `podutil.FindPort`: the pod port a Service port's `targetPort` means.
+fn find_port(pod: &Pod, sp: &ServicePort) -> Option<i32> {
+    match sp.target_port.as_ref() {
+        None => Some(sp.port),
+        Some(IntOrString::Int(n)) => Some(*n),
+        Some(IntOrString::String(name)) => {
+            let protocol = sp.protocol.as_deref().unwrap_or("TCP");
+            let spec = pod.spec.as_ref()?;
+            let sidecars = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+            spec.containers
+                .iter()
+                .chain(sidecars)
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|p| {
+                    p.name.as_deref() == Some(name.as_str())
+                        && p.protocol.as_deref().unwrap_or("TCP") == protocol
+                })
+                .map(|p| p.container_port)
+        }
+    }
+}
+
+fn new_slice(
+    svc: &Service,
+    family: &str,
+    seed: &str,
+    endpoints: Vec<Endpoint>,
+    ports: Option<Vec<EndpointPort>>,
+    taken: &mut HashSet<(String, String)>,
+) -> EndpointSlice {
+    let (namespace, name) = key_of(&svc.metadata);
+    let mut labels: BTreeMap<String, String> = svc
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| {
+            ![LABEL_SERVICE_NAME, LABEL_MANAGED_BY, LABEL_HEADLESS].contains(&k.as_str())
+        })
+        .collect();
+    labels.insert(LABEL_SERVICE_NAME.to_owned(), name.clone());
+    labels.insert(
+        LABEL_MANAGED_BY.to_owned(),
+        MANAGED_BY_CONTROLLER.to_owned(),
+    );
+    if svc.spec.as_ref().is_some_and(is_headless) {
+        labels.insert(LABEL_HEADLESS.to_owned(), String::new());
+    }
+    EndpointSlice {
+        metadata: ObjectMeta {
+            name: Some(generate_name(&namespace, &name, seed, taken)),
+            generate_name: Some(format!("{name}-")),
+            namespace: Some(namespace),
+            labels: Some(labels),
+            owner_references: Some(vec![owner_ref(
+                Service::API_VERSION,
+                Service::KIND,
+                &svc.metadata,
+            )]),
+            ..ObjectMeta::default()
+        },
+        address_type: family.to_owned(),
+        endpoints,
+        ports,
+    }
+}

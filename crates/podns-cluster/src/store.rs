@@ -1,0 +1,236 @@
+//! Cluster state: every object the sources reported, by kind, namespace and name.
+//!
+//! [`ClusterStore`] is responsible for holding the current objects and applying
+//! [`ClusterEvent`]s to them. It is owned by one task (the one that also runs the controllers),
+//! so it needs no locking; it is ordered (BTreeMaps), so everything derived from it is
+//! deterministic. It leaves deriving anything to [`crate::controller`].
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use crate::object::{Kind, Object, ObjectRef};
+use crate::source::ClusterEvent;
+
+/// Objects by kind, then namespace, then name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterStore {
+    /// Per kind: (namespace, name) → object. Namespaces have an empty namespace.
+    kinds: BTreeMap<Kind, BTreeMap<(String, String), Object>>,
+}
+
+// === impl ClusterStore ===
+
+impl ClusterStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store holding `objects` (later duplicates replace earlier ones).
+    pub fn from_objects(objects: impl IntoIterator<Item = Object>) -> Self {
+        let mut store = Self::new();
+        for object in objects {
+            store.apply(object);
+        }
+        store
+    }
+
+    /// Creates or replaces an object. Returns whether the store changed.
+    pub fn apply(&mut self, mut object: Object) -> bool {
+        object.default_namespace();
+        let r = object.object_ref();
+        let objects = self.kinds.entry(r.kind).or_default();
+        let key = (r.namespace, r.name);
+        if objects.get(&key) == Some(&object) {
+            return false;
+        }
+        objects.insert(key, object);
+        true
+    }
+
+    /// Removes an object. Returns whether it was there.
+    pub fn delete(&mut self, r: &ObjectRef) -> bool {
+        let Some(objects) = self.kinds.get_mut(&r.kind) else {
+            return false;
+        };
+        let removed = objects
+            .remove(&(r.namespace.clone(), r.name.clone()))
+            .is_some();
+        if objects.is_empty() {
+            self.kinds.remove(&r.kind);
+        }
+        removed
+    }
+
+    /// Replaces the whole state with `objects`. Returns whether the store changed.
+    pub fn resync(&mut self, objects: Vec<Object>) -> bool {
+        let next = Self::from_objects(objects);
+        if *self == next {
+            return false;
+        }
+        *self = next;
+        true
+    }
+
+    /// Applies one source event. Returns whether the store changed.
+    pub fn apply_event(&mut self, event: ClusterEvent) -> bool {
+        match event {
+            ClusterEvent::Apply(object) => self.apply(object),
+            ClusterEvent::Delete(r) => self.delete(&r),
+            ClusterEvent::Resync(objects) => self.resync(objects),
+        }
+    }
+
+    /// One object by identity.
+    pub fn get(&self, r: &ObjectRef) -> Option<&Object> {
+        self.kinds
+            .get(&r.kind)?
+            .get(&(r.namespace.clone(), r.name.clone()))
+    }
+
+    /// Every object, ordered by kind, namespace and name.
+    pub fn iter(&self) -> impl Iterator<Item = &Object> {
+        self.kinds.values().flat_map(BTreeMap::values)
+    }
+
+    /// Every object of one kind, ordered by namespace and name.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Object> {
+        self.kinds.get(&kind).into_iter().flat_map(BTreeMap::values)
+    }
+
+    /// How many objects the store holds.
+    pub fn len(&self) -> usize {
+        self.kinds.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether the store holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
+    /// Namespaces, by name.
+    pub fn namespaces(&self) -> impl Iterator<Item = &Namespace> {
+        self.of_kind(Kind::Namespace).filter_map(|o| match o {
+            Object::Namespace(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// Services, by namespace and name.
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.of_kind(Kind::Service).filter_map(|o| match o {
+            Object::Service(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// EndpointSlices, by namespace and name.
+    pub fn endpoint_slices(&self) -> impl Iterator<Item = &EndpointSlice> {
+        self.of_kind(Kind::EndpointSlice).filter_map(|o| match o {
+            Object::EndpointSlice(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// Legacy Endpoints, by namespace and name.
+    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoints> {
+        self.of_kind(Kind::Endpoints).filter_map(|o| match o {
+            Object::Endpoints(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// Pods, by namespace and name.
+    pub fn pods(&self) -> impl Iterator<Item = &Pod> {
+        self.of_kind(Kind::Pod).filter_map(|o| match o {
+            Object::Pod(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// StatefulSets, by namespace and name.
+    pub fn stateful_sets(&self) -> impl Iterator<Item = &StatefulSet> {
+        self.of_kind(Kind::StatefulSet).filter_map(|o| match o {
+            Object::StatefulSet(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// Deployments, by namespace and name.
+    pub fn deployments(&self) -> impl Iterator<Item = &Deployment> {
+        self.of_kind(Kind::Deployment).filter_map(|o| match o {
+            Object::Deployment(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// ReplicaSets, by namespace and name.
+    pub fn replica_sets(&self) -> impl Iterator<Item = &ReplicaSet> {
+        self.of_kind(Kind::ReplicaSet).filter_map(|o| match o {
+            Object::ReplicaSet(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// DaemonSets, by namespace and name.
+    pub fn daemon_sets(&self) -> impl Iterator<Item = &DaemonSet> {
+        self.of_kind(Kind::DaemonSet).filter_map(|o| match o {
+            Object::DaemonSet(x) => Some(x),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Service;
+
+    use super::*;
+
+    fn mk_service(ns: Option<&str>, name: &str, port: i32) -> Object {
+        let mut svc = Service::default();
+        svc.metadata.name = Some(name.to_owned());
+        svc.metadata.namespace = ns.map(str::to_owned);
+        svc.spec = Some(k8s_openapi::api::core::v1::ServiceSpec {
+            ports: Some(vec![k8s_openapi::api::core::v1::ServicePort {
+                port,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        Object::Service(svc)
+    }
+
+    #[test]
+    fn apply_delete_resync() {
+        let mut store = ClusterStore::new();
+        assert!(store.apply(mk_service(None, "b", 80)));
+        assert!(
+            !store.apply(mk_service(Some("default"), "b", 80)),
+            "same object: no change"
+        );
+        assert!(store.apply(mk_service(Some("default"), "b", 81)));
+        assert!(store.apply_event(ClusterEvent::Apply(mk_service(Some("a"), "z", 1))));
+        let names: Vec<_> = store
+            .services()
+            .map(|s| s.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["z", "b"], "ordered by namespace, then name");
+        let r = ObjectRef::new(Kind::Service, "default", "b");
+        assert!(store.get(&r).is_some());
+        assert!(store.apply_event(ClusterEvent::Delete(r.clone())));
+        assert!(!store.delete(&r));
+        assert_eq!(store.len(), 1);
+        assert!(store.apply_event(ClusterEvent::Resync(vec![mk_service(None, "c", 1)])));
+        assert!(!store.resync(vec![mk_service(None, "c", 1)]));
+        assert_eq!(
+            store.iter().map(Object::object_ref).collect::<Vec<_>>(),
+            [ObjectRef::new(Kind::Service, "default", "c")]
+        );
+        assert!(store.resync(Vec::new()));
+        assert!(store.is_empty());
+    }
+}

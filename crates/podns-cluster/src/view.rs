@@ -1,0 +1,233 @@
+//! Service views: the derived cluster reduced to what DNS needs.
+//!
+//! [`cluster_view`] is responsible for turning Services and EndpointSlices into
+//! [`podns_view::ClusterView`]: the Service's kind from its spec (`type: ExternalName` →
+//! ExternalName, `clusterIP: None` → Headless, else ClusterIP with `clusterIPs`), its ports, and
+//! the endpoints of every slice labelled `kubernetes.io/service-name: <service>` in its
+//! namespace, slices in name order. Conditions get the API's defaults (`ready` missing → true,
+//! `serving` missing → `ready`, `terminating` missing → false). Unnamed ports (`""` or missing)
+//! become `None`.
+//!
+//! It does not judge readiness for DNS (the zone does) and never fails: data DNS cannot use (an
+//! address that is not an IP or not of the slice's `addressType`, a hostname that is not a DNS
+//! label, an unknown protocol, an FQDN slice) is skipped with a `warn` naming the object.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::{EndpointPort, EndpointSlice};
+use podns_view::{
+    ClusterView, EndpointConditions, EndpointView, PortView, Protocol, ServiceKey, ServiceKind,
+    ServiceView,
+};
+
+use crate::controller::{DerivedCluster, key_of};
+
+/// The DNS view of a derived cluster.
+pub fn cluster_view(derived: &DerivedCluster) -> ClusterView {
+    let mut slices: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
+    for slice in &derived.endpoint_slices {
+        let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kubernetes.io/service-name"))
+        else {
+            continue;
+        };
+        let (namespace, _) = key_of(&slice.metadata);
+        slices
+            .entry((namespace, service.clone()))
+            .or_default()
+            .push(slice);
+    }
+    for list in slices.values_mut() {
+        list.sort_by_key(|s| s.metadata.name.clone());
+    }
+
+    let mut services: Vec<ServiceView> = derived
+        .services
+        .iter()
+        .filter_map(|svc| {
+            let key = key_of(&svc.metadata);
+            let own = slices.get(&key).map(Vec::as_slice).unwrap_or_default();
+            service_view(svc, own)
+        })
+        .collect();
+    services.sort_by(|a, b| a.key.cmp(&b.key));
+
+    let namespaces: BTreeSet<String> = derived
+        .namespaces
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .chain(services.iter().map(|s| s.key.namespace.clone()))
+        .chain(derived.pods.iter().map(|p| key_of(&p.metadata).0))
+        .collect();
+    ClusterView {
+        namespaces: namespaces.into_iter().collect(),
+        services,
+    }
+}
+
+/// One Service's view; `None` (with a warning) when its spec cannot be used at all.
+fn service_view(svc: &Service, slices: &[&EndpointSlice]) -> Option<ServiceView> {
+    let (namespace, name) = key_of(&svc.metadata);
+    let key = ServiceKey::new(namespace, name);
+    let spec = svc.spec.clone().unwrap_or_default();
+    let kind = if spec.type_.as_deref() == Some("ExternalName") {
+        let Some(external) = spec.external_name.as_deref().filter(|n| !n.is_empty()) else {
+            tracing::warn!(service = %key, "skipping an ExternalName Service without spec.externalName");
+            return None;
+        };
+        ServiceKind::ExternalName {
+            external_name: external.trim_end_matches('.').to_owned(),
+        }
+    } else if spec.cluster_ip.as_deref() == Some("None")
+        || spec
+            .cluster_ips
+            .as_ref()
+            .and_then(|c| c.first())
+            .is_some_and(|c| c == "None")
+    {
+        ServiceKind::Headless
+    } else {
+        let written: Vec<String> = match spec.cluster_ips {
+            Some(ips) if !ips.is_empty() => ips,
+            _ => spec.cluster_ip.into_iter().collect(),
+        };
+        let cluster_ips = written
+            .iter()
+            .filter(|ip| !ip.is_empty())
+            .filter_map(|ip| match ip.parse::<IpAddr>() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    tracing::warn!(service = %key, %ip, "skipping a clusterIP that is not an IP");
+                    None
+                }
+            })
+            .collect();
+        ServiceKind::ClusterIp { cluster_ips }
+    };
+    let ports = spec
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| port_view(&key, p.name.as_deref(), p.protocol.as_deref(), Some(p.port)))
+        .collect();
+    let mut endpoints = Vec::new();
+    for slice in slices {
+        slice_endpoints(&key, slice, &mut endpoints);
+    }
+    Some(ServiceView {
+        key,
+        kind,
+        ports,
+        endpoints,
+    })
+}
+
+fn slice_endpoints(key: &ServiceKey, slice: &EndpointSlice, out: &mut Vec<EndpointView>) {
+    let slice_name = slice.metadata.name.as_deref().unwrap_or("");
+    let want_v4 = match slice.address_type.as_str() {
+        "IPv4" => true,
+        "IPv6" => false,
+        other => {
+            tracing::warn!(service = %key, slice = slice_name, address_type = other, "skipping an EndpointSlice whose addressType is not IPv4 or IPv6");
+            return;
+        }
+    };
+    let ports: Arc<[PortView]> = slice
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p: &EndpointPort| {
+            port_view(key, p.name.as_deref(), p.protocol.as_deref(), p.port)
+        })
+        .collect();
+    for ep in &slice.endpoints {
+        let addresses: Vec<IpAddr> = ep
+            .addresses
+            .iter()
+            .filter_map(|a| match a.parse::<IpAddr>() {
+                Ok(ip) if ip.is_ipv4() == want_v4 => Some(ip),
+                _ => {
+                    tracing::warn!(service = %key, slice = slice_name, address = %a, "skipping an address that is not an {} address", slice.address_type);
+                    None
+                }
+            })
+            .collect();
+        if addresses.is_empty() {
+            continue;
+        }
+        let hostname = ep.hostname.clone().filter(|h| {
+            let ok = is_dns_label(h);
+            if !ok {
+                tracing::warn!(service = %key, slice = slice_name, hostname = %h, "ignoring a hostname that is not a DNS label");
+            }
+            ok
+        });
+        let c = ep.conditions.clone().unwrap_or_default();
+        let ready = c.ready.unwrap_or(true);
+        let conditions = EndpointConditions {
+            ready,
+            serving: c.serving.unwrap_or(ready),
+            terminating: c.terminating.unwrap_or(false),
+        };
+        out.push(EndpointView {
+            addresses,
+            hostname,
+            conditions,
+            ports: Arc::clone(&ports),
+            node_name: ep.node_name.clone().filter(|n| !n.is_empty()),
+            zone: ep.zone.clone().filter(|z| !z.is_empty()),
+            target_pod: ep
+                .target_ref
+                .as_ref()
+                .filter(|r| r.kind.as_deref().is_none_or(|k| k == "Pod"))
+                .and_then(|r| r.name.clone()),
+        });
+    }
+}
+
+fn port_view(
+    key: &ServiceKey,
+    name: Option<&str>,
+    protocol: Option<&str>,
+    port: Option<i32>,
+) -> Option<PortView> {
+    let protocol = match protocol.unwrap_or("TCP") {
+        "TCP" => Protocol::Tcp,
+        "UDP" => Protocol::Udp,
+        "SCTP" => Protocol::Sctp,
+        other => {
+            tracing::warn!(service = %key, protocol = other, "skipping a port with an unknown protocol");
+            return None;
+        }
+    };
+    let Some(port) = port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0) else {
+        tracing::warn!(service = %key, ?port, "skipping a port without a valid number");
+        return None;
+    };
+    Some(PortView {
+        name: name.filter(|n| !n.is_empty()).map(str::to_owned),
+        protocol,
+        port,
+    })
+}
+
+/// An RFC 1123 label as Kubernetes validates hostnames: 1–63 of `[a-z0-9-]`, alphanumeric at
+/// both ends.
+pub(crate) fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,283 @@
+use std::net::IpAddr;
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::discovery::v1::{
+    Endpoint, EndpointConditions as K8sConditions, EndpointPort, EndpointSlice,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::*;
+use crate::controller::{ControllerConfig, derive};
+use crate::source::manifest::load;
+use crate::store::ClusterStore;
+
+fn view_of_fixture(name: &str) -> ClusterView {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let store = ClusterStore::from_objects(load(&[path]).unwrap());
+    cluster_view(&derive(&store, &ControllerConfig::default()).unwrap())
+}
+
+fn svc<'a>(view: &'a ClusterView, name: &str) -> &'a ServiceView {
+    view.services.iter().find(|s| s.key.name == name).unwrap()
+}
+
+fn mk_service(name: &str, spec: ServiceSpec) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some("default".to_owned()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+fn mk_slice(
+    service: &str,
+    name: &str,
+    address_type: &str,
+    endpoints: Vec<Endpoint>,
+    ports: Vec<EndpointPort>,
+) -> EndpointSlice {
+    EndpointSlice {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some("default".to_owned()),
+            labels: Some([("kubernetes.io/service-name".to_owned(), service.to_owned())].into()),
+            ..ObjectMeta::default()
+        },
+        address_type: address_type.to_owned(),
+        endpoints,
+        ports: Some(ports),
+    }
+}
+
+#[test]
+fn seed_002_lab_gives_the_views_the_seed_shows() {
+    let view = view_of_fixture("seed-002-redis-nginx");
+    assert_eq!(view.namespaces, ["default"]);
+    let names: Vec<&str> = view.services.iter().map(|s| s.key.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["nginx-clusterip", "nginx-headless", "redis-headless"]
+    );
+
+    let redis = svc(&view, "redis-headless");
+    assert_eq!(redis.kind, ServiceKind::Headless);
+    let hosts: Vec<_> = redis
+        .endpoints
+        .iter()
+        .map(|e| e.hostname.as_deref().unwrap())
+        .collect();
+    assert_eq!(hosts, ["redis-0", "redis-1", "redis-2"]);
+    for e in &redis.endpoints {
+        assert_eq!(e.conditions, EndpointConditions::READY);
+        assert_eq!(
+            &*e.ports,
+            [PortView {
+                name: Some("redis".to_owned()),
+                protocol: Protocol::Tcp,
+                port: 6379
+            }]
+        );
+        assert_eq!(e.target_pod.as_deref(), e.hostname.as_deref());
+    }
+
+    let clusterip = svc(&view, "nginx-clusterip");
+    assert_eq!(
+        clusterip.kind,
+        ServiceKind::ClusterIp {
+            cluster_ips: vec!["10.96.204.67".parse().unwrap()]
+        }
+    );
+    assert_eq!(
+        clusterip.ports,
+        [PortView {
+            name: Some("http".to_owned()),
+            protocol: Protocol::Tcp,
+            port: 80
+        }]
+    );
+    let nginx = svc(&view, "nginx-headless");
+    assert_eq!(nginx.endpoints.len(), 2);
+    assert!(nginx.endpoints.iter().all(|e| e.hostname.is_none()));
+    assert!(nginx.endpoints.iter().all(|e| {
+        e.target_pod
+            .as_deref()
+            .unwrap()
+            .starts_with("nginx-deployment-")
+    }));
+}
+
+#[test]
+fn seed_000_external_name_and_manual_endpoints() {
+    let view = view_of_fixture("seed-000-headless-basics");
+    assert_eq!(
+        svc(&view, "external-db").kind,
+        ServiceKind::ExternalName {
+            external_name: "database.example.com".to_owned()
+        }
+    );
+    let manual = svc(&view, "manual-endpoints");
+    let ips: Vec<IpAddr> = manual.endpoints.iter().map(|e| e.addresses[0]).collect();
+    assert_eq!(
+        ips,
+        ["192.168.1.11", "192.168.1.12", "192.168.1.13"].map(|s| s.parse::<IpAddr>().unwrap())
+    );
+    // The Endpoints port has no name: no SRV name, so None.
+    assert_eq!(
+        &*manual.endpoints[0].ports,
+        [PortView {
+            name: None,
+            protocol: Protocol::Tcp,
+            port: 8080
+        }]
+    );
+    // web-N pods' subdomain is headless-service, but their labels (app: web) do not match its
+    // selector (app: my-app), as in the seed: no endpoints.
+    assert!(svc(&view, "headless-service").endpoints.is_empty());
+    let cassandra = svc(&view, "cassandra");
+    assert_eq!(cassandra.ports.len(), 3);
+}
+
+#[test]
+fn conditions_get_api_defaults_ports_are_shared_and_bad_data_is_skipped() {
+    let service = mk_service(
+        "s",
+        ServiceSpec {
+            cluster_ip: Some("None".to_owned()),
+            ports: Some(vec![
+                ServicePort {
+                    name: Some(String::new()),
+                    port: 53,
+                    protocol: Some("UDP".to_owned()),
+                    ..ServicePort::default()
+                },
+                ServicePort {
+                    name: Some("x".to_owned()),
+                    port: 1,
+                    protocol: Some("QUIC".to_owned()),
+                    ..ServicePort::default()
+                },
+            ]),
+            ..ServiceSpec::default()
+        },
+    );
+    let ep = |addrs: &[&str], hostname: Option<&str>, c: Option<K8sConditions>| Endpoint {
+        addresses: addrs.iter().map(|a| (*a).to_owned()).collect(),
+        hostname: hostname.map(str::to_owned),
+        conditions: c,
+        ..Endpoint::default()
+    };
+    let ports = vec![EndpointPort {
+        name: Some("dns".to_owned()),
+        port: Some(5353),
+        protocol: Some("SCTP".to_owned()),
+        app_protocol: None,
+    }];
+    let slice = mk_slice(
+        "s",
+        "s-1",
+        "IPv4",
+        vec![
+            ep(&["10.0.0.1"], Some("a"), None),
+            ep(
+                &["10.0.0.2"],
+                Some("Not_A_Label"),
+                Some(K8sConditions {
+                    ready: Some(false),
+                    serving: None,
+                    terminating: None,
+                }),
+            ),
+            ep(&["not-an-ip"], None, None),
+            ep(
+                &["fd00::1", "10.0.0.3"],
+                None,
+                Some(K8sConditions {
+                    ready: Some(false),
+                    serving: Some(true),
+                    terminating: Some(true),
+                }),
+            ),
+        ],
+        ports,
+    );
+    let other = mk_slice(
+        "elsewhere",
+        "e-1",
+        "IPv4",
+        vec![ep(&["10.9.9.9"], None, None)],
+        vec![],
+    );
+    let derived = DerivedCluster {
+        services: vec![service],
+        endpoint_slices: vec![slice, other],
+        ..DerivedCluster::default()
+    };
+    let view = cluster_view(&derived);
+    let s = &view.services[0];
+    assert_eq!(
+        s.ports,
+        [PortView {
+            name: None,
+            protocol: Protocol::Udp,
+            port: 53
+        }],
+        "unknown protocol skipped, \"\" → None"
+    );
+    assert_eq!(s.endpoints.len(), 3);
+    assert_eq!(s.endpoints[0].conditions, EndpointConditions::READY);
+    assert_eq!(s.endpoints[0].hostname.as_deref(), Some("a"));
+    assert_eq!(s.endpoints[1].hostname, None, "invalid hostname dropped");
+    assert_eq!(
+        s.endpoints[1].conditions,
+        EndpointConditions {
+            ready: false,
+            serving: false,
+            terminating: false
+        }
+    );
+    assert_eq!(
+        s.endpoints[2].addresses,
+        ["10.0.0.3".parse::<IpAddr>().unwrap()],
+        "IPv6 address in an IPv4 slice dropped"
+    );
+    assert_eq!(
+        s.endpoints[2].conditions,
+        EndpointConditions {
+            ready: false,
+            serving: true,
+            terminating: true
+        }
+    );
+    assert!(
+        Arc::ptr_eq(&s.endpoints[0].ports, &s.endpoints[2].ports),
+        "ports shared per slice"
+    );
+    assert_eq!(
+        &*s.endpoints[0].ports,
+        [PortView {
+            name: Some("dns".to_owned()),
+            protocol: Protocol::Sctp,
+            port: 5353
+        }]
+    );
+    assert_eq!(view.namespaces, ["default"]);
+}
+
+#[test]
+fn dns_labels() {
+    assert!(is_dns_label("redis-0"));
+    assert!(is_dns_label("a"));
+    assert!(!is_dns_label(""));
+    assert!(!is_dns_label("-a"));
+    assert!(!is_dns_label("a-"));
+    assert!(!is_dns_label("A"));
+    assert!(!is_dns_label("a.b"));
+    assert!(!is_dns_label(&"a".repeat(64)));
+}

@@ -1,0 +1,148 @@
+//! TCP serving: RFC 7766 framing, pipelining, a connection cap and timeouts.
+//!
+//! This module is responsible for DNS over TCP. Each connection is a task reading
+//! length-prefixed messages (RFC 1035 §4.2.2) and answering them in order as they arrive, so
+//! a client may pipeline several queries (RFC 7766 §6.2.1.1). Defences:
+//!
+//! | limit | default | against |
+//! |---|---|---|
+//! | `max_tcp_connections` | 1024 | descriptor exhaustion; new connections beyond it are closed at once |
+//! | `tcp_idle_timeout` (wait for the next message) | 10 s | idle connections holding slots (RFC 7766 §6.2.3) |
+//! | `tcp_message_timeout` (rest of a message once it began; writing the answer) | 2 s | Slowloris-style trickling, clients that never read |
+//! | frame shorter than a header, or a message we drop | close | garbage and reflection |
+//!
+//! On shutdown the listener closes; a connection waiting for its next message closes, one in
+//! the middle of a message finishes answering it first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use podns_zone::ZoneReader;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+
+use crate::ServerConfig;
+use crate::query::{self, Outcome, QueryConfig, Transport};
+use crate::wire::HEADER_LEN;
+
+/// Back-off after a failed accept (e.g. EMFILE), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accepts connections until `shutdown`, then waits for open connections to finish.
+pub(crate) async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    zone: ZoneReader,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(config.max_tcp_connections));
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            accepted = listener.accept() => accepted,
+        };
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(error) => {
+                tracing::warn!(%error, "tcp accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "tcp connection limit reached; closing");
+            continue;
+        };
+        let conn = Connection {
+            config: config.query,
+            idle_timeout: config.tcp_idle_timeout,
+            message_timeout: config.tcp_message_timeout,
+            zone: zone.clone(),
+            shutdown: shutdown.clone(),
+        };
+        connections.spawn(async move {
+            if let Err(error) = conn.serve(stream).await {
+                tracing::debug!(%error, %peer, "tcp connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// One client connection's settings and state.
+struct Connection {
+    config: QueryConfig,
+    idle_timeout: Duration,
+    message_timeout: Duration,
+    zone: ZoneReader,
+    shutdown: watch::Receiver<bool>,
+}
+
+// === impl Connection ===
+
+impl Connection {
+    async fn serve(mut self, stream: TcpStream) -> std::io::Result<()> {
+        stream.set_nodelay(true)?;
+        let mut stream = BufReader::new(stream);
+        let mut request = vec![0u8; u16::MAX as usize];
+        let mut out = Vec::with_capacity(u16::MAX as usize);
+        let mut frame = Vec::with_capacity(u16::MAX as usize + 2);
+        let mut rotation: u32 = 0;
+        loop {
+            // Idle: wait for the first octet of the next length prefix.
+            let first = tokio::select! {
+                biased;
+                _ = self.shutdown.wait_for(|stop| *stop) => return Ok(()),
+                first = timeout(self.idle_timeout, stream.read_u8()) => first,
+            };
+            let first = match first {
+                Err(_elapsed) => return Ok(()),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(r) => r?,
+            };
+            // A message has begun: it must arrive completely within the message timeout.
+            let read = timeout(self.message_timeout, async {
+                let second = stream.read_u8().await?;
+                let len = u16::from_be_bytes([first, second]) as usize;
+                if len < HEADER_LEN {
+                    return Ok(None);
+                }
+                stream.read_exact(&mut request[..len]).await?;
+                Ok::<_, std::io::Error>(Some(len))
+            });
+            let Some(len) = read.await.map_err(|_| std::io::ErrorKind::TimedOut)?? else {
+                // RFC 7766 §8: a frame too short to be a message; the stream is unusable.
+                return Ok(());
+            };
+            rotation = rotation.wrapping_add(1);
+            let outcome = {
+                let snapshot = self.zone.load();
+                query::answer(
+                    &request[..len],
+                    Transport::Tcp,
+                    &self.config,
+                    &snapshot,
+                    rotation,
+                    &mut out,
+                )
+            };
+            if outcome == Outcome::Drop {
+                return Ok(());
+            }
+            frame.clear();
+            frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
+            frame.extend_from_slice(&out);
+            timeout(self.message_timeout, stream.get_mut().write_all(&frame))
+                .await
+                .map_err(|_| std::io::ErrorKind::TimedOut)??;
+        }
+    }
+}

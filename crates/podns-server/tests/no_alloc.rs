@@ -1,0 +1,127 @@
+//! The query path allocates nothing: a counting global allocator watches `answer` serve every
+//! kind of query (positive, rotated, SRV with additional records, negative, refused, malformed,
+//! truncated) over UDP and TCP once the output buffer has its capacity.
+//!
+//! This file is the workspace's one audited exception to `unsafe_code = "deny"`: a
+//! `GlobalAlloc` impl is `unsafe` by definition.
+#![allow(unsafe_code)]
+
+#[allow(unreachable_pub)]
+#[path = "server/support.rs"]
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use hickory_proto::rr::RecordType;
+use support::{cluster, query, with_edns, zone_config};
+
+/// Counts allocations made while `COUNTING` is set, on any thread.
+struct CountingAllocator;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY:
+// - every method forwards to `System` with the caller's own arguments, so `System`'s
+//   guarantees (alignment, size, validity of returned pointers) are passed through unchanged;
+// - the only extra work is a relaxed atomic load and increment, which neither allocates nor
+//   touches the memory being managed.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded with the caller's layout (see above).
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout (see above).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded with the caller's pointer and layout (see above).
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+#[test]
+fn answering_allocates_nothing() {
+    let snapshot = podns_zone::build(&zone_config(), &cluster());
+    let config = podns_server::QueryConfig::default();
+    let mut requests: Vec<Vec<u8>> = [
+        ("big.default.svc.cluster.local.", RecordType::A),
+        ("web.default.svc.cluster.local.", RecordType::A),
+        ("_http._tcp.web.default.svc.cluster.local.", RecordType::SRV),
+        ("web.default.svc.cluster.local.", RecordType::SRV),
+        ("WEB.Default.svc.cluster.local.", RecordType::AAAA),
+        (
+            "nope.default.svc.cluster.local.default.svc.cluster.local.",
+            RecordType::A,
+        ),
+        ("default.svc.cluster.local.", RecordType::A),
+        ("dns-version.cluster.local.", RecordType::TXT),
+        ("cluster.local.", RecordType::SOA),
+        ("1.0.96.10.in-addr.arpa.", RecordType::PTR),
+        ("example.com.", RecordType::A),
+        ("web.default.svc.cluster.local.", RecordType::ANY),
+    ]
+    .iter()
+    .flat_map(|(name, rtype)| {
+        [
+            query(name, *rtype).to_vec().unwrap(),
+            with_edns(query(name, *rtype), 4096).to_vec().unwrap(),
+        ]
+    })
+    .collect();
+    // Malformed: a truncated header and a question cut short.
+    requests.push(vec![0x12, 0x34, 0x01]);
+    let mut cut = query("web.default.svc.cluster.local.", RecordType::A)
+        .to_vec()
+        .unwrap();
+    cut.truncate(20);
+    requests.push(cut);
+
+    let mut out = Vec::with_capacity(65535);
+    // Warm-up outside the counted region (lazy statics, first-touch of anything).
+    for r in &requests {
+        podns_server::answer(
+            r,
+            podns_server::Transport::Udp,
+            &config,
+            &snapshot,
+            0,
+            &mut out,
+        );
+    }
+
+    COUNTING.store(true, Ordering::SeqCst);
+    let mut answered = 0;
+    for rotation in 0..50u32 {
+        for transport in [podns_server::Transport::Udp, podns_server::Transport::Tcp] {
+            for r in &requests {
+                let outcome =
+                    podns_server::answer(r, transport, &config, &snapshot, rotation, &mut out);
+                answered += usize::from(matches!(outcome, podns_server::Outcome::Respond { .. }));
+            }
+        }
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    assert!(
+        answered >= 50 * 2 * (requests.len() - 1),
+        "answered {answered}"
+    );
+    assert_eq!(
+        allocations, 0,
+        "the query path allocated {allocations} times"
+    );
+}
