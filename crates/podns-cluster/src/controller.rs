@@ -164,9 +164,14 @@ pub fn derive(
     }
     let mut pods = sorted_by_key(pods);
     pod_ip::assign(&mut pods, &config.pod_cidrs)?;
+    pods.iter_mut()
+        .for_each(|p| ensure_uid("Pod", &mut p.metadata));
 
-    let (services, rejected) =
+    let (mut services, rejected) =
         service_ip::assign(store.services().cloned().collect(), &config.service_cidrs)?;
+    services
+        .iter_mut()
+        .for_each(|s| ensure_uid("Service", &mut s.metadata));
 
     let mut endpoint_slices: Vec<EndpointSlice> = store.endpoint_slices().cloned().collect();
     let mut taken: HashSet<(String, String)> = endpoint_slices
@@ -175,7 +180,10 @@ pub fn derive(
         .collect();
     endpoint_slices.extend(endpoint_slice::derive(&services, &pods, &mut taken));
     endpoint_slices.extend(mirroring::mirror(&services, store.endpoints(), &mut taken));
-    let endpoint_slices = sorted_by_key(endpoint_slices);
+    let mut endpoint_slices = sorted_by_key(endpoint_slices);
+    endpoint_slices
+        .iter_mut()
+        .for_each(|s| ensure_uid("EndpointSlice", &mut s.metadata));
 
     Ok(DerivedCluster {
         namespaces,
@@ -279,9 +287,32 @@ pub(crate) fn owner_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> Own
         api_version: api_version.to_owned(),
         kind: kind.to_owned(),
         name: meta.name.clone().unwrap_or_default(),
-        uid: meta.uid.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_else(|| stable_uid(kind, meta)),
         controller: Some(true),
         block_owner_deletion: Some(true),
+    }
+}
+
+/// A UID for an object the manifests gave none, in the API server's UUID form: derived from
+/// kind, namespace and name, so owner references, `get -o yaml` and restarts all agree.
+pub(crate) fn stable_uid(kind: &str, meta: &ObjectMeta) -> String {
+    let (ns, name) = key_of(meta);
+    let a = fnv64a(format!("{kind}/{ns}/{name}").as_bytes());
+    let b = fnv64a(format!("{name}/{ns}/{kind}").as_bytes());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        (b >> 52) & 0xfff,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// Gives `meta` its [`stable_uid`] unless the manifest set one.
+fn ensure_uid(kind: &str, meta: &mut ObjectMeta) {
+    if meta.uid.as_deref().is_none_or(str::is_empty) {
+        meta.uid = Some(stable_uid(kind, meta));
     }
 }
 

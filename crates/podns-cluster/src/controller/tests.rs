@@ -389,6 +389,9 @@ fn explicit_pods_are_kept_and_win_over_synthesised_ones() {
         Object::Pod(explicit.clone()),
         Object::Pod(bare),
     ]);
+    // Kept as written, with the stable UID an API server would have given it.
+    let mut explicit = explicit;
+    explicit.metadata.uid = Some(super::stable_uid("Pod", &explicit.metadata));
     assert_eq!(pod(&d, "web-0"), &explicit, "kept as written");
     assert_eq!(d.pods.len(), 3);
     let bare = pod(&d, "bare");
@@ -972,6 +975,8 @@ fn hand_written_slices_are_kept() {
         Object::Service(mk_service("default", "manual", &[], true)),
         Object::EndpointSlice(slice.clone()),
     ]);
+    let mut slice = slice;
+    slice.metadata.uid = Some(super::stable_uid("EndpointSlice", &slice.metadata));
     assert_eq!(d.endpoint_slices, [slice]);
 }
 
