@@ -390,7 +390,6 @@ fn explicit_pods_are_kept_and_win_over_synthesised_ones() {
         Object::Pod(bare),
     ]);
     // Kept as written, with the stable UID an API server would have given it.
-    let mut explicit = explicit;
     explicit.metadata.uid = Some(super::stable_uid("Pod", &explicit.metadata));
     assert_eq!(pod(&d, "web-0"), &explicit, "kept as written");
     assert_eq!(d.pods.len(), 3);
