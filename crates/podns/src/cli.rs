@@ -1,6 +1,7 @@
 //! Command-line parsing: one typed configuration per crate, built once at the edge.
 
 mod get;
+mod resolve;
 mod serve;
 
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +27,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Show what podns derived from the manifests (services, endpointslices, pods, records).
     Get(get::GetArgs),
+    /// Resolve a headless service's endpoints as a client does, once or with --watch.
+    Resolve(resolve::ResolveArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -33,6 +36,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Serve(serve) => serve::run(serve),
         Command::Get(get) => get::run(&get),
+        Command::Resolve(resolve) => resolve::run(&resolve),
     }
 }
 

@@ -3,7 +3,7 @@
 //! `cli` parses the command line into typed configurations for each crate; `pipeline` runs
 //! manifests → cluster store → controllers → service views → zone snapshot; `cli::serve` puts
 //! the wire server in front of the published snapshot and follows manifest changes; `cli::get`
-//! prints what podns derived, kubectl-style.
+//! prints what podns derived, kubectl-style; `cli::resolve` is podns-client behind a command line.
 
 mod cli;
 mod pipeline;

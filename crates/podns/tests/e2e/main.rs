@@ -6,7 +6,9 @@
 //! - `spec`: the DNS spec's rules as a resolver sees them, over UDP and TCP.
 //! - `reload`: manifests edited under a running server; a broken edit keeps the last good zone.
 //! - `get`: `podns get` shows what the answers come from.
+//! - `client`: podns-client and `podns resolve` follow the served zone.
 
+mod client;
 mod get;
 mod harness;
 mod reload;
