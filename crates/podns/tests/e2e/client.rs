@@ -13,19 +13,10 @@ use podns_client::{
     Route, Target, Update,
 };
 
-use crate::harness::{Server, example, podns};
+use crate::harness::{Server, example, podns, write_redis};
 
 /// The answer TTL these tests serve: a watching client must see a change within it.
 const TTL_SECS: u64 = 2;
-
-fn write_redis(dir: &Path, replicas: u32) {
-    let manifest = fs::read_to_string(example("redis-statefulset").join("redis.yaml"))
-        .unwrap()
-        .replace("replicas: 3", &format!("replicas: {replicas}"));
-    let tmp = dir.join(".redis.yaml.tmp");
-    fs::write(&tmp, manifest).unwrap();
-    fs::rename(&tmp, dir.join("redis.yaml")).unwrap();
-}
 
 fn resolver(server: &Server) -> Resolver {
     Resolver::builder()

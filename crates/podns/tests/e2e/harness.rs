@@ -18,6 +18,17 @@ pub(crate) fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Writes the Redis example into `dir` with `replicas` pods, replacing the file by rename as
+/// editors and deploy tools do.
+pub(crate) fn write_redis(dir: &Path, replicas: u32) {
+    let manifest = std::fs::read_to_string(example("redis-statefulset").join("redis.yaml"))
+        .unwrap()
+        .replace("replicas: 3", &format!("replicas: {replicas}"));
+    let tmp = dir.join(".redis.yaml.tmp");
+    std::fs::write(&tmp, manifest).unwrap();
+    std::fs::rename(&tmp, dir.join("redis.yaml")).unwrap();
+}
+
 /// The `podns` binary built for these tests.
 pub(crate) fn podns() -> Command {
     Command::new(env!("CARGO_BIN_EXE_podns"))

@@ -2,21 +2,10 @@
 //! last good zone serving until it is fixed.
 
 use std::fs;
-use std::path::Path;
 
-use crate::harness::{Server, example};
+use crate::harness::{Server, example, write_redis};
 
 const SVC: &str = "redis-headless.default.svc.cluster.local";
-
-fn write_redis(dir: &Path, replicas: u32) {
-    let manifest = fs::read_to_string(example("redis-statefulset").join("redis.yaml"))
-        .unwrap()
-        .replace("replicas: 3", &format!("replicas: {replicas}"));
-    // Write then rename, as editors and `kubectl`-style tools replace files.
-    let tmp = dir.join(".redis.yaml.tmp");
-    fs::write(&tmp, manifest).unwrap();
-    fs::rename(&tmp, dir.join("redis.yaml")).unwrap();
-}
 
 #[test]
 fn answers_follow_edits_and_a_broken_edit_keeps_the_last_good_zone() {
