@@ -1,6 +1,7 @@
 //! Command-line parsing: one typed configuration per crate, built once at the edge.
 
 mod get;
+mod lab;
 mod resolve;
 mod serve;
 
@@ -29,6 +30,8 @@ enum Command {
     Get(get::GetArgs),
     /// Resolve a headless service's endpoints as a client does, once or with --watch.
     Resolve(resolve::ResolveArgs),
+    /// Run the manifests' pods in network namespaces on this machine, with podns as their DNS.
+    Lab(lab::LabArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -37,6 +40,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         Command::Serve(serve) => serve::run(serve),
         Command::Get(get) => get::run(&get),
         Command::Resolve(resolve) => resolve::run(&resolve),
+        Command::Lab(lab) => lab::run(lab),
     }
 }
 
