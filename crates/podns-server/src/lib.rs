@@ -125,10 +125,19 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     // Each worker gets its own socket on the same port; the kernel balances between them.
     #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
     socket.set_reuse_port(true)?;
+    // Bursts outrun one worker for a moment; the default ~208 KiB buffer dropped queries under
+    // dnsperf where NSD (2 MiB) dropped none (BENCHMARKS.md). The kernel caps this at
+    // net.core.rmem_max; a smaller buffer than asked is no error.
+    if let Err(error) = socket.set_recv_buffer_size(UDP_RECV_BUFFER) {
+        tracing::debug!(%error, "could not enlarge the UDP receive buffer");
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }
+
+/// Requested UDP receive buffer per worker socket (NSD uses 2 MiB by default; so do we).
+const UDP_RECV_BUFFER: usize = 2 * 1024 * 1024;
 
 fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

@@ -56,6 +56,11 @@ impl Pipeline {
 }
 
 impl Derived {
+    /// The snapshot alone, dropping the objects and views it was built from.
+    pub(crate) fn into_snapshot(self) -> ZoneSnapshot {
+        self.snapshot
+    }
+
     /// A one-line summary for the logs.
     pub(crate) fn summary(&self) -> String {
         let endpoints: usize = self.view.services.iter().map(|s| s.endpoints.len()).sum();

@@ -68,7 +68,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let objects = initial.context("loading the manifests")?;
     let derived = pipeline.resync(objects)?;
     info!("zone built: {}", derived.summary());
-    let (zone_writer, zone_reader) = podns_zone::pair(derived.snapshot);
+    // Only the snapshot is kept: the derived objects and views are dropped here, not held for
+    // the life of the server.
+    let (zone_writer, zone_reader) = podns_zone::pair(derived.into_snapshot());
 
     let mut config = ServerConfig {
         listen: args.listen,
@@ -98,8 +100,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 Some(ManifestEvent::Loaded(objects)) => match pipeline.resync(objects) {
                     Ok(derived) => {
                         let summary = derived.summary();
-                        let serial = derived.snapshot.serial();
-                        zone_writer.publish(derived.snapshot);
+                        let snapshot = derived.into_snapshot();
+                        let serial = snapshot.serial();
+                        zone_writer.publish(snapshot);
                         info!(serial, "zone published: {summary}");
                     }
                     Err(err) => error!("manifests rejected, still serving the last good zone: {err:#}"),
