@@ -123,6 +123,19 @@ impl Server {
             .collect()
     }
 
+    /// `nslookup -port=PORT NAME 127.0.0.1`, its standard output.
+    pub(crate) fn nslookup(&self, name: &str) -> String {
+        let output = Command::new("nslookup")
+            .args([
+                &format!("-port={}", self.addr.port()),
+                name,
+                &self.addr.ip().to_string(),
+            ])
+            .output()
+            .expect("nslookup must be installed (bind9-dnsutils; scripts/test installs it)");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// Waits until a log line contains `needle` (at least `count` such lines).
     pub(crate) fn wait_for_log(&self, needle: &str, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -2,8 +2,6 @@
 //! Same names, record counts, TTLs and structure; the IPs are podns's own, checked against
 //! what `podns get` says it assigned.
 
-use std::process::Command;
-
 use crate::harness::{Server, example, get_json, pod_ips};
 
 /// What `+search` means inside a pod of namespace `default` (seed 001, 002).
@@ -221,15 +219,7 @@ fn seed_000_cassandra_a_and_srv() {
     let dir = example("cassandra");
     let server = Server::start(&[&dir], &[]);
     // nslookup cassandra.default.svc.cluster.local → three addresses.
-    let output = Command::new("nslookup")
-        .args([
-            &format!("-port={}", server.addr.port()),
-            "cassandra.default.svc.cluster.local",
-            "127.0.0.1",
-        ])
-        .output()
-        .expect("nslookup (bind9-dnsutils)");
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = server.nslookup("cassandra.default.svc.cluster.local");
     assert_eq!(
         text.matches("Name:\tcassandra.default.svc.cluster.local")
             .count(),
@@ -294,15 +284,7 @@ fn seed_003_mysql_statefulset() {
 fn seed_004_nslookup_of_a_headless_deployment() {
     let dir = example("nginx-headless-service");
     let server = Server::start(&[&dir], &[]);
-    let output = Command::new("nslookup")
-        .args([
-            &format!("-port={}", server.addr.port()),
-            "nginx-headless-service.default.svc.cluster.local",
-            "127.0.0.1",
-        ])
-        .output()
-        .expect("nslookup (bind9-dnsutils)");
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = server.nslookup("nginx-headless-service.default.svc.cluster.local");
     let mut addresses: Vec<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("Address: "))
