@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use k8s_openapi::Resource;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::ipam::ip_family;
@@ -270,21 +270,31 @@ fn new_slice(
     if svc.spec.as_ref().is_some_and(is_headless) {
         labels.insert(LABEL_HEADLESS.to_owned(), String::new());
     }
+    let owner = owner_ref(Service::API_VERSION, Service::KIND, &svc.metadata);
     EndpointSlice {
-        metadata: ObjectMeta {
-            name: Some(generate_name(&namespace, &name, seed, taken)),
-            generate_name: Some(format!("{name}-")),
-            namespace: Some(namespace),
-            labels: Some(labels),
-            owner_references: Some(vec![owner_ref(
-                Service::API_VERSION,
-                Service::KIND,
-                &svc.metadata,
-            )]),
-            ..ObjectMeta::default()
-        },
+        metadata: slice_metadata(namespace, &name, labels, owner, seed, taken),
         address_type: family.to_owned(),
         endpoints,
         ports,
+    }
+}
+
+/// The metadata of a slice a controller makes for `service`: a generated name
+/// `<service>-<5 chars>` unique in the namespace, the labels, and the owner as controller.
+pub(crate) fn slice_metadata(
+    namespace: String,
+    service: &str,
+    labels: BTreeMap<String, String>,
+    owner: OwnerReference,
+    seed: &str,
+    taken: &mut HashSet<(String, String)>,
+) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(generate_name(&namespace, service, seed, taken)),
+        generate_name: Some(format!("{service}-")),
+        namespace: Some(namespace),
+        labels: Some(labels),
+        owner_references: Some(vec![owner]),
+        ..ObjectMeta::default()
     }
 }

@@ -19,11 +19,10 @@ use std::net::IpAddr;
 use k8s_openapi::Resource;
 use k8s_openapi::api::core::v1::{EndpointAddress, Endpoints, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::endpoint_slice::{LABEL_MANAGED_BY, LABEL_SERVICE_NAME};
+use super::endpoint_slice::{LABEL_MANAGED_BY, LABEL_SERVICE_NAME, slice_metadata};
 use super::ipam::ip_family;
-use super::{display_key, generate_name, key_of, owner_ref};
+use super::{display_key, key_of, owner_ref};
 
 /// The mirroring controller's default `--mirroring-max-endpoints-per-subset`.
 pub(crate) const MAX_ENDPOINTS_PER_SUBSET: usize = 1000;
@@ -149,19 +148,9 @@ fn new_slice(
         .collect();
     labels.insert(LABEL_SERVICE_NAME.to_owned(), name.clone());
     labels.insert(LABEL_MANAGED_BY.to_owned(), MANAGED_BY_MIRRORING.to_owned());
+    let owner = owner_ref(Endpoints::API_VERSION, Endpoints::KIND, &ep.metadata);
     EndpointSlice {
-        metadata: ObjectMeta {
-            name: Some(generate_name(&namespace, &name, seed, taken)),
-            generate_name: Some(format!("{name}-")),
-            namespace: Some(namespace),
-            labels: Some(labels),
-            owner_references: Some(vec![owner_ref(
-                Endpoints::API_VERSION,
-                Endpoints::KIND,
-                &ep.metadata,
-            )]),
-            ..ObjectMeta::default()
-        },
+        metadata: slice_metadata(namespace, &name, labels, owner, seed, taken),
         address_type: family.to_owned(),
         endpoints,
         ports: Some(ports),
