@@ -1,0 +1,1 @@
+//! Forwarding: queries for names outside the served zones go to upstream resolvers.

@@ -1,0 +1,1 @@
+//! Dev-only test kit: a fake Kubernetes API server that speaks the real list/watch protocol.
