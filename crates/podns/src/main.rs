@@ -7,6 +7,8 @@
 
 mod cli;
 mod pipeline;
+mod serve;
+mod settings;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

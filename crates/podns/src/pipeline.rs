@@ -1,19 +1,31 @@
-//! The standalone pipeline: manifests → cluster store → controllers → service views → zone.
+//! The stages after a source: cluster store → controllers → service views → zone snapshot.
 //!
-//! `Pipeline` owns the cluster store and the configurations of the stages after it. Each
-//! complete manifest set goes through every stage; if any stage rejects it, nothing is
-//! returned and the caller keeps serving the previous snapshot (design decision 6).
+//! `Pipeline` owns the cluster store and the configurations of the stages after it. In
+//! standalone mode the store holds the manifests and podns runs the controllers a cluster
+//! would; in cluster mode it holds what the API server has, taken as it is. Either way a
+//! rejected build returns an error and the caller keeps serving the previous snapshot
+//! (design decision 6).
 
 use anyhow::Context as _;
-use podns_cluster::{ClusterStore, ControllerConfig, DerivedCluster, Object};
+use podns_cluster::{ClusterEvent, ClusterStore, ControllerConfig, DerivedCluster, Object, ViewConfig};
 use podns_view::ClusterView;
 use podns_zone::{ZoneConfig, ZoneSnapshot};
 
-/// The stages between a manifest set and a zone snapshot.
+use crate::settings::Settings;
+
+/// Who makes the pods and endpoint slices the zone is built from.
+enum Controllers {
+    /// podns, from the manifests' workloads and selectors.
+    Standalone(ControllerConfig),
+    /// The cluster's own controllers: objects are served as the API server has them.
+    Observed,
+}
+
+/// The stages between a source and a zone snapshot.
 pub(crate) struct Pipeline {
-    /// The objects of the last manifest set applied.
     store: ClusterStore,
-    controller: ControllerConfig,
+    controllers: Controllers,
+    view: ViewConfig,
     zone: ZoneConfig,
 }
 
@@ -28,21 +40,54 @@ pub(crate) struct Derived {
 }
 
 impl Pipeline {
-    pub(crate) fn new(controller: ControllerConfig, zone: ZoneConfig) -> anyhow::Result<Self> {
-        zone.validate().context("zone configuration")?;
-        Ok(Self {
+    /// A pipeline that runs the standalone controllers over manifests.
+    pub(crate) fn standalone(settings: &Settings) -> Self {
+        Self {
             store: ClusterStore::default(),
-            controller,
-            zone,
-        })
+            controllers: Controllers::Standalone(settings.controller.clone()),
+            view: settings.view.clone(),
+            zone: settings.zone.clone(),
+        }
+    }
+
+    /// A pipeline over objects from an API server.
+    pub(crate) fn observed(settings: &Settings) -> Self {
+        Self {
+            store: ClusterStore::default(),
+            controllers: Controllers::Observed,
+            view: settings.view.clone(),
+            zone: settings.zone.clone(),
+        }
+    }
+
+    /// Takes new settings (a config reload); the store is kept, the next build uses them.
+    pub(crate) fn reconfigure(&mut self, settings: &Settings) {
+        if let Controllers::Standalone(controller) = &mut self.controllers {
+            controller.clone_from(&settings.controller);
+        }
+        self.view.clone_from(&settings.view);
+        self.zone.clone_from(&settings.zone);
     }
 
     /// Replaces the cluster state with a complete object set and derives everything from it.
     pub(crate) fn resync(&mut self, objects: Vec<Object>) -> anyhow::Result<Derived> {
         self.store.resync(objects);
-        let cluster = podns_cluster::derive(&self.store, &self.controller)
-            .context("deriving pods and endpoint slices")?;
-        let view = podns_cluster::cluster_view(&cluster);
+        self.build()
+    }
+
+    /// Applies one change from a source; whether the store changed.
+    pub(crate) fn apply(&mut self, event: ClusterEvent) -> bool {
+        self.store.apply_event(event)
+    }
+
+    /// Derives everything from the current store.
+    pub(crate) fn build(&self) -> anyhow::Result<Derived> {
+        let cluster = match &self.controllers {
+            Controllers::Standalone(controller) => podns_cluster::derive(&self.store, controller)
+                .context("deriving pods and endpoint slices")?,
+            Controllers::Observed => podns_cluster::observed(&self.store),
+        };
+        let view = podns_cluster::cluster_view(&cluster, &self.view);
         let snapshot = podns_zone::build(&self.zone, &view);
         for skipped in snapshot.skipped() {
             tracing::warn!("not in DNS: {skipped}");
@@ -61,16 +106,38 @@ impl Derived {
         self.snapshot
     }
 
-    /// A one-line summary for the logs.
-    pub(crate) fn summary(&self) -> String {
-        let endpoints: usize = self.view.services.iter().map(|s| s.endpoints.len()).sum();
-        format!(
+    /// Object counts, for the logs and the zone gauges.
+    pub(crate) fn counts(&self) -> Counts {
+        Counts {
+            namespaces: self.view.namespaces.len(),
+            services: self.view.services.len(),
+            pods: self.cluster.pods.len(),
+            endpoint_slices: self.cluster.endpoint_slices.len(),
+            endpoints: self.view.services.iter().map(|s| s.endpoints.len()).sum(),
+            names: self.snapshot.name_count(),
+            serial: self.snapshot.serial(),
+        }
+    }
+}
+
+/// How much a zone holds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Counts {
+    pub(crate) namespaces: usize,
+    pub(crate) services: usize,
+    pub(crate) pods: usize,
+    pub(crate) endpoint_slices: usize,
+    pub(crate) endpoints: usize,
+    pub(crate) names: usize,
+    pub(crate) serial: u32,
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
             "{} namespaces, {} services, {} pods, {} endpoint slices, {} endpoints",
-            self.view.namespaces.len(),
-            self.view.services.len(),
-            self.cluster.pods.len(),
-            self.cluster.endpoint_slices.len(),
-            endpoints
+            self.namespaces, self.services, self.pods, self.endpoint_slices, self.endpoints
         )
     }
 }

@@ -13,7 +13,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
-use super::ClusterArgs;
+use super::{ClusterArgs, ManifestArgs};
+use crate::settings::Settings;
 use crate::pipeline::Pipeline;
 
 /// Options of `podns get`.
@@ -36,6 +37,9 @@ pub(crate) struct GetArgs {
     output: Option<Output>,
 
     #[command(flatten)]
+    manifests: ManifestArgs,
+
+    #[command(flatten)]
     cluster: ClusterArgs,
 }
 
@@ -53,6 +57,10 @@ enum Resource {
     /// The DNS records of the zone, in zone-file form.
     #[value(alias = "record", alias = "rr")]
     Records,
+    /// Everything the zone is built from, as an API server would hold it after its
+    /// controllers ran: namespaces, services, endpointslices and pods. With `-o json|yaml`,
+    /// one `kind: List` that `kubectl apply -f` or a test API server can take.
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,11 +86,10 @@ impl Scope {
 }
 
 pub(crate) fn run(args: &GetArgs) -> anyhow::Result<()> {
-    let objects = podns_cluster::load(&args.cluster.manifests)?;
-    let mut pipeline = Pipeline::new(
-        args.cluster.controller_config(),
-        args.cluster.zone_config(None),
-    )?;
+    let objects = podns_cluster::load(&args.manifests.manifests)?;
+    let settings = Settings::resolve(&args.cluster, None, None)?;
+    let zones = settings.zone.zones.clone();
+    let mut pipeline = Pipeline::standalone(&settings);
     let derived = pipeline.resync(objects)?;
     let scope = match (&args.namespace, args.all_namespaces, args.resource) {
         (_, true, _) | (None, false, Resource::Records) => Scope::All,
@@ -102,15 +109,57 @@ pub(crate) fn run(args: &GetArgs) -> anyhow::Result<()> {
             let items = select(&derived.cluster.pods, &scope, |p| &p.metadata);
             render(&items, args.output, &scope, pod_table)?
         }
+        Resource::All => all(&derived.cluster, &scope, args.output)?,
         Resource::Records => records(
             &derived.snapshot,
-            &args.cluster.cluster_domain,
+            &zones,
             &scope,
             args.output,
         )?,
     };
     print!("{out}");
     Ok(())
+}
+
+/// `get all`: every derived object in the scope; tables one kind after another, as kubectl.
+fn all(
+    cluster: &podns_cluster::DerivedCluster,
+    scope: &Scope,
+    output: Option<Output>,
+) -> anyhow::Result<String> {
+    let namespaces: Vec<_> = cluster
+        .namespaces
+        .iter()
+        .filter(|ns| match scope {
+            Scope::All => true,
+            Scope::One(one) => ns.metadata.name.as_deref() == Some(one),
+        })
+        .collect();
+    let services = select(&cluster.services, scope, |s| &s.metadata);
+    let slices = select(&cluster.endpoint_slices, scope, |s| &s.metadata);
+    let pods = select(&cluster.pods, scope, |p| &p.metadata);
+    if matches!(output, Some(Output::Json | Output::Yaml)) {
+        let mut items = Vec::new();
+        items.extend(namespaces.iter().map(serde_json::to_value));
+        items.extend(services.iter().map(serde_json::to_value));
+        items.extend(slices.iter().map(serde_json::to_value));
+        items.extend(pods.iter().map(serde_json::to_value));
+        let items = items.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&serde_json::Value> = items.iter().collect();
+        return render(&refs, output, scope, |_, _| Table::new(Vec::new()));
+    }
+    let mut out = String::new();
+    for part in [
+        render(&services, output, scope, service_table)?,
+        render(&slices, output, scope, endpoint_slice_table)?,
+        render(&pods, output, scope, pod_table)?,
+    ] {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&part);
+    }
+    Ok(out)
 }
 
 fn select<'a, T>(items: &'a [T], scope: &Scope, meta: impl Fn(&T) -> &ObjectMeta) -> Vec<&'a T> {
@@ -387,14 +436,18 @@ fn name(meta: &ObjectMeta) -> String {
 /// The zone in zone-file form; `-n NS` keeps the records naming that namespace's services.
 fn records(
     snapshot: &podns_zone::ZoneSnapshot,
-    cluster_domain: &str,
+    zones: &[String],
     scope: &Scope,
     output: Option<Output>,
 ) -> anyhow::Result<String> {
-    let zone = cluster_domain.trim_end_matches('.').to_ascii_lowercase();
-    let needle = match scope {
+    let needles: Option<Vec<String>> = match scope {
         Scope::All => None,
-        Scope::One(ns) => Some(format!(".{}.svc.{zone}.", ns.to_ascii_lowercase())),
+        Scope::One(ns) => Some(
+            zones
+                .iter()
+                .map(|zone| format!(".{}.svc.{zone}.", ns.to_ascii_lowercase()))
+                .collect(),
+        ),
     };
     let lines: Vec<String> = snapshot
         .rrsets()
@@ -405,7 +458,11 @@ fn records(
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         })
-        .filter(|line| needle.as_ref().is_none_or(|n| line.contains(n.as_str())))
+        .filter(|line| {
+            needles
+                .as_ref()
+                .is_none_or(|needles| needles.iter().any(|n| line.contains(n.as_str())))
+        })
         .collect();
     let structured =
         || -> Vec<Record<'_>> { lines.iter().filter_map(|l| Record::parse(l)).collect() };

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use podns_lab::{Lab, LabConfig, Probe};
 
-use super::ClusterArgs;
+use super::{ClusterArgs, ManifestArgs};
 
 /// Options of `podns lab`.
 #[derive(Debug, Args)]
@@ -64,6 +64,9 @@ enum LabCommand {
 /// Options of `podns lab up`.
 #[derive(Debug, Args)]
 struct UpArgs {
+    #[command(flatten)]
+    manifests: ManifestArgs,
+
     #[command(flatten)]
     cluster: ClusterArgs,
 
@@ -135,10 +138,13 @@ pub(crate) fn run(args: LabArgs) -> anyhow::Result<()> {
 
 fn lab_config(name: String, state_root: PathBuf, up: &UpArgs) -> anyhow::Result<LabConfig> {
     let cluster = &up.cluster;
-    let mut serve_args = vec![
-        format!("--ttl={}", cluster.ttl),
-        format!("--negative-ttl={}", cluster.negative_ttl),
-    ];
+    // The lab network has no route off the machine: forwarding could only time out.
+    let mut serve_args = vec!["--upstream=none".to_owned()];
+    serve_args.extend(cluster.ttl.map(|ttl| format!("--ttl={ttl}")));
+    serve_args.extend(cluster.negative_ttl.map(|ttl| format!("--negative-ttl={ttl}")));
+    for zone in cluster.cluster_domains.iter().flatten() {
+        serve_args.push(format!("--cluster-domain={zone}"));
+    }
     serve_args.extend(
         cluster
             .nameserver_ips
@@ -147,7 +153,8 @@ fn lab_config(name: String, state_root: PathBuf, up: &UpArgs) -> anyhow::Result<
     );
     // Relative manifest paths must mean the same to the server, whose working directory is
     // the lab's state folder.
-    let manifests = cluster
+    let manifests = up
+        .manifests
         .manifests
         .iter()
         .map(|p| std::path::absolute(p).with_context(|| format!("{}", p.display())))
@@ -158,7 +165,10 @@ fn lab_config(name: String, state_root: PathBuf, up: &UpArgs) -> anyhow::Result<
         manifests,
         controller: cluster.controller_config(),
         zone: cluster
-            .cluster_domain
+            .cluster_domains
+            .as_ref()
+            .and_then(|zones| zones.first())
+            .map_or("cluster.local", String::as_str)
             .trim_end_matches('.')
             .to_ascii_lowercase(),
         podns: std::env::current_exe().context("finding the podns binary")?,

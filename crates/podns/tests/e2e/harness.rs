@@ -34,25 +34,159 @@ pub(crate) fn podns() -> Command {
     Command::new(env!("CARGO_BIN_EXE_podns"))
 }
 
+/// Where a server under test gets its cluster from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `--manifests`: podns reads the files and runs the controllers itself.
+    Standalone,
+    /// `--kubeconfig`: the same manifests, derived by `podns get all`, served by a fake
+    /// Kubernetes API server that podns lists and watches.
+    Cluster,
+}
+
+/// Generates each test function twice, in `standalone` and `cluster` modules, with `$mode`
+/// bound to the matching [`Mode`]: the same assertions must hold whichever source feeds podns.
+macro_rules! in_both_modes {
+    ($($(#[$meta:meta])* fn $name:ident($mode:ident) $body:block)*) => {
+        mod standalone {
+            #[allow(unused_imports)]
+            use super::*;
+            $($(#[$meta])* #[test] fn $name() { let $mode = $crate::harness::Mode::Standalone; $body })*
+        }
+        mod cluster {
+            #[allow(unused_imports)]
+            use super::*;
+            $($(#[$meta])* #[test] fn $name() { let $mode = $crate::harness::Mode::Cluster; $body })*
+        }
+    };
+}
+pub(crate) use in_both_modes;
+
+/// A fake Kubernetes API server holding a cluster, on its own runtime (the tests are sync).
+pub(crate) struct FakeCluster {
+    runtime: tokio::runtime::Runtime,
+    /// The API server.
+    pub(crate) api: podns_testkit::FakeApiServer,
+    dir: tempfile::TempDir,
+}
+
+impl FakeCluster {
+    /// An API server holding the objects podns derives from `manifests` (with `extra` flags).
+    /// Of `extra`, only the flags that shape the derivation (`podns get` takes them too).
+    pub(crate) fn from_manifests(manifests: &[&Path], extra: &[&str]) -> Self {
+        const DERIVATION_FLAGS: [&str; 4] =
+            ["--pod-cidr", "--service-cidr", "--nodes", "--cluster-domain"];
+        let mut cmd = podns();
+        cmd.args(["get", "all", "-A", "-o", "json"]);
+        for m in manifests {
+            cmd.arg("--manifests").arg(m);
+        }
+        let mut flags = extra.iter();
+        while let Some(flag) = flags.next() {
+            if DERIVATION_FLAGS.contains(flag) {
+                cmd.arg(flag).args(flags.next());
+            }
+        }
+        let output = cmd.output().expect("run podns get all");
+        assert!(
+            output.status.success(),
+            "podns get all failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let all: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("podns get -o json prints JSON");
+        let cluster = Self::empty();
+        for item in all["items"].as_array().expect("items") {
+            cluster.api.apply(item.clone());
+        }
+        cluster
+    }
+
+    /// An API server with no objects.
+    pub(crate) fn empty() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let api = runtime.block_on(podns_testkit::FakeApiServer::start());
+        let dir = tempfile::tempdir().expect("tempdir");
+        api.write_kubeconfig(&dir.path().join("kubeconfig"))
+            .expect("write kubeconfig");
+        Self { runtime, api, dir }
+    }
+
+    /// The kubeconfig that points at the API server.
+    pub(crate) fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// Runs `f` on the API server's runtime (for its async controls).
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+}
+
 /// A running `podns serve`, killed on drop.
 pub(crate) struct Server {
     child: Child,
     /// Where it answers, UDP and TCP.
     pub(crate) addr: SocketAddr,
+    /// Where it serves /health, /ready and /metrics.
+    pub(crate) admin: Option<SocketAddr>,
     /// Every line it has logged so far.
     log: Arc<Mutex<Vec<String>>>,
+    /// The API server a cluster-mode server watches.
+    pub(crate) cluster: Option<FakeCluster>,
 }
 
 impl Server {
     /// Serves `manifests` on 127.0.0.1 with a free port; `extra` are more `serve` flags.
     pub(crate) fn start(manifests: &[&Path], extra: &[&str]) -> Self {
-        let mut cmd = podns();
-        cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--debounce-ms", "50"]);
-        for m in manifests {
-            cmd.arg("--manifests").arg(m);
+        Self::start_in(Mode::Standalone, manifests, extra)
+    }
+
+    /// Serves `manifests` in `mode`: read directly, or through a fake API server.
+    pub(crate) fn start_in(mode: Mode, manifests: &[&Path], extra: &[&str]) -> Self {
+        match mode {
+            Mode::Standalone => {
+                let mut args: Vec<String> = Vec::new();
+                for m in manifests {
+                    args.push("--manifests".into());
+                    args.push(m.display().to_string());
+                }
+                args.extend(extra.iter().map(|s| (*s).to_owned()));
+                Self::spawn(&args, None)
+            }
+            Mode::Cluster => Self::watching(FakeCluster::from_manifests(manifests, extra), extra),
         }
-        cmd.args(extra)
+    }
+
+    /// Serves what `cluster`'s API server holds, following it live.
+    pub(crate) fn watching(cluster: FakeCluster, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "--kubeconfig".to_owned(),
+            cluster.kubeconfig().display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self::spawn(&args, Some(cluster))
+    }
+
+    fn spawn(source_args: &[String], cluster: Option<FakeCluster>) -> Self {
+        let mut cmd = podns();
+        cmd.arg("serve").args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--debounce-ms",
+            "50",
+        ]);
+        // Tests never send queries off the machine; forwarding tests give their own upstream.
+        if !source_args.iter().any(|a| a.starts_with("--upstream")) {
+            cmd.args(["--upstream", "none"]);
+        }
+        cmd.args(source_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -64,28 +198,89 @@ impl Server {
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(addr);
+                for (marker, kind) in [("listening on ", "dns"), ("admin on ", "admin")] {
+                    if let Some(rest) = line.split(marker).nth(1) {
+                        let addr = rest
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
+                        let _ = tx.send((kind, addr));
+                    }
                 }
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => addr.parse().expect("listen address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "podns serve did not start; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut addr = None;
+        let mut admin = None;
+        while addr.is_none() || admin.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(("dns", a)) => addr = Some(a.parse().expect("listen address")),
+                Ok((_, a)) => admin = Some(a.parse().expect("admin address")),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "podns serve did not start; log:\n{}",
+                        log.lock().unwrap().join("\n")
+                    );
+                }
             }
-        };
-        Self { child, addr, log }
+        }
+        Self {
+            child,
+            addr: addr.expect("dns address"),
+            admin,
+            log,
+            cluster,
+        }
+    }
+
+    /// The fake API server of a cluster-mode server.
+    pub(crate) fn api(&self) -> &FakeCluster {
+        self.cluster.as_ref().expect("a cluster-mode server")
+    }
+
+    /// `GET path` on the admin port: status code and body.
+    pub(crate) fn admin_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read as _, Write as _};
+        let admin = self.admin.expect("admin address");
+        let mut stream = std::net::TcpStream::connect(admin).expect("connect to the admin port");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read response");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// The value of one sample in /metrics (`name{labels}` exactly as exposed), if present.
+    pub(crate) fn metric(&self, series: &str) -> Option<f64> {
+        let (status, body) = self.admin_get("/metrics");
+        assert_eq!(status, 200, "{body}");
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                (name == series).then(|| value.parse().ok())?
+            })
     }
 
     /// `dig @server -p port ARGS…`, parsed.
@@ -182,6 +377,34 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Sends SIGTERM.
+    pub(crate) fn send_term(&self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit; its exit status.
+    pub(crate) fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "podns did not exit after SIGTERM; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

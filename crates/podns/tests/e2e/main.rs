@@ -7,8 +7,13 @@
 //! - `reload`: manifests edited under a running server; a broken edit keeps the last good zone.
 //! - `get`: `podns get` shows what the answers come from.
 //! - `client`: podns-client and `podns resolve` follow the served zone.
+//! - `cluster`: `--kubeconfig` against a fake API server: events, outage, readiness, SIGTERM
+//!   (`spec` and `seeds` also run in cluster mode, through the same fake API server).
+//! - `forward`: names outside the zones go to an upstream the test runs on loopback.
 
 mod client;
+mod cluster;
+mod forward;
 mod get;
 mod harness;
 mod reload;
