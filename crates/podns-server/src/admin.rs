@@ -254,7 +254,10 @@ pub async fn serve_admin_with(
     })
     .await;
     if drained.is_err() {
-        tracing::debug!(open = connections.len(), "admin shutdown grace over; closing");
+        tracing::debug!(
+            open = connections.len(),
+            "admin shutdown grace over; closing"
+        );
         connections.shutdown().await;
     }
     Ok(())

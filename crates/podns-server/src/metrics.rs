@@ -140,6 +140,17 @@ pub struct UpstreamSample {
     pub healthy: bool,
 }
 
+/// The label set of the programming latency histogram: `service_kind`.
+type ServiceKindLabels = [(&'static str, &'static str); 1];
+
+/// One per-upstream metric: name, help, type, and how to read it from a sample.
+type UpstreamMetric = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&UpstreamSample) -> u64,
+);
+
 /// The forwarder's sample callback, if one was registered.
 type ForwardFn = dyn Fn() -> ForwardSample + Send + Sync;
 
@@ -156,7 +167,7 @@ pub struct Metrics {
     zone_serial: Gauge,
     last_update: Gauge<f64, AtomicU64>,
     zone_build: Histogram,
-    programming: Family<[(&'static str, &'static str); 1], Histogram, fn() -> Histogram>,
+    programming: Family<ServiceKindLabels, Histogram, fn() -> Histogram>,
     watch_restarts: Family<[(&'static str, String); 1], Counter>,
     /// Distinct kinds with their own label (`other` not counted); held while deciding whether
     /// a new kind still gets one, so the cap is exact.
@@ -214,11 +225,27 @@ impl Metrics {
         );
         registry.register_collector(Box::new(dns::DnsCollector(query)));
         let gauges = [
-            ("zone_services", "Services in the published zone", &m.zone_services),
-            ("zone_endpoints", "Endpoint addresses in the published zone", &m.zone_endpoints),
+            (
+                "zone_services",
+                "Services in the published zone",
+                &m.zone_services,
+            ),
+            (
+                "zone_endpoints",
+                "Endpoint addresses in the published zone",
+                &m.zone_endpoints,
+            ),
             ("zone_pods", "Pods in the cluster state", &m.zone_pods),
-            ("zone_names", "Distinct names in the published zone", &m.zone_names),
-            ("zone_serial", "SOA serial of the published zone", &m.zone_serial),
+            (
+                "zone_names",
+                "Distinct names in the published zone",
+                &m.zone_names,
+            ),
+            (
+                "zone_serial",
+                "SOA serial of the published zone",
+                &m.zone_serial,
+            ),
             (
                 "kubernetes_api_connected",
                 "1 while the Kubernetes API server is reachable, else 0",
@@ -409,7 +436,7 @@ impl Collector for ForwardCollector {
             }
         }
         let upstreams = &s.upstreams[..s.upstreams.len().min(MAX_UPSTREAMS)];
-        let per_upstream: [(&str, &str, MetricType, fn(&UpstreamSample) -> u64); 3] = [
+        let per_upstream: [UpstreamMetric; 3] = [
             (
                 "forward_upstream_requests",
                 "Counter of queries sent to each upstream.",

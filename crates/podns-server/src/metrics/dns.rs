@@ -469,7 +469,10 @@ impl Collector for DnsCollector {
                     continue;
                 }
                 let sum = m.sum(l.duration_sum(zone, q)) as f64 / 1e9;
-                let labels = [("zone", m.zone_label(zone)), ("type", qtype_bucket_label(q))];
+                let labels = [
+                    ("zone", m.zone_label(zone)),
+                    ("type", qtype_bucket_label(q)),
+                ];
                 e.encode_family(&labels)?
                     .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
             }
@@ -501,4 +504,3 @@ impl Collector for DnsCollector {
 fn qtype_bucket_label(q: usize) -> &'static str {
     QTYPES.get(q).map_or("other", |(_, name)| name)
 }
-

@@ -27,7 +27,10 @@ struct Sample {
 /// Parses the sample lines (comments skipped); panics on anything malformed.
 fn parse(text: &str) -> Vec<Sample> {
     let mut samples = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (head, value) = line.rsplit_once(' ').expect("name and value");
         let (name, labels) = match head.split_once('{') {
             None => (head.to_owned(), Vec::new()),
@@ -45,7 +48,9 @@ fn parse(text: &str) -> Vec<Sample> {
         };
         let value = match value {
             "+Inf" => f64::INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
         };
         samples.push(Sample {
             name,
@@ -76,7 +81,11 @@ const ZONES: [&str; 3] = ["cluster.local.", "in-addr.arpa.", "ip6.arpa."];
 
 #[test]
 fn zone_index_takes_the_longest_served_zone() {
-    let m = Metrics::new(&["cluster.local.", "default.svc.cluster.local", "in-addr.arpa."]);
+    let m = Metrics::new(&[
+        "cluster.local.",
+        "default.svc.cluster.local",
+        "in-addr.arpa.",
+    ]);
     let q = m.query();
     assert_eq!(q.zone_index(&wire("web.default.svc.cluster.local.")), 1);
     assert_eq!(q.zone_index(&wire("default.svc.cluster.local.")), 1);
@@ -173,10 +182,19 @@ fn recorded_queries_show_with_their_labels() {
     let s = parse(&m.encode());
     let req = "podns_dns_requests_total";
     let cl = ("zone", "cluster.local.");
-    assert_eq!(value(&s, req, &[cl, ("proto", "udp"), ("type", "A")]), Some(3.0));
-    assert_eq!(value(&s, req, &[cl, ("proto", "tcp"), ("type", "AAAA")]), Some(1.0));
+    assert_eq!(
+        value(&s, req, &[cl, ("proto", "udp"), ("type", "A")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&s, req, &[cl, ("proto", "tcp"), ("type", "AAAA")]),
+        Some(1.0)
+    );
     let root = ("zone", ".");
-    assert_eq!(value(&s, req, &[root, ("proto", "udp"), ("type", "other")]), Some(2.0));
+    assert_eq!(
+        value(&s, req, &[root, ("proto", "udp"), ("type", "other")]),
+        Some(2.0)
+    );
     // Unused combinations are not exposed.
     assert_eq!(value(&s, req, &[cl, ("proto", "tcp"), ("type", "A")]), None);
 
@@ -191,9 +209,8 @@ fn recorded_queries_show_with_their_labels() {
 
     let d = "podns_dns_request_duration_seconds";
     let a = [cl, ("type", "A")];
-    let bucket = |le: &str| {
-        value(&s, &format!("{d}_bucket"), &[cl, ("type", "A"), ("le", le)]).unwrap()
-    };
+    let bucket =
+        |le: &str| value(&s, &format!("{d}_bucket"), &[cl, ("type", "A"), ("le", le)]).unwrap();
     // 7 µs: above 5 µs, within 10 µs; cumulative from there on.
     assert_eq!(bucket("5e-06"), 0.0);
     assert_eq!(bucket("1e-05"), 3.0);
@@ -204,14 +221,26 @@ fn recorded_queries_show_with_their_labels() {
     assert!((sum - 21e-6).abs() < 1e-12, "sum {sum}");
     // 20 s lands only in +Inf.
     let other = [root, ("type", "other")];
-    let le = |le| value(&s, &format!("{d}_bucket"), &[root, ("type", "other"), ("le", le)]);
+    let le = |le| {
+        value(
+            &s,
+            &format!("{d}_bucket"),
+            &[root, ("type", "other"), ("le", le)],
+        )
+    };
     assert_eq!(le("8.192"), Some(1.0)); // the zero-duration one
     assert_eq!(le("+Inf"), Some(2.0));
     assert_eq!(value(&s, &format!("{d}_count"), &other), Some(2.0));
 
     let size = "podns_dns_response_size_bytes";
     let tcp = [cl, ("proto", "tcp")];
-    let le = |le| value(&s, &format!("{size}_bucket"), &[cl, ("proto", "tcp"), ("le", le)]);
+    let le = |le| {
+        value(
+            &s,
+            &format!("{size}_bucket"),
+            &[cl, ("proto", "tcp"), ("le", le)],
+        )
+    };
     assert_eq!(le("100"), Some(0.0));
     assert_eq!(le("200"), Some(1.0));
     assert_eq!(value(&s, &format!("{size}_sum"), &tcp), Some(150.0));
@@ -241,7 +270,11 @@ fn histogram_buckets_are_cumulative_and_end_at_count() {
             .iter()
             .map(|b| {
                 let le = &b.labels.iter().find(|(k, _)| k == "le").unwrap().1;
-                if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }
+                if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                }
             })
             .collect();
         assert!(les.windows(2).all(|w| w[0] < w[1]), "{name}: {les:?}");
@@ -250,7 +283,11 @@ fn histogram_buckets_are_cumulative_and_end_at_count() {
             "{name} not cumulative"
         );
         assert!(buckets[0].value < buckets[buckets.len() - 1].value);
-        let count = value(&s, &format!("{name}_count"), &[("zone", "cluster.local."), labels]);
+        let count = value(
+            &s,
+            &format!("{name}_count"),
+            &[("zone", "cluster.local."), labels],
+        );
         assert_eq!(count, Some(200.0), "{name}");
         assert_eq!(buckets.last().unwrap().value, 200.0);
     }
@@ -326,15 +363,27 @@ fn control_plane_metrics() {
     let p = "podns_kubernetes_dns_programming_duration_seconds";
     let kind = ("service_kind", "headless_with_selector");
     assert_eq!(value(&s, &format!("{p}_count"), &[kind]), Some(2.0));
-    assert_eq!(value(&s, &format!("{p}_bucket"), &[kind, ("le", "0.064")]), Some(1.0));
-    assert_eq!(value(&s, &format!("{p}_bucket"), &[kind, ("le", "524.288")]), Some(2.0));
-    assert_eq!(value(&s, "podns_zone_build_duration_seconds_count", &[]), Some(1.0));
+    assert_eq!(
+        value(&s, &format!("{p}_bucket"), &[kind, ("le", "0.064")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, &format!("{p}_bucket"), &[kind, ("le", "524.288")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&s, "podns_zone_build_duration_seconds_count", &[]),
+        Some(1.0)
+    );
     let w = "podns_watch_restarts_total";
     assert_eq!(value(&s, w, &[("kind", "kind0")]), Some(2.0));
     assert_eq!(value(&s, w, &[("kind", "kind15")]), Some(1.0));
     assert_eq!(value(&s, w, &[("kind", "kind16")]), None);
     assert_eq!(value(&s, w, &[("kind", "other")]), Some(5.0));
-    assert_eq!(s.iter().filter(|x| x.name == w).count(), MAX_WATCH_KINDS + 1);
+    assert_eq!(
+        s.iter().filter(|x| x.name == w).count(),
+        MAX_WATCH_KINDS + 1
+    );
     let version = ("version", env!("CARGO_PKG_VERSION"));
     assert_eq!(value(&s, "podns_build_info", &[version]), Some(1.0));
 }
@@ -343,8 +392,7 @@ fn control_plane_metrics() {
 fn forward_sample_is_read_at_scrape() {
     let m = Metrics::new(&ZONES);
     assert!(!m.encode().contains("podns_cache_hits_total"));
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let seen = calls.clone();
+    let seen = std::sync::atomic::AtomicU64::new(0);
     m.register_forward_stats(move || {
         let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         ForwardSample {
@@ -369,11 +417,23 @@ fn forward_sample_is_read_at_scrape() {
     assert_eq!(value(&s, "podns_cache_misses_total", &[]), Some(3.0));
     assert_eq!(value(&s, "podns_cache_entries", &[]), Some(5.0));
     let to = ("to", "10.0.0.3:53");
-    assert_eq!(value(&s, "podns_forward_upstream_requests_total", &[to]), Some(3.0));
-    assert_eq!(value(&s, "podns_forward_upstream_failures_total", &[to]), Some(1.0));
-    assert_eq!(value(&s, "podns_forward_upstream_healthy", &[to]), Some(1.0));
+    assert_eq!(
+        value(&s, "podns_forward_upstream_requests_total", &[to]),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&s, "podns_forward_upstream_failures_total", &[to]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "podns_forward_upstream_healthy", &[to]),
+        Some(1.0)
+    );
     let down = ("to", "10.0.0.1:53");
-    assert_eq!(value(&s, "podns_forward_upstream_healthy", &[down]), Some(0.0));
+    assert_eq!(
+        value(&s, "podns_forward_upstream_healthy", &[down]),
+        Some(0.0)
+    );
     let shown = s
         .iter()
         .filter(|x| x.name == "podns_forward_upstream_healthy")
@@ -400,4 +460,3 @@ fn every_family_has_help_and_type() {
         assert!(text.contains(&format!("# HELP {family} ")), "{family}");
     }
 }
-
