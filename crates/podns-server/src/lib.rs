@@ -16,6 +16,8 @@
 //! and fuzzers call directly. Invariants: the query path never allocates once its output buffer
 //! has capacity; a failure on one datagram or connection never stops the server.
 
+pub mod admin;
+pub mod metrics;
 pub mod query;
 mod tcp;
 mod udp;
@@ -32,6 +34,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use admin::{AdminConfig, Readiness, serve_admin, serve_admin_with};
+pub use metrics::{
+    ForwardSample, Metrics, QueryMetrics, ServiceKindLabel, UpstreamSample, ZoneObjects,
+};
 pub use query::{Outcome, QueryConfig, Transport, answer};
 
 /// How many times [`bind`] tries to find a port free for both UDP and TCP when the listen port

@@ -1,6 +1,7 @@
 //! The query path allocates nothing: a counting global allocator watches `answer` serve every
 //! kind of query (positive, rotated, SRV with additional records, negative, refused, malformed,
-//! truncated) over UDP and TCP once the output buffer has its capacity.
+//! truncated) over UDP and TCP once the output buffer has its capacity, and watches the
+//! per-query metrics (`QueryMetrics::zone_index`, `record`, `record_dropped`) count each one.
 //!
 //! This file is the workspace's one audited exception to `unsafe_code = "deny"`: a
 //! `GlobalAlloc` impl is `unsafe` by definition.
@@ -12,6 +13,7 @@ mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use hickory_proto::rr::RecordType;
 use support::{cluster, query, with_edns, zone_config};
@@ -90,16 +92,19 @@ fn answering_allocates_nothing() {
     cut.truncate(20);
     requests.push(cut);
 
+    let metrics = podns_server::Metrics::new(&["cluster.local.", "in-addr.arpa.", "ip6.arpa."]);
     let mut out = Vec::with_capacity(65535);
-    // Warm-up outside the counted region (lazy statics, first-touch of anything).
+    // Warm-up outside the counted region (lazy statics, first-touch of anything, the metrics'
+    // thread-local shard slot).
     for r in &requests {
-        podns_server::answer(
+        serve_one(
             r,
             podns_server::Transport::Udp,
             &config,
             &snapshot,
             0,
             &mut out,
+            metrics.query(),
         );
     }
 
@@ -108,13 +113,32 @@ fn answering_allocates_nothing() {
     for rotation in 0..50u32 {
         for transport in [podns_server::Transport::Udp, podns_server::Transport::Tcp] {
             for r in &requests {
-                let outcome =
-                    podns_server::answer(r, transport, &config, &snapshot, rotation, &mut out);
+                let outcome = serve_one(
+                    r,
+                    transport,
+                    &config,
+                    &snapshot,
+                    rotation,
+                    &mut out,
+                    metrics.query(),
+                );
                 answered += usize::from(matches!(outcome, podns_server::Outcome::Respond { .. }));
             }
         }
     }
     COUNTING.store(false, Ordering::SeqCst);
+    // The metrics did count (scraping allocates, so only after the counted region).
+    let text = metrics.encode();
+    let total: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("podns_dns_requests_total{"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(total as usize, answered + requests.len() - 1, "{text}");
+    assert!(
+        text.contains(r#"podns_dns_requests_total{zone="cluster.local.",proto="tcp",type="SRV"}"#),
+        "{text}"
+    );
     let allocations = ALLOCATIONS.load(Ordering::SeqCst);
     assert!(
         answered >= 50 * 2 * (requests.len() - 1),
@@ -124,4 +148,30 @@ fn answering_allocates_nothing() {
         allocations, 0,
         "the query path allocated {allocations} times"
     );
+}
+
+/// What a UDP/TCP loop does per message: answer it and count it.
+fn serve_one(
+    request: &[u8],
+    transport: podns_server::Transport,
+    config: &podns_server::QueryConfig,
+    snapshot: &podns_zone::ZoneSnapshot,
+    rotation: u32,
+    out: &mut Vec<u8>,
+    metrics: &podns_server::QueryMetrics,
+) -> podns_server::Outcome {
+    let began = Instant::now();
+    let outcome = podns_server::answer(request, transport, config, snapshot, rotation, out);
+    match outcome {
+        podns_server::Outcome::Respond { rcode, .. } => {
+            let mut name = [0u8; podns_zone::MAX_NAME_LEN];
+            let (zone, qtype) = match podns_server::wire::parse_question(request, &mut name) {
+                Ok(q) => (metrics.zone_index(&name[..q.name_len]), q.qtype),
+                Err(_) => (usize::MAX, 0),
+            };
+            metrics.record(zone, transport, qtype, rcode, out.len(), began.elapsed());
+        }
+        podns_server::Outcome::Drop => metrics.record_dropped(transport),
+    }
+    outcome
 }

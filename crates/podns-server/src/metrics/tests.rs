@@ -1,0 +1,462 @@
+//! Unit tests for the metrics: zone matching, label buckets, the text the collectors write.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::*;
+use crate::query::Transport;
+
+/// `name` ("a.b.") in wire form, case kept.
+fn wire(name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out
+}
+
+/// One sample line of the text format.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+/// Parses the sample lines (comments skipped); panics on anything malformed.
+fn parse(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (head, value) = line.rsplit_once(' ').expect("name and value");
+        let (name, labels) = match head.split_once('{') {
+            None => (head.to_owned(), Vec::new()),
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').expect("closing brace");
+                let labels = body
+                    .split("\",")
+                    .map(|kv| {
+                        let (k, v) = kv.split_once("=\"").expect("key=\"value\"");
+                        (k.to_owned(), v.trim_end_matches('"').to_owned())
+                    })
+                    .collect();
+                (name.to_owned(), labels)
+            }
+        };
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        samples.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+/// The value of the one sample named `name` whose labels include all of `labels`.
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let found: Vec<_> = samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+                && s.labels.len() == labels.len()
+        })
+        .collect();
+    assert!(found.len() <= 1, "{name} {labels:?} matched {found:?}");
+    found.first().map(|s| s.value)
+}
+
+const ZONES: [&str; 3] = ["cluster.local.", "in-addr.arpa.", "ip6.arpa."];
+
+#[test]
+fn zone_index_takes_the_longest_served_zone() {
+    let m = Metrics::new(&[
+        "cluster.local.",
+        "default.svc.cluster.local",
+        "in-addr.arpa.",
+    ]);
+    let q = m.query();
+    assert_eq!(q.zone_index(&wire("web.default.svc.cluster.local.")), 1);
+    assert_eq!(q.zone_index(&wire("default.svc.cluster.local.")), 1);
+    assert_eq!(q.zone_index(&wire("web.other.svc.cluster.local.")), 0);
+    assert_eq!(q.zone_index(&wire("cluster.local.")), 0);
+    assert_eq!(q.zone_index(&wire("1.0.96.10.in-addr.arpa.")), 2);
+    // Label boundaries count: "xcluster.local." is not below "cluster.local.".
+    assert_eq!(q.zone_index(&wire("xcluster.local.")), 3);
+    assert_eq!(q.zone_label(1), "default.svc.cluster.local.");
+    assert_eq!(q.zone_label(3), ".");
+    assert_eq!(q.zone_label(99), ".");
+}
+
+#[test]
+fn zone_index_ignores_ascii_case_on_both_sides() {
+    let m = Metrics::new(&["Cluster.LOCAL."]);
+    let q = m.query();
+    assert_eq!(q.zone_index(&wire("WEB.Default.svc.cluster.local.")), 0);
+    assert_eq!(q.zone_label(0), "cluster.local.");
+}
+
+#[test]
+fn names_outside_every_zone_and_broken_names_are_root() {
+    let m = Metrics::new(&ZONES);
+    let q = m.query();
+    assert_eq!(q.zone_index(&wire("example.com.")), 3);
+    assert_eq!(q.zone_index(&wire(".")), 3);
+    assert_eq!(q.zone_index(&[]), 3);
+    // A length octet running past the end, or no root label: no panic, no match.
+    assert_eq!(q.zone_index(&[5, b'a']), 3);
+    assert_eq!(q.zone_index(&wire("cluster.local.")[..14]), 3);
+    // An invalid zone name matches nothing.
+    let long = format!("{}.local.", "a".repeat(64));
+    let m = Metrics::new(&[long.as_str(), "a..b."]);
+    assert_eq!(m.query().zone_index(&wire(&long)), 2);
+}
+
+#[test]
+fn the_root_zone_matches_everything_not_in_a_longer_one() {
+    let m = Metrics::new(&["cluster.local.", "."]);
+    let q = m.query();
+    assert_eq!(q.zone_index(&wire("web.cluster.local.")), 0);
+    assert_eq!(q.zone_index(&wire("example.com.")), 1);
+}
+
+#[test]
+fn qtype_and_rcode_buckets() {
+    let types = [
+        (1, "A"),
+        (28, "AAAA"),
+        (33, "SRV"),
+        (12, "PTR"),
+        (16, "TXT"),
+        (6, "SOA"),
+        (2, "NS"),
+        (5, "CNAME"),
+        (255, "ANY"),
+        (15, "other"),
+        (0, "other"),
+        (65535, "other"),
+    ];
+    for (qtype, label) in types {
+        assert_eq!(qtype_label(qtype), label, "qtype {qtype}");
+    }
+    let rcodes = [
+        (0, "NOERROR"),
+        (1, "FORMERR"),
+        (2, "SERVFAIL"),
+        (3, "NXDOMAIN"),
+        (4, "NOTIMP"),
+        (5, "REFUSED"),
+        (16, "BADVERS"),
+        (9, "other"),
+        (23, "other"),
+    ];
+    for (rcode, label) in rcodes {
+        assert_eq!(rcode_label(rcode), label, "rcode {rcode}");
+    }
+}
+
+#[test]
+fn recorded_queries_show_with_their_labels() {
+    let m = Metrics::new(&ZONES);
+    let q = m.query();
+    let z = q.zone_index(&wire("web.default.svc.cluster.local."));
+    for _ in 0..3 {
+        q.record(z, Transport::Udp, 1, 0, 80, Duration::from_micros(7));
+    }
+    q.record(z, Transport::Tcp, 28, 3, 150, Duration::from_millis(3));
+    q.record(3, Transport::Udp, 15, 5, 40, Duration::from_secs(20));
+    q.record(42, Transport::Udp, 15, 5, 40, Duration::ZERO);
+    q.record_dropped(Transport::Tcp);
+
+    let s = parse(&m.encode());
+    let req = "podns_dns_requests_total";
+    let cl = ("zone", "cluster.local.");
+    assert_eq!(
+        value(&s, req, &[cl, ("proto", "udp"), ("type", "A")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&s, req, &[cl, ("proto", "tcp"), ("type", "AAAA")]),
+        Some(1.0)
+    );
+    let root = ("zone", ".");
+    assert_eq!(
+        value(&s, req, &[root, ("proto", "udp"), ("type", "other")]),
+        Some(2.0)
+    );
+    // Unused combinations are not exposed.
+    assert_eq!(value(&s, req, &[cl, ("proto", "tcp"), ("type", "A")]), None);
+
+    let resp = "podns_dns_responses_total";
+    assert_eq!(value(&s, resp, &[cl, ("rcode", "NOERROR")]), Some(3.0));
+    assert_eq!(value(&s, resp, &[cl, ("rcode", "NXDOMAIN")]), Some(1.0));
+    assert_eq!(value(&s, resp, &[root, ("rcode", "REFUSED")]), Some(2.0));
+
+    let dropped = "podns_dns_requests_dropped_total";
+    assert_eq!(value(&s, dropped, &[("proto", "tcp")]), Some(1.0));
+    assert_eq!(value(&s, dropped, &[("proto", "udp")]), Some(0.0));
+
+    let d = "podns_dns_request_duration_seconds";
+    let a = [cl, ("type", "A")];
+    let bucket =
+        |le: &str| value(&s, &format!("{d}_bucket"), &[cl, ("type", "A"), ("le", le)]).unwrap();
+    // 7 µs: above 5 µs, within 10 µs; cumulative from there on.
+    assert_eq!(bucket("5e-06"), 0.0);
+    assert_eq!(bucket("1e-05"), 3.0);
+    assert_eq!(bucket("8.192"), 3.0);
+    assert_eq!(bucket("+Inf"), 3.0);
+    assert_eq!(value(&s, &format!("{d}_count"), &a), Some(3.0));
+    let sum = value(&s, &format!("{d}_sum"), &a).unwrap();
+    assert!((sum - 21e-6).abs() < 1e-12, "sum {sum}");
+    // 20 s lands only in +Inf.
+    let other = [root, ("type", "other")];
+    let le = |le| {
+        value(
+            &s,
+            &format!("{d}_bucket"),
+            &[root, ("type", "other"), ("le", le)],
+        )
+    };
+    assert_eq!(le("8.192"), Some(1.0)); // the zero-duration one
+    assert_eq!(le("+Inf"), Some(2.0));
+    assert_eq!(value(&s, &format!("{d}_count"), &other), Some(2.0));
+
+    let size = "podns_dns_response_size_bytes";
+    let tcp = [cl, ("proto", "tcp")];
+    let le = |le| {
+        value(
+            &s,
+            &format!("{size}_bucket"),
+            &[cl, ("proto", "tcp"), ("le", le)],
+        )
+    };
+    assert_eq!(le("100"), Some(0.0));
+    assert_eq!(le("200"), Some(1.0));
+    assert_eq!(value(&s, &format!("{size}_sum"), &tcp), Some(150.0));
+}
+
+#[test]
+fn histogram_buckets_are_cumulative_and_end_at_count() {
+    let m = Metrics::new(&ZONES);
+    let q = m.query();
+    for i in 0..200u64 {
+        // Spread over 0 … ~10 s, so every bucket gets something.
+        let d = Duration::from_nanos(i * i * i * 1250);
+        q.record(0, Transport::Udp, 1, 0, (i * 331) as usize, d);
+    }
+    let s = parse(&m.encode());
+    for (name, labels) in [
+        ("podns_dns_request_duration_seconds", ("type", "A")),
+        ("podns_dns_response_size_bytes", ("proto", "udp")),
+    ] {
+        let buckets: Vec<&Sample> = s
+            .iter()
+            .filter(|x| x.name == format!("{name}_bucket"))
+            .filter(|x| x.labels.contains(&(labels.0.into(), labels.1.into())))
+            .collect();
+        assert!(buckets.len() > 10, "{name}: {} buckets", buckets.len());
+        let les: Vec<f64> = buckets
+            .iter()
+            .map(|b| {
+                let le = &b.labels.iter().find(|(k, _)| k == "le").unwrap().1;
+                if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                }
+            })
+            .collect();
+        assert!(les.windows(2).all(|w| w[0] < w[1]), "{name}: {les:?}");
+        assert!(
+            buckets.windows(2).all(|w| w[0].value <= w[1].value),
+            "{name} not cumulative"
+        );
+        assert!(buckets[0].value < buckets[buckets.len() - 1].value);
+        let count = value(
+            &s,
+            &format!("{name}_count"),
+            &[("zone", "cluster.local."), labels],
+        );
+        assert_eq!(count, Some(200.0), "{name}");
+        assert_eq!(buckets.last().unwrap().value, 200.0);
+    }
+}
+
+#[test]
+fn recordings_from_many_threads_all_count() {
+    let m = Metrics::new(&ZONES);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..1000 {
+                    m.query()
+                        .record(1, Transport::Udp, 12, 3, 90, Duration::from_micros(30));
+                }
+            });
+        }
+    });
+    let s = parse(&m.encode());
+    let labels = [("zone", "in-addr.arpa."), ("proto", "udp"), ("type", "PTR")];
+    assert_eq!(value(&s, "podns_dns_requests_total", &labels), Some(8000.0));
+    let labels = [("zone", "in-addr.arpa."), ("type", "PTR")];
+    let count = value(&s, "podns_dns_request_duration_seconds_count", &labels);
+    assert_eq!(count, Some(8000.0));
+}
+
+#[test]
+fn zones_beyond_the_cap_count_as_root() {
+    let names: Vec<String> = (0..MAX_ZONES + 4).map(|i| format!("z{i}.test.")).collect();
+    let zones: Vec<&str> = names.iter().map(String::as_str).collect();
+    let m = Metrics::new(&zones);
+    let q = m.query();
+    assert_eq!(q.zone_index(&wire("a.z0.test.")), 0);
+    assert_eq!(q.zone_index(&wire("a.z15.test.")), 15);
+    assert_eq!(q.zone_index(&wire("a.z16.test.")), MAX_ZONES);
+    assert_eq!(q.zone_label(MAX_ZONES), ".");
+}
+
+#[test]
+fn control_plane_metrics() {
+    let m = Metrics::new(&ZONES);
+    m.set_zone_objects(ZoneObjects {
+        services: 2000,
+        endpoints: 20000,
+        pods: 20500,
+        names: 44000,
+        serial: 7,
+    });
+    m.set_api_connected(true);
+    m.set_synced(false);
+    m.set_last_update(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    m.observe_programming_latency(ServiceKindLabel::HeadlessWithSelector, 0.05);
+    m.observe_programming_latency(ServiceKindLabel::HeadlessWithSelector, 3.0);
+    m.observe_zone_build(0.002);
+    for i in 0..20 {
+        m.watch_restart(&format!("kind{i}"));
+    }
+    m.watch_restart("kind0");
+    m.watch_restart(&"k".repeat(200));
+
+    let s = parse(&m.encode());
+    assert_eq!(value(&s, "podns_zone_services", &[]), Some(2000.0));
+    assert_eq!(value(&s, "podns_zone_endpoints", &[]), Some(20000.0));
+    assert_eq!(value(&s, "podns_zone_pods", &[]), Some(20500.0));
+    assert_eq!(value(&s, "podns_zone_names", &[]), Some(44000.0));
+    assert_eq!(value(&s, "podns_zone_serial", &[]), Some(7.0));
+    assert_eq!(value(&s, "podns_kubernetes_api_connected", &[]), Some(1.0));
+    assert_eq!(value(&s, "podns_synced", &[]), Some(0.0));
+    assert_eq!(
+        value(&s, "podns_zone_last_update_timestamp_seconds", &[]),
+        Some(1_700_000_000.0)
+    );
+    let p = "podns_kubernetes_dns_programming_duration_seconds";
+    let kind = ("service_kind", "headless_with_selector");
+    assert_eq!(value(&s, &format!("{p}_count"), &[kind]), Some(2.0));
+    assert_eq!(
+        value(&s, &format!("{p}_bucket"), &[kind, ("le", "0.064")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, &format!("{p}_bucket"), &[kind, ("le", "524.288")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&s, "podns_zone_build_duration_seconds_count", &[]),
+        Some(1.0)
+    );
+    let w = "podns_watch_restarts_total";
+    assert_eq!(value(&s, w, &[("kind", "kind0")]), Some(2.0));
+    assert_eq!(value(&s, w, &[("kind", "kind15")]), Some(1.0));
+    assert_eq!(value(&s, w, &[("kind", "kind16")]), None);
+    assert_eq!(value(&s, w, &[("kind", "other")]), Some(5.0));
+    assert_eq!(
+        s.iter().filter(|x| x.name == w).count(),
+        MAX_WATCH_KINDS + 1
+    );
+    let version = ("version", env!("CARGO_PKG_VERSION"));
+    assert_eq!(value(&s, "podns_build_info", &[version]), Some(1.0));
+}
+
+#[test]
+fn forward_sample_is_read_at_scrape() {
+    let m = Metrics::new(&ZONES);
+    assert!(!m.encode().contains("podns_cache_hits_total"));
+    let seen = std::sync::atomic::AtomicU64::new(0);
+    m.register_forward_stats(move || {
+        let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        ForwardSample {
+            requests: 10 * n,
+            cache_hits: 7,
+            cache_misses: 3,
+            cache_entries: 5,
+            upstreams: (0..20)
+                .map(|i| UpstreamSample {
+                    address: format!("10.0.0.{i}:53"),
+                    requests: i,
+                    failures: 1,
+                    healthy: i != 1,
+                })
+                .collect(),
+        }
+    });
+    let _ = m.encode();
+    let s = parse(&m.encode());
+    assert_eq!(value(&s, "podns_forward_requests_total", &[]), Some(20.0));
+    assert_eq!(value(&s, "podns_cache_hits_total", &[]), Some(7.0));
+    assert_eq!(value(&s, "podns_cache_misses_total", &[]), Some(3.0));
+    assert_eq!(value(&s, "podns_cache_entries", &[]), Some(5.0));
+    let to = ("to", "10.0.0.3:53");
+    assert_eq!(
+        value(&s, "podns_forward_upstream_requests_total", &[to]),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&s, "podns_forward_upstream_failures_total", &[to]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "podns_forward_upstream_healthy", &[to]),
+        Some(1.0)
+    );
+    let down = ("to", "10.0.0.1:53");
+    assert_eq!(
+        value(&s, "podns_forward_upstream_healthy", &[down]),
+        Some(0.0)
+    );
+    let shown = s
+        .iter()
+        .filter(|x| x.name == "podns_forward_upstream_healthy")
+        .count();
+    assert_eq!(shown, MAX_UPSTREAMS);
+}
+
+#[test]
+fn every_family_has_help_and_type() {
+    // One final period, whoever wrote the help.
+    let m = Metrics::new(&ZONES);
+    assert!(!m.encode().contains("..\n"), "{}", m.encode());
+    m.query()
+        .record(0, Transport::Udp, 1, 0, 80, Duration::from_micros(7));
+    let text = m.encode();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|f| text.contains(&format!("# TYPE {f} histogram")))
+            .unwrap_or(name);
+        assert!(text.contains(&format!("# TYPE {family} ")), "{family}");
+        assert!(text.contains(&format!("# HELP {family} ")), "{family}");
+    }
+}
