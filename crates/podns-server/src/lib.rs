@@ -62,6 +62,9 @@ pub struct ServerConfig {
     /// How long the rest of a TCP message may take once it began, and how long writing the
     /// response may take (against Slowloris). Default 2 s.
     pub tcp_message_timeout: Duration,
+    /// Forwarded UDP queries waiting for an upstream at once, over all workers; more get
+    /// SERVFAIL at once (bounded memory when upstreams are slow). Default 1024.
+    pub max_forwards_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +76,7 @@ impl Default for ServerConfig {
             max_tcp_connections: 1024,
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_message_timeout: Duration::from_secs(2),
+            max_forwards_in_flight: 1024,
         }
     }
 }
@@ -155,6 +159,33 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Where a forwarder is plugged in; empty means names outside the zones get podns's own
+/// answer (REFUSED). Swapped atomically on a config reload, read per forwarded query.
+pub type ForwardSlot = Arc<arc_swap::ArcSwapOption<podns_forward::Forwarder>>;
+
+/// What the server answers from, besides the wire: the zone, and optionally metrics and a
+/// forwarder.
+#[derive(Clone)]
+pub struct Services {
+    /// The published zone.
+    pub zone: ZoneReader,
+    /// Where queries are counted; `None` counts nothing.
+    pub metrics: Option<Arc<Metrics>>,
+    /// The forwarder for names outside the served zones.
+    pub forward: ForwardSlot,
+}
+
+impl Services {
+    /// The zone alone: no metrics, no forwarding.
+    pub fn new(zone: ZoneReader) -> Self {
+        Self {
+            zone,
+            metrics: None,
+            forward: ForwardSlot::default(),
+        }
+    }
+}
+
 /// Serves DNS on `bound` from the snapshots `zone` publishes until `shutdown` completes; then
 /// stops accepting, lets TCP connections finish the query in flight, and returns.
 ///
@@ -165,7 +196,18 @@ pub async fn serve(
     zone: ZoneReader,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    serve_with(bound, config, Services::new(zone), shutdown).await
+}
+
+/// [`serve`] with metrics and forwarding.
+pub async fn serve_with(
+    bound: BoundSockets,
+    config: ServerConfig,
+    services: Services,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let forwards = Arc::new(tokio::sync::Semaphore::new(config.max_forwards_in_flight));
     let mut tasks = JoinSet::new();
     for (worker, socket) in bound.udp.into_iter().enumerate() {
         let socket = Arc::new(tokio::net::UdpSocket::from_std(socket)?);
@@ -173,13 +215,14 @@ pub async fn serve(
             socket,
             worker as u32,
             config.query,
-            zone.clone(),
+            services.clone(),
+            Arc::clone(&forwards),
             stop_rx.clone(),
         ));
     }
     let listener = tokio::net::TcpListener::from_std(bound.tcp)?;
     tracing::info!(addr = %bound.local, udp_workers = tasks.len(), "serving DNS");
-    tasks.spawn(tcp::run(listener, config, zone, stop_rx));
+    tasks.spawn(tcp::run(listener, config, services, stop_rx));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -190,4 +233,26 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Counts one answered query: its zone (from the question name), type, rcode, size, time.
+fn record_query(
+    metrics: &Metrics,
+    request: &[u8],
+    asked: query::Asked,
+    rcode: u16,
+    response_len: usize,
+    started: std::time::Instant,
+    transport: Transport,
+) {
+    let query_metrics = metrics.query();
+    let zone = query_metrics.zone_index(asked.qname(request));
+    query_metrics.record(
+        zone,
+        transport,
+        asked.qtype,
+        rcode,
+        response_len,
+        started.elapsed(),
+    );
 }

@@ -15,16 +15,15 @@
 //! the middle of a message finishes answering it first.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use podns_zone::ZoneReader;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-use crate::ServerConfig;
+use crate::{ServerConfig, Services};
 use crate::query::{self, Outcome, QueryConfig, Transport};
 use crate::wire::HEADER_LEN;
 
@@ -35,7 +34,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub(crate) async fn run(
     listener: TcpListener,
     config: ServerConfig,
-    zone: ZoneReader,
+    services: Services,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(config.max_tcp_connections));
@@ -63,7 +62,7 @@ pub(crate) async fn run(
             config: config.query,
             idle_timeout: config.tcp_idle_timeout,
             message_timeout: config.tcp_message_timeout,
-            zone: zone.clone(),
+            services: services.clone(),
             shutdown: shutdown.clone(),
         };
         connections.spawn(async move {
@@ -82,7 +81,7 @@ struct Connection {
     config: QueryConfig,
     idle_timeout: Duration,
     message_timeout: Duration,
-    zone: ZoneReader,
+    services: Services,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -120,13 +119,18 @@ impl Connection {
             });
             let Some(len) = read.await.map_err(|_| std::io::ErrorKind::TimedOut)?? else {
                 // RFC 7766 §8: a frame too short to be a message; the stream is unusable.
+                if let Some(metrics) = &self.services.metrics {
+                    metrics.query().record_dropped(Transport::Tcp);
+                }
                 return Ok(());
             };
+            let started = Instant::now();
             rotation = rotation.wrapping_add(1);
+            let request = &request[..len];
             let outcome = {
-                let snapshot = self.zone.load();
+                let snapshot = self.services.zone.load();
                 query::answer(
-                    &request[..len],
+                    request,
                     Transport::Tcp,
                     &self.config,
                     &snapshot,
@@ -134,15 +138,39 @@ impl Connection {
                     &mut out,
                 )
             };
-            if outcome == Outcome::Drop {
-                return Ok(());
-            }
+            let (asked, rcode) = match outcome {
+                Outcome::Drop => {
+                    if let Some(metrics) = &self.services.metrics {
+                        metrics.query().record_dropped(Transport::Tcp);
+                    }
+                    return Ok(());
+                }
+                Outcome::Respond { rcode, asked, .. } => (asked, rcode),
+                Outcome::Forward {
+                    asked,
+                    rcode,
+                    max_len,
+                } => match self.services.forward.load_full() {
+                    None => (Some(asked), rcode),
+                    // In line: later queries pipelined on this connection wait for this one,
+                    // which RFC 7766 allows; the connection cap bounds how many wait at once.
+                    Some(forwarder) => {
+                        let response = forwarder.forward(request, max_len).await;
+                        out.clear();
+                        out.extend_from_slice(&response);
+                        (Some(asked), query::response_rcode(&out))
+                    }
+                },
+            };
             frame.clear();
             frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
             frame.extend_from_slice(&out);
             timeout(self.message_timeout, stream.get_mut().write_all(&frame))
                 .await
                 .map_err(|_| std::io::ErrorKind::TimedOut)??;
+            if let (Some(metrics), Some(asked)) = (&self.services.metrics, asked) {
+                crate::record_query(metrics, request, asked, rcode, out.len(), started, Transport::Tcp);
+            }
         }
     }
 }

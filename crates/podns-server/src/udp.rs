@@ -3,15 +3,19 @@
 //! This module is responsible for moving datagrams. Each worker owns one socket (all bound to
 //! the same address with SO_REUSEPORT, so the kernel spreads datagrams over them), one receive
 //! buffer and one response buffer, reused for every datagram: no task and no allocation per
-//! datagram (unlike hickory's task-per-datagram server). Errors on a datagram are logged and
-//! the worker goes on; only shutdown ends it.
+//! datagram for the zone's own names (unlike hickory's task-per-datagram server). Only a
+//! forwarded query leaves the loop: it becomes a task, at most `max_forwards_in_flight` of
+//! them, so a slow upstream never stalls answers from the zone; beyond that bound the query
+//! gets SERVFAIL at once rather than a queue. Errors on a datagram are logged and the worker
+//! goes on; only shutdown ends it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use podns_zone::ZoneReader;
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
+use crate::Services;
 use crate::query::{self, Outcome, QueryConfig, Transport};
 
 /// Largest datagram we read (RFC 1035 §4.2.1 + EDNS: the UDP payload is at most 65,535).
@@ -22,7 +26,8 @@ pub(crate) async fn run(
     socket: Arc<UdpSocket>,
     worker: u32,
     config: QueryConfig,
-    zone: ZoneReader,
+    services: Services,
+    forwards: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut recv = vec![0u8; RECV_BUFFER];
@@ -43,21 +48,58 @@ pub(crate) async fn run(
                 continue;
             }
         };
+        let started = Instant::now();
         rotation = rotation.wrapping_add(1);
-        let snapshot = zone.load();
-        let outcome = query::answer(
-            &recv[..len],
-            Transport::Udp,
-            &config,
-            &snapshot,
-            rotation,
-            &mut out,
-        );
-        drop(snapshot);
-        if let Outcome::Respond { .. } = outcome
-            && let Err(error) = socket.send_to(&out, peer).await
-        {
+        let request = &recv[..len];
+        let outcome = {
+            let snapshot = services.zone.load();
+            query::answer(request, Transport::Udp, &config, &snapshot, rotation, &mut out)
+        };
+        let (asked, rcode) = match outcome {
+            Outcome::Drop => {
+                if let Some(metrics) = &services.metrics {
+                    metrics.query().record_dropped(Transport::Udp);
+                }
+                continue;
+            }
+            Outcome::Respond { rcode, asked, .. } => (asked, rcode),
+            Outcome::Forward {
+                asked,
+                rcode,
+                max_len,
+            } => match services.forward.load_full() {
+                // No forwarder: `out` already holds podns's own answer (REFUSED / NXDOMAIN).
+                None => (Some(asked), rcode),
+                Some(forwarder) => match Arc::clone(&forwards).try_acquire_owned() {
+                    Ok(permit) => {
+                        let query = request.to_vec();
+                        let socket = Arc::clone(&socket);
+                        let metrics = services.metrics.clone();
+                        tokio::spawn(async move {
+                            let response = forwarder.forward(&query, max_len).await;
+                            if let Err(error) = socket.send_to(&response, peer).await {
+                                tracing::debug!(%error, %peer, "udp send failed");
+                            }
+                            if let Some(metrics) = metrics {
+                                crate::record_query(&metrics, &query, asked, query::response_rcode(&response), response.len(), started, Transport::Udp);
+                            }
+                            drop(permit);
+                        });
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "too many forwarded queries in flight: SERVFAIL");
+                        query::servfail(request, &mut out);
+                        (Some(asked), query::rcode::SERVFAIL)
+                    }
+                },
+            },
+        };
+        if let Err(error) = socket.send_to(&out, peer).await {
             tracing::debug!(%error, %peer, "udp send failed");
+        }
+        if let (Some(metrics), Some(asked)) = (&services.metrics, asked) {
+            crate::record_query(metrics, request, asked, rcode, out.len(), started, Transport::Udp);
         }
     }
 }

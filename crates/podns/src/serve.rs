@@ -249,7 +249,7 @@ fn record_zone(metrics: &Metrics, derived: &Derived, build: Duration) {
         endpoints: counts.endpoints as u64,
         pods: counts.pods as u64,
         names: counts.names as u64,
-        serial: u64::from(counts.serial),
+        serial: counts.serial,
     });
     metrics.observe_zone_build(build.as_secs_f64());
 }

@@ -23,6 +23,26 @@ const MAX_BATCH: usize = 10_000;
 /// The EndpointSlice label that marks a headless Service's slices.
 const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
 
+/// The EndpointSlice label naming the controller that manages the slice.
+const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+/// The value of [`MANAGED_BY_LABEL`] on slices made from a Service's selector.
+const SELECTOR_CONTROLLER: &str = "endpointslice-controller.k8s.io";
+
+/// CoreDNS's `service_kind` of a slice's Service, from the slice's own labels (the Service
+/// itself may not be known yet): headless slices carry `service.kubernetes.io/headless`, and
+/// the EndpointSlice controller only manages slices of Services with a selector.
+fn service_kind(slice: &k8s_openapi::api::discovery::v1::EndpointSlice) -> ServiceKindLabel {
+    let labels = slice.metadata.labels.as_ref();
+    let headless = labels.is_some_and(|l| l.contains_key(HEADLESS_LABEL));
+    let from_selector =
+        labels.and_then(|l| l.get(MANAGED_BY_LABEL)).map(String::as_str) == Some(SELECTOR_CONTROLLER);
+    match (headless, from_selector) {
+        (true, true) => ServiceKindLabel::HeadlessWithSelector,
+        (true, false) => ServiceKindLabel::HeadlessWithoutSelector,
+        (false, _) => ServiceKindLabel::ClusterIp,
+    }
+}
+
 /// Where cluster state comes from.
 pub(super) enum Source {
     /// Manifest files, re-read in full on every change.
@@ -242,16 +262,16 @@ impl Source {
             if kube.unreachable_since.take().is_some() {
                 info!("the API server is reachable again");
             }
-            readiness.set_degraded(None);
+            readiness.clear_degraded();
         } else {
             let since = *kube.unreachable_since.get_or_insert_with(SystemTime::now);
             let secs = SystemTime::now()
                 .duration_since(since)
                 .unwrap_or_default()
                 .as_secs();
-            readiness.set_degraded(Some(format!(
+            readiness.set_degraded(format!(
                 "serving the last known state; the API server has been unreachable for {secs} s"
-            )));
+            ));
         }
     }
 
@@ -308,17 +328,8 @@ impl KubeSource {
                 triggered,
             } => {
                 if let ClusterEvent::Apply(Object::EndpointSlice(slice)) = &event {
-                    let headless = slice
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .is_some_and(|l| l.contains_key(HEADLESS_LABEL));
                     started.push(ChangeStart {
-                        service_kind: if headless {
-                            ServiceKindLabel::Headless
-                        } else {
-                            ServiceKindLabel::ClusterIp
-                        },
+                        service_kind: service_kind(slice),
                         at: triggered.map_or(Start::Received(received), Start::Triggered),
                     });
                 }

@@ -31,7 +31,8 @@ fn apply_slice(cluster: &FakeCluster, ips: &[&str]) {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": "api-abcde", "namespace": "shop",
                      "labels": {"kubernetes.io/service-name": "api",
-                                "service.kubernetes.io/headless": ""}},
+                                "service.kubernetes.io/headless": "",
+                                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
         "addressType": "IPv4",
         "endpoints": endpoints,
         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
@@ -77,7 +78,7 @@ fn api_events_show_in_answers() {
     // A programming-latency sample was recorded for the headless changes.
     let samples = server
         .metric(
-            "podns_kubernetes_dns_programming_duration_seconds_count{service_kind=\"headless\"}",
+            "podns_kubernetes_dns_programming_duration_seconds_count{service_kind=\"headless_with_selector\"}",
         )
         .expect("programming latency histogram");
     assert!(samples >= 2.0, "{samples}");
@@ -128,7 +129,7 @@ fn an_api_outage_keeps_the_last_state_and_catches_up() {
         .iter()
         .filter_map(|kind| {
             server.metric(&format!(
-                "podns_kubernetes_watch_restarts_total{{kind=\"{kind}\"}}"
+                "podns_watch_restarts_total{{kind=\"{kind}\"}}"
             ))
         })
         .sum();

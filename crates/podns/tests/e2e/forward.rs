@@ -146,7 +146,7 @@ fn names_outside_the_zones_are_forwarded_and_cached() {
     assert_eq!(server.dig(&["+tcp", "example.org"]).data("A"), ["192.0.2.1"]);
 
     let hits = server
-        .metric("podns_forward_cache_hits_total")
+        .metric("podns_cache_hits_total")
         .expect("cache hit counter");
     assert!(hits >= 1.0, "{hits}");
 }
