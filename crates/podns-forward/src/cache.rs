@@ -67,7 +67,6 @@ struct Slot {
 }
 
 /// A bounded LRU map from [`Key`] to [`Entry`].
-#[derive(Debug)]
 pub(crate) struct Cache {
     map: HashMap<Key, u32>,
     slots: Vec<Option<Slot>>,
@@ -83,6 +82,18 @@ pub(crate) struct Cache {
 }
 
 // === impl Cache ===
+
+/// Sizes only: a `Forwarder`'s `Debug` must not print every cached message.
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("len", &self.map.len())
+            .field("bytes", &self.bytes)
+            .field("capacity", &self.capacity)
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
+}
 
 impl Cache {
     /// An empty cache of at most `capacity` entries and `max_bytes` bytes.

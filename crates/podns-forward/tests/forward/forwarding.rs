@@ -364,7 +364,7 @@ fn config_is_checked() {
         },
         podns_forward::ForwardConfig {
             udp_payload: 100,
-            ..ok.clone()
+            ..ok
         },
     ] {
         assert!(Forwarder::new(bad).is_err());
