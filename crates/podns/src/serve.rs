@@ -83,6 +83,8 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let forward = podns_server::ForwardSlot::default();
     forward.store(forwarder(&settings, args.listen)?);
+    let sampled = forward.clone();
+    metrics.register_forward_stats(move || forward_sample(&sampled));
 
     let mut config = ServerConfig {
         listen: args.listen,
@@ -105,7 +107,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: Some(Arc::clone(&metrics)),
         forward: forward.clone(),
     };
-    let server = tokio::spawn(podns_server::serve(bound, config, services, async {
+    let server = tokio::spawn(podns_server::serve_with(bound, config, services, async {
         let _ = stop_rx.await;
     }));
 
@@ -194,6 +196,31 @@ fn forwarder(
     info!(upstreams = ?config.upstreams, "forwarding names outside the served zones");
     let forwarder = podns_forward::Forwarder::new(config).context("forwarding")?;
     Ok(Some(Arc::new(forwarder)))
+}
+
+/// The current forwarder's counters, for a scrape. A reload that replaces the forwarder
+/// starts its counters from zero, which Prometheus reads as a counter reset.
+fn forward_sample(slot: &podns_server::ForwardSlot) -> podns_server::ForwardSample {
+    let Some(forwarder) = slot.load_full() else {
+        return podns_server::ForwardSample::default();
+    };
+    let stats = forwarder.stats();
+    podns_server::ForwardSample {
+        requests: stats.requests,
+        cache_hits: stats.cache_hits,
+        cache_misses: stats.cache_misses,
+        cache_entries: stats.cache_entries as u64,
+        upstreams: stats
+            .upstreams
+            .iter()
+            .map(|u| podns_server::UpstreamSample {
+                address: u.addr.to_string(),
+                requests: u.requests,
+                failures: u.failures,
+                healthy: u.healthy,
+            })
+            .collect(),
+    }
 }
 
 /// Re-reads the config file and applies it; on error nothing changes.
