@@ -42,7 +42,7 @@ impl Pipeline {
         self.store.resync(objects);
         let cluster = podns_cluster::derive(&self.store, &self.controller)
             .context("deriving pods and endpoint slices")?;
-        let view = podns_cluster::cluster_view(&cluster);
+        let view = podns_cluster::cluster_view(&cluster, &podns_cluster::ViewConfig::default());
         let snapshot = podns_zone::build(&self.zone, &view);
         for skipped in snapshot.skipped() {
             tracing::warn!("not in DNS: {skipped}");
