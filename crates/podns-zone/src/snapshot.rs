@@ -441,3 +441,6 @@ impl Hasher for FxHasher {
         self.hash
     }
 }
+
+#[cfg(test)]
+mod tests;
