@@ -32,10 +32,10 @@ pub mod view;
 
 pub use controller::{ControllerConfig, ControllerError, DerivedCluster, READY_ANNOTATION, derive};
 pub use object::{Kind, Object, ObjectRef};
+pub use selector::{LabelSelector, SelectorError};
 pub use source::ClusterEvent;
 pub use source::manifest::{
     ManifestError, ManifestErrors, ManifestEvent, ManifestWatch, WatchError, load, watch,
 };
 pub use store::ClusterStore;
-pub use selector::{LabelSelector, SelectorError};
 pub use view::{ViewConfig, cluster_view};

@@ -72,7 +72,9 @@ impl LabelSelector {
             let value = labels.and_then(|l| l.get(&r.key));
             match r.op {
                 Operator::Equals | Operator::In => value.is_some_and(|v| r.values.contains(v)),
-                Operator::NotEquals | Operator::NotIn => !value.is_some_and(|v| r.values.contains(v)),
+                Operator::NotEquals | Operator::NotIn => {
+                    !value.is_some_and(|v| r.values.contains(v))
+                }
                 Operator::Exists => value.is_some(),
                 Operator::DoesNotExist => value.is_none(),
             }
@@ -391,10 +393,7 @@ mod tests {
     #[test]
     fn parses_every_operator_and_prints_it_back() {
         let s = LabelSelector::parse(" a=b , c!=d,e in (f, g),h notin (i),j,!k,l==m,n=").unwrap();
-        assert_eq!(
-            s.to_string(),
-            "a=b,c!=d,e in (f,g),h notin (i),j,!k,l=m,n="
-        );
+        assert_eq!(s.to_string(), "a=b,c!=d,e in (f,g),h notin (i),j,!k,l=m,n=");
         assert_eq!(LabelSelector::parse(&s.to_string()).unwrap(), s);
         let prefixed = LabelSelector::parse("app.kubernetes.io/name=web").unwrap();
         assert_eq!(prefixed.to_string(), "app.kubernetes.io/name=web");
@@ -415,7 +414,7 @@ mod tests {
             bad.insert(key.into(), value.into());
             assert!(!s.matches(Some(&bad)), "{key}={value}");
         }
-        let mut no_j = good.clone();
+        let mut no_j = good;
         no_j.remove("j");
         assert!(!s.matches(Some(&no_j)));
         assert!(!s.matches(None));
@@ -445,6 +444,9 @@ mod tests {
         assert!(err("a=b,,c").what.contains("expected a label key"));
         let e = err("a=b,c in (d,)");
         assert_eq!(e.at, 12);
-        assert!(e.to_string().starts_with("label selector \"a=b,c in (d,)\", at byte 12: "));
+        assert!(
+            e.to_string()
+                .starts_with("label selector \"a=b,c in (d,)\", at byte 12: ")
+        );
     }
 }

@@ -305,7 +305,8 @@ impl Writer<'_> {
         self.out.extend_from_slice(&rtype.0.to_be_bytes());
         self.out.extend_from_slice(&CLASS_IN.to_be_bytes());
         self.out.extend_from_slice(&ttl.to_be_bytes());
-        self.out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        self.out
+            .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         self.out.extend_from_slice(rdata);
         self.finish(rcode::NOERROR, [1, 0, 0], Some(config))
     }

@@ -1,8 +1,11 @@
 //! The Kubernetes DNS spec as data: record rules, prepared answers and zone snapshots.
 //!
 //! `podns-zone` turns a [`podns_view::ClusterView`] into a [`ZoneSnapshot`] that answers every
-//! question inside the served zones (the cluster domain and the reverse zones) from bytes
-//! computed at build time. It knows nothing of sockets, async runtimes or Kubernetes objects.
+//! question inside the served zones (the cluster domains and the reverse zones) from bytes
+//! computed at build time (except `pods insecure` answers, which name any address and are
+//! read from the question by [`ZoneSnapshot::lookup`]). It knows nothing of sockets, async
+//! runtimes or Kubernetes objects. [`ZoneConfig`] carries the CoreDNS `kubernetes` options
+//! that shape the records.
 //!
 //! ```text
 //! ClusterView ──records.rs──▶ RRsets ──snapshot.rs + answer.rs──▶ ZoneSnapshot

@@ -324,14 +324,26 @@ pub fn reverse_zones(zone: &str) -> Result<Vec<Name>, NameError> {
         IpAddr::V6(v6) => (128, 4, u128::from(v6), b"\x03ip6\x04arpa\x00"),
     };
     if len > bits {
-        return Err(NameError::InvalidCidr("the prefix length is longer than the address"));
+        return Err(NameError::InvalidCidr(
+            "the prefix length is longer than the address",
+        ));
     }
-    let keep = |v: u128, n: u32| if n == 0 { 0 } else { v >> (bits - n) << (bits - n) };
+    let keep = |v: u128, n: u32| {
+        if n == 0 {
+            0
+        } else {
+            v >> (bits - n) << (bits - n)
+        }
+    };
     let network = keep(value, len);
     let aligned = len.div_ceil(step) * step;
     let mut zones = Vec::new();
     for i in 0..1u128 << (aligned - len) {
-        let subnet = if aligned == 0 { network } else { network | i << (bits - aligned) };
+        let subnet = if aligned == 0 {
+            network
+        } else {
+            network | i << (bits - aligned)
+        };
         let mut wire = Vec::with_capacity(72);
         for k in (0..aligned / step).rev() {
             let digit = (subnet >> (bits - step * (k + 1))) & ((1 << step) - 1);
@@ -461,11 +473,27 @@ mod tests {
         assert_eq!(parse_pod_label(b"10-244-1-5"), ip("10.244.1.5"));
         assert_eq!(parse_pod_label(b"fd00--5"), ip("fd00::5"));
         assert_eq!(parse_pod_label(b"fd00-0-0-0-0-0-0-5"), ip("fd00::5"));
-        assert_eq!(parse_pod_label(b"fd00-0000-0000-0000-0000-0000-0000-0005"), ip("fd00::5"));
+        assert_eq!(
+            parse_pod_label(b"fd00-0000-0000-0000-0000-0000-0000-0005"),
+            ip("fd00::5")
+        );
         // Go's To4: an IPv4-mapped address is answered as A.
         assert_eq!(parse_pod_label(b"--ffff-a00-1"), ip("10.0.0.1"));
-        for bad in [&b"blah"[..], b"10-244-1", b"10-244-1-256", b"010-1-1-1", b"1-2-3-4-5", b"", b"a-b-c-d"] {
-            assert_eq!(parse_pod_label(bad), None, "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"blah"[..],
+            b"10-244-1",
+            b"10-244-1-256",
+            b"010-1-1-1",
+            b"1-2-3-4-5",
+            b"",
+            b"a-b-c-d",
+        ] {
+            assert_eq!(
+                parse_pod_label(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -487,14 +515,26 @@ mod tests {
         assert_eq!(split.len(), 128);
         assert_eq!(split[0], "0.0.10.in-addr.arpa.");
         assert_eq!(split[127], "127.0.10.in-addr.arpa.");
-        assert_eq!(zones("10.0.0.0/7"), ["10.in-addr.arpa.", "11.in-addr.arpa."]);
+        assert_eq!(
+            zones("10.0.0.0/7"),
+            ["10.in-addr.arpa.", "11.in-addr.arpa."]
+        );
         assert_eq!(zones("fd00::/8"), ["d.f.ip6.arpa."]);
         assert_eq!(zones("fd00::/7"), ["c.f.ip6.arpa.", "d.f.ip6.arpa."]);
         assert_eq!(zones("::/0"), ["ip6.arpa."]);
         assert_eq!(zones("2001:db8::/32"), ["8.b.d.0.1.0.0.2.ip6.arpa."]);
-        assert!(matches!(reverse_zones("10.0.0.0/33"), Err(NameError::InvalidCidr(_))));
-        assert!(matches!(reverse_zones("10.0.0/8"), Err(NameError::InvalidCidr(_))));
-        assert!(matches!(reverse_zones("10.0.0.0/x"), Err(NameError::InvalidCidr(_))));
+        assert!(matches!(
+            reverse_zones("10.0.0.0/33"),
+            Err(NameError::InvalidCidr(_))
+        ));
+        assert!(matches!(
+            reverse_zones("10.0.0/8"),
+            Err(NameError::InvalidCidr(_))
+        ));
+        assert!(matches!(
+            reverse_zones("10.0.0.0/x"),
+            Err(NameError::InvalidCidr(_))
+        ));
     }
 
     #[test]

@@ -26,8 +26,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use podns_view::{ClusterView, EndpointView, Protocol, ServiceKind, ServiceView};
 
-use crate::{PodMode, ZoneConfig};
 use crate::names::{self, Name, NameError};
+use crate::{PodMode, ZoneConfig};
 
 /// The version the `dns-version` TXT record announces (spec §2.2; 1.1.0 added AAAA and IPv6 PTR).
 pub const SPEC_VERSION: &str = "1.1.0";

@@ -28,8 +28,8 @@ use podns_view::ClusterView;
 
 use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name, suffix_offset};
-use crate::{PodMode, ZoneConfig};
 use crate::records::{self, RData, RRset, RType, Skipped, Zones};
+use crate::{PodMode, ZoneConfig};
 
 /// RFC 8482 §4.1: the RRset an ANY query gets, in order of preference.
 const ANY_PREFERENCE: [RType; 8] = [

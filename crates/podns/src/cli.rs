@@ -102,7 +102,11 @@ impl ClusterArgs {
             nameservers.extend(listen.map(|a| a.ip()).filter(|ip| !ip.is_unspecified()));
         }
         podns_zone::ZoneConfig {
-            cluster_domains: vec![self.cluster_domain.trim_end_matches('.').to_ascii_lowercase()],
+            cluster_domains: vec![
+                self.cluster_domain
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase(),
+            ],
             ttl: self.ttl,
             negative_ttl: self.negative_ttl,
             nameservers,

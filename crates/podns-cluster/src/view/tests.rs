@@ -328,7 +328,6 @@ fn mk_pod(ns: &str, name: &str, phase: &str, ips: &[&str]) -> k8s_openapi::api::
             ),
             ..PodStatus::default()
         }),
-        ..Default::default()
     }
 }
 

@@ -124,11 +124,20 @@ fn every_name_is_served_under_each_cluster_domain_with_its_own_soa() {
     };
     let s = snapshot(&config);
     for zone in ["cluster.local", "example.local"] {
-        assert_eq!(ask(&s, &format!("api.default.svc.{zone}"), RType::A), "answer 1");
-        assert_eq!(ask(&s, &format!("web-0.web.default.svc.{zone}"), RType::A), "answer 1");
-        assert_eq!(ask(&s, &format!("dns-version.{zone}"), RType::TXT), "answer 1");
-        assert_eq!(ask(&s, &format!("{zone}"), RType::SOA), "answer 1");
-        assert_eq!(ask(&s, &format!("{zone}"), RType::NS), "answer 1");
+        assert_eq!(
+            ask(&s, &format!("api.default.svc.{zone}"), RType::A),
+            "answer 1"
+        );
+        assert_eq!(
+            ask(&s, &format!("web-0.web.default.svc.{zone}"), RType::A),
+            "answer 1"
+        );
+        assert_eq!(
+            ask(&s, &format!("dns-version.{zone}"), RType::TXT),
+            "answer 1"
+        );
+        assert_eq!(ask(&s, zone, RType::SOA), "answer 1");
+        assert_eq!(ask(&s, zone, RType::NS), "answer 1");
         // Negative answers carry the SOA of the zone they fall in.
         assert_eq!(
             ask(&s, &format!("nope.default.svc.{zone}"), RType::A),
@@ -145,7 +154,11 @@ fn every_name_is_served_under_each_cluster_domain_with_its_own_soa() {
         );
         // SRV targets stay inside the zone that was asked.
         assert_eq!(
-            rdata(&s, &format!("_http._tcp.web.default.svc.{zone}"), RType::SRV)[0],
+            rdata(
+                &s,
+                &format!("_http._tcp.web.default.svc.{zone}"),
+                RType::SRV
+            )[0],
             format!("web-0.web.default.svc.{zone}.")
         );
     }
@@ -160,7 +173,11 @@ fn every_name_is_served_under_each_cluster_domain_with_its_own_soa() {
 #[test]
 fn narrow_reverse_zones_from_names_and_cidrs() {
     let config = ZoneConfig {
-        reverse_zones: vec!["10.96.0.0/16".into(), "244.10.in-addr.arpa".into(), "fd00::/8".into()],
+        reverse_zones: vec![
+            "10.96.0.0/16".into(),
+            "244.10.in-addr.arpa".into(),
+            "fd00::/8".into(),
+        ],
         ..ZoneConfig::default()
     };
     let s = snapshot(&config);
@@ -190,7 +207,11 @@ fn narrow_reverse_zones_from_names_and_cidrs() {
 #[test]
 fn pods_disabled_is_nxdomain_everywhere_under_pod() {
     let s = snapshot(&ZoneConfig::default());
-    for q in ["10-244-1-10.default.pod.cluster.local", "default.pod.cluster.local", "pod.cluster.local"] {
+    for q in [
+        "10-244-1-10.default.pod.cluster.local",
+        "default.pod.cluster.local",
+        "pod.cluster.local",
+    ] {
         assert_eq!(ask(&s, q, RType::A), "nxdomain cluster.local.", "{q}");
     }
 }
@@ -202,8 +223,14 @@ fn pods_verified_answers_existing_pod_addresses_only() {
         ..ZoneConfig::default()
     };
     let s = snapshot(&config);
-    assert_eq!(ask(&s, "10-244-1-10.default.pod.cluster.local", RType::A), "answer 1");
-    assert_eq!(ask(&s, "fd00--10.default.pod.cluster.local", RType::AAAA), "answer 1");
+    assert_eq!(
+        ask(&s, "10-244-1-10.default.pod.cluster.local", RType::A),
+        "answer 1"
+    );
+    assert_eq!(
+        ask(&s, "fd00--10.default.pod.cluster.local", RType::AAAA),
+        "answer 1"
+    );
     assert_eq!(
         ask(&s, "10-244-1-10.default.pod.cluster.local", RType::AAAA),
         "nodata cluster.local."
@@ -213,15 +240,27 @@ fn pods_verified_answers_existing_pod_addresses_only() {
         ask(&s, "10-244-5-5.default.pod.cluster.local", RType::A),
         "nxdomain cluster.local."
     );
-    assert_eq!(ask(&s, "10-244-5-5.empty.pod.cluster.local", RType::A), "answer 1");
+    assert_eq!(
+        ask(&s, "10-244-5-5.empty.pod.cluster.local", RType::A),
+        "answer 1"
+    );
     assert_eq!(
         ask(&s, "10-244-1-99.default.pod.cluster.local", RType::A),
         "nxdomain cluster.local."
     );
     // CoreDNS: `<ns>.pod.<zone>` is NODATA for an existing namespace, NXDOMAIN otherwise.
-    assert_eq!(ask(&s, "default.pod.cluster.local", RType::A), "nodata cluster.local.");
-    assert_eq!(ask(&s, "empty.pod.cluster.local", RType::A), "nodata cluster.local.");
-    assert_eq!(ask(&s, "nons.pod.cluster.local", RType::A), "nxdomain cluster.local.");
+    assert_eq!(
+        ask(&s, "default.pod.cluster.local", RType::A),
+        "nodata cluster.local."
+    );
+    assert_eq!(
+        ask(&s, "empty.pod.cluster.local", RType::A),
+        "nodata cluster.local."
+    );
+    assert_eq!(
+        ask(&s, "nons.pod.cluster.local", RType::A),
+        "nxdomain cluster.local."
+    );
     // Verified does not read addresses from labels.
     assert_eq!(
         ask(&s, "1-2-3-4.default.pod.cluster.local", RType::A),
@@ -247,7 +286,11 @@ fn pods_insecure_answers_any_well_formed_label_in_an_existing_namespace() {
         "pod 172.0.0.2 ttl 7"
     );
     assert_eq!(
-        ask(&s, "fd00-0-0-0-0-0-0-5.default.pod.cluster.local", RType::AAAA),
+        ask(
+            &s,
+            "fd00-0-0-0-0-0-0-5.default.pod.cluster.local",
+            RType::AAAA
+        ),
         "pod fd00::5 ttl 7"
     );
     assert_eq!(
@@ -273,7 +316,10 @@ fn pods_insecure_answers_any_well_formed_label_in_an_existing_namespace() {
     ] {
         assert_eq!(ask(&s, q, RType::A), "nxdomain cluster.local.", "{q}");
     }
-    assert_eq!(ask(&s, "default.pod.cluster.local", RType::A), "nodata cluster.local.");
+    assert_eq!(
+        ask(&s, "default.pod.cluster.local", RType::A),
+        "nodata cluster.local."
+    );
     // Insecure ignores the pod list: no precomputed pod names.
     assert!(rdata(&s, "10-244-1-10.default.pod.cluster.local", RType::A).is_empty());
 }
@@ -281,7 +327,10 @@ fn pods_insecure_answers_any_well_formed_label_in_an_existing_namespace() {
 #[test]
 fn endpoint_pod_names_name_endpoints_without_hostname_by_their_pod() {
     let off = snapshot(&ZoneConfig::default());
-    assert_eq!(ask(&off, "10-244-1-11.web.default.svc.cluster.local", RType::A), "answer 1");
+    assert_eq!(
+        ask(&off, "10-244-1-11.web.default.svc.cluster.local", RType::A),
+        "answer 1"
+    );
     assert_eq!(
         ask(&off, "web-abc12.web.default.svc.cluster.local", RType::A),
         "nxdomain cluster.local."
@@ -291,14 +340,23 @@ fn endpoint_pod_names_name_endpoints_without_hostname_by_their_pod() {
         ..ZoneConfig::default()
     };
     let on = snapshot(&config);
-    assert_eq!(ask(&on, "web-abc12.web.default.svc.cluster.local", RType::A), "answer 1");
+    assert_eq!(
+        ask(&on, "web-abc12.web.default.svc.cluster.local", RType::A),
+        "answer 1"
+    );
     assert_eq!(
         ask(&on, "10-244-1-11.web.default.svc.cluster.local", RType::A),
         "nxdomain cluster.local."
     );
     // The hostname still wins; a pod name that is not a label falls back to the dashed address.
-    assert_eq!(ask(&on, "web-0.web.default.svc.cluster.local", RType::A), "answer 1");
-    assert_eq!(ask(&on, "fd00--12.web.default.svc.cluster.local", RType::AAAA), "answer 1");
+    assert_eq!(
+        ask(&on, "web-0.web.default.svc.cluster.local", RType::A),
+        "answer 1"
+    );
+    assert_eq!(
+        ask(&on, "fd00--12.web.default.svc.cluster.local", RType::AAAA),
+        "answer 1"
+    );
     let targets = rdata(&on, "_http._tcp.web.default.svc.cluster.local", RType::SRV);
     assert!(targets.contains(&"web-abc12.web.default.svc.cluster.local.".to_owned()));
     assert_eq!(
@@ -322,10 +380,22 @@ fn noendpoints_drops_endpoint_records_but_keeps_cluster_ip_records() {
     ] {
         assert_eq!(ask(&s, q, RType::A), "nxdomain cluster.local.", "{q}");
     }
-    assert_eq!(ask(&s, "10.1.244.10.in-addr.arpa", RType::PTR), "nxdomain in-addr.arpa.");
-    assert_eq!(ask(&s, "api.default.svc.cluster.local", RType::A), "answer 1");
-    assert_eq!(ask(&s, "_http._tcp.api.default.svc.cluster.local", RType::SRV), "answer 1");
-    assert_eq!(ask(&s, "api.default.svc.cluster.local", RType::SRV), "answer 1");
+    assert_eq!(
+        ask(&s, "10.1.244.10.in-addr.arpa", RType::PTR),
+        "nxdomain in-addr.arpa."
+    );
+    assert_eq!(
+        ask(&s, "api.default.svc.cluster.local", RType::A),
+        "answer 1"
+    );
+    assert_eq!(
+        ask(&s, "_http._tcp.api.default.svc.cluster.local", RType::SRV),
+        "answer 1"
+    );
+    assert_eq!(
+        ask(&s, "api.default.svc.cluster.local", RType::SRV),
+        "answer 1"
+    );
     assert_eq!(ask(&s, "10.0.96.10.in-addr.arpa", RType::PTR), "answer 1");
 }
 
@@ -337,9 +407,20 @@ fn validate_checks_ttl_range_zones_and_cidrs() {
         ..ZoneConfig::default()
     };
     assert_eq!(ok.validate(), Ok(()));
-    assert_eq!(ZoneConfig { ttl: 0, ..ZoneConfig::default() }.validate(), Ok(()));
     assert_eq!(
-        ZoneConfig { ttl: 3601, ..ZoneConfig::default() }.validate(),
+        ZoneConfig {
+            ttl: 0,
+            ..ZoneConfig::default()
+        }
+        .validate(),
+        Ok(())
+    );
+    assert_eq!(
+        ZoneConfig {
+            ttl: 3601,
+            ..ZoneConfig::default()
+        }
+        .validate(),
         Err(Error::InvalidTtl { ttl: 3601 })
     );
     assert_eq!(
@@ -356,11 +437,17 @@ fn validate_checks_ttl_range_zones_and_cidrs() {
     };
     assert!(matches!(
         bad_cidr.validate(),
-        Err(Error::InvalidZone { reason: NameError::InvalidCidr(_), .. })
+        Err(Error::InvalidZone {
+            reason: NameError::InvalidCidr(_),
+            ..
+        })
     ));
     let bad_second = ZoneConfig {
         cluster_domains: vec!["cluster.local".into(), "a..b".into()],
         ..ZoneConfig::default()
     };
-    assert!(matches!(bad_second.validate(), Err(Error::InvalidZone { .. })));
+    assert!(matches!(
+        bad_second.validate(),
+        Err(Error::InvalidZone { .. })
+    ));
 }
