@@ -14,8 +14,9 @@
 //! ```
 //!
 //! Start from [`source::manifest::watch`] (or [`source::manifest::load`]), feed its events to a
-//! [`store::ClusterStore`], then call [`controller::derive`] and [`view::cluster_view`] after
-//! each change. Invariants:
+//! [`store::ClusterStore`], then call [`controller::derive`] and [`view::cluster_view`] (with a
+//! [`view::ViewConfig`]: CoreDNS's `namespaces`/`labels`/`namespace_labels` filters, parsed by
+//! [`selector::LabelSelector`]) after each change. Invariants:
 //! - every stage is deterministic: the same objects give the same pods, IPs, slices and views;
 //! - a broken manifest set is reported whole ([`source::manifest::ManifestErrors`]) and never
 //!   replaces the last good state;
@@ -24,15 +25,17 @@
 
 pub mod controller;
 pub mod object;
+pub mod selector;
 pub mod source;
 pub mod store;
 pub mod view;
 
 pub use controller::{ControllerConfig, ControllerError, DerivedCluster, READY_ANNOTATION, derive};
 pub use object::{Kind, Object, ObjectRef};
+pub use selector::{LabelSelector, SelectorError};
 pub use source::ClusterEvent;
 pub use source::manifest::{
     ManifestError, ManifestErrors, ManifestEvent, ManifestWatch, WatchError, load, watch,
 };
 pub use store::ClusterStore;
-pub use view::cluster_view;
+pub use view::{ViewConfig, cluster_view};

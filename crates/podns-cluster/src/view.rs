@@ -11,22 +11,72 @@
 //! It does not judge readiness for DNS (the zone does) and never fails: data DNS cannot use (an
 //! address that is not an IP or not of the slice's `addressType`, a hostname that is not a DNS
 //! label, an unknown protocol, an FQDN slice) is skipped with a `warn` naming the object.
+//!
+//! It also applies [`ViewConfig`], CoreDNS's object filters, so that standalone and cluster mode
+//! filter alike: a namespace outside `namespaces` (or, with `namespace_labels`, without a
+//! matching Namespace object) is absent with everything in it, and a Service whose labels do
+//! not match `labels` is absent (CoreDNS: "only exposes the records for Kubernetes objects that
+//! match this label selector"; it lists Services, EndpointSlices and Pods with the selector, so
+//! the pods of `pods verified` are filtered by it too). Absent means NXDOMAIN, as CoreDNS's
+//! `namespaceExposed` answers.
+//!
+//! The pods of [`ClusterView::pods`] are those CoreDNS's `pods verified` watch keeps: phase not
+//! `Succeeded`, `Failed` or `Unknown` (its field selector), no `deletionTimestamp` (`toPod`),
+//! with an IP. hostNetwork pods count, as in CoreDNS (their IP is the node's).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::{EndpointPort, EndpointSlice};
 use podns_view::{
-    ClusterView, EndpointConditions, EndpointView, PortView, Protocol, ServiceKey, ServiceKind,
-    ServiceView,
+    ClusterView, EndpointConditions, EndpointView, PodView, PortView, Protocol, ServiceKey,
+    ServiceKind, ServiceView,
 };
 
 use crate::controller::{DerivedCluster, key_of};
+use crate::selector::LabelSelector;
 
-/// The DNS view of a derived cluster.
-pub fn cluster_view(derived: &DerivedCluster) -> ClusterView {
+/// Which objects the view exposes: CoreDNS's `kubernetes` filters. `Default` exposes
+/// everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ViewConfig {
+    /// CoreDNS `namespaces NAMESPACE...`: only these namespaces are exposed; empty exposes all.
+    pub namespaces: BTreeSet<String>,
+    /// CoreDNS `labels EXPRESSION`: only Services (and, for `pods verified`, Pods) whose labels
+    /// match are exposed; `None` exposes all.
+    pub labels: Option<LabelSelector>,
+    /// CoreDNS `namespace_labels EXPRESSION`: only namespaces whose Namespace object has
+    /// matching labels are exposed (a namespace without a Namespace object is not); `None`
+    /// exposes all.
+    pub namespace_labels: Option<LabelSelector>,
+}
+
+// === impl ViewConfig ===
+
+impl ViewConfig {
+    /// Whether the namespace `ns` is exposed (CoreDNS `namespaceExposed`).
+    fn namespace_exposed(&self, ns: &str, derived: &DerivedCluster) -> bool {
+        if !self.namespaces.is_empty() && !self.namespaces.contains(ns) {
+            return false;
+        }
+        match &self.namespace_labels {
+            None => true,
+            Some(selector) => derived.namespaces.iter().any(|n| {
+                n.metadata.name.as_deref() == Some(ns)
+                    && selector.matches(n.metadata.labels.as_ref())
+            }),
+        }
+    }
+
+    fn labels_match(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        self.labels.as_ref().is_none_or(|s| s.matches(labels))
+    }
+}
+
+/// The DNS view of a derived cluster, filtered by `config`.
+pub fn cluster_view(derived: &DerivedCluster, config: &ViewConfig) -> ClusterView {
     let mut slices: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
     for slice in &derived.endpoint_slices {
         let Some(service) = slice
@@ -47,28 +97,87 @@ pub fn cluster_view(derived: &DerivedCluster) -> ClusterView {
         list.sort_by_key(|s| s.metadata.name.clone());
     }
 
+    // Every namespace known to exist, before any filter (a Service left out by `labels` does
+    // not make its namespace vanish), then only the exposed ones.
+    let known: BTreeSet<String> = derived
+        .namespaces
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .chain(derived.services.iter().map(|s| key_of(&s.metadata).0))
+        .chain(derived.pods.iter().map(|p| key_of(&p.metadata).0))
+        .collect();
+    let namespaces: BTreeSet<String> = known
+        .into_iter()
+        .filter(|ns| config.namespace_exposed(ns, derived))
+        .collect();
+
     let mut services: Vec<ServiceView> = derived
         .services
         .iter()
+        .filter(|svc| config.labels_match(svc.metadata.labels.as_ref()))
         .filter_map(|svc| {
             let key = key_of(&svc.metadata);
+            if !namespaces.contains(&key.0) {
+                return None;
+            }
             let own = slices.get(&key).map(Vec::as_slice).unwrap_or_default();
             service_view(svc, own)
         })
         .collect();
     services.sort_by(|a, b| a.key.cmp(&b.key));
 
-    let namespaces: BTreeSet<String> = derived
-        .namespaces
+    let mut pods: Vec<PodView> = derived
+        .pods
         .iter()
-        .filter_map(|n| n.metadata.name.clone())
-        .chain(services.iter().map(|s| s.key.namespace.clone()))
-        .chain(derived.pods.iter().map(|p| key_of(&p.metadata).0))
+        .filter(|p| config.labels_match(p.metadata.labels.as_ref()))
+        .filter_map(pod_view)
+        .filter(|p| namespaces.contains(&p.namespace))
         .collect();
+    pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     ClusterView {
         namespaces: namespaces.into_iter().collect(),
         services,
+        pods,
     }
+}
+
+/// A pod as CoreDNS's `pods verified` keeps it, or `None`: finished or unknown phase (its list
+/// field selector `status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown`), being
+/// deleted (`toPod` drops pods with a `deletionTimestamp`), or without an IP. CoreDNS keeps
+/// only `status.podIP`; we keep every `status.podIPs` entry, so a dual-stack pod's IPv6
+/// address is verified too.
+fn pod_view(pod: &Pod) -> Option<PodView> {
+    let (namespace, name) = key_of(&pod.metadata);
+    let status = pod.status.as_ref()?;
+    if matches!(
+        status.phase.as_deref(),
+        Some("Succeeded" | "Failed" | "Unknown")
+    ) || pod.metadata.deletion_timestamp.is_some()
+    {
+        return None;
+    }
+    let written: Vec<&str> = match status.pod_ips.as_deref() {
+        Some(ips) if !ips.is_empty() => ips.iter().map(|ip| ip.ip.as_str()).collect(),
+        _ => status.pod_ip.as_deref().into_iter().collect(),
+    };
+    let mut addresses: Vec<IpAddr> = Vec::new();
+    for text in written.into_iter().filter(|ip| !ip.is_empty()) {
+        match text.parse::<IpAddr>() {
+            Ok(ip) if !addresses.contains(&ip) => addresses.push(ip),
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(pod = %format_args!("{namespace}/{name}"), ip = text, "skipping a pod IP that is not an IP");
+            }
+        }
+    }
+    if addresses.is_empty() {
+        return None;
+    }
+    Some(PodView {
+        namespace,
+        name,
+        addresses,
+    })
 }
 
 /// One Service's view; `None` (with a warning) when its spec cannot be used at all.

@@ -68,6 +68,7 @@ fn cluster() -> ClusterView {
     ClusterView {
         namespaces: vec!["default".into()],
         services,
+        pods: Vec::new(),
     }
 }
 

@@ -15,9 +15,12 @@
 //! | EDNS version > 0 | BADVERS (16, via OPT) | RFC 6891 §6.1.3 |
 //! | QCLASS not IN or ANY; AXFR/IXFR; name outside the served zones | REFUSED | RFC 1035, RFC 5936 §4.2 |
 //! | QTYPE ANY | one RRset | RFC 8482 §4.1 |
+//! | `pods insecure` name (`1-2-3-4.<ns>.pod.<zone>`) | one A/AAAA written here, owner `0xC00C` | CoreDNS `pods insecure` |
 //! | answer does not fit | TC = 1, no answer records | RFC 1035 §4.2.1, RFC 2181 §9 |
 //! | additional records do not fit | dropped, TC not set | RFC 2181 §9 |
 //! | request has OPT | our OPT, payload = our maximum | RFC 6891 §6.2.3, §7 |
+
+use std::net::IpAddr;
 
 use podns_zone::{Lookup, Negative, PreparedAnswer, RType, ZoneSnapshot};
 
@@ -174,6 +177,7 @@ pub fn answer(
         Lookup::NxDomain(negative) => {
             w.negative(rcode::NXDOMAIN, negative, q.name_len, limit, config)
         }
+        Lookup::PodAddress { ip, ttl } => w.pod_address(ip, ttl, limit, config),
     }
 }
 
@@ -274,6 +278,37 @@ impl Writer<'_> {
         }
         let counts = [prepared.answer_count() as u16, 0, additional];
         self.finish(rcode::NOERROR, counts, Some(config))
+    }
+
+    /// One address record for a `pods insecure` name, which no snapshot can hold in advance:
+    /// owner `0xC00C` (the question, RFC 1035 §4.1.4), class IN, RDATA the address.
+    fn pod_address(mut self, ip: IpAddr, ttl: u32, limit: usize, config: &QueryConfig) -> Outcome {
+        self.start(rcode::NOERROR, true);
+        // A stack buffer: the 16 octets of AAAA RDATA, or the first 4 for A.
+        let mut octets = [0u8; 16];
+        let (rtype, rdata) = match ip {
+            IpAddr::V4(v4) => {
+                octets[..4].copy_from_slice(&v4.octets());
+                (RType::A, &octets[..4])
+            }
+            IpAddr::V6(v6) => {
+                octets = v6.octets();
+                (RType::AAAA, &octets[..])
+            }
+        };
+        let record_len = 2 + 10 + rdata.len();
+        if self.out.len() + record_len + self.opt_len() > limit {
+            self.set_tc();
+            return self.finish(rcode::NOERROR, [0; 3], Some(config));
+        }
+        self.out.extend_from_slice(&[0xC0, 0x0C]);
+        self.out.extend_from_slice(&rtype.0.to_be_bytes());
+        self.out.extend_from_slice(&CLASS_IN.to_be_bytes());
+        self.out.extend_from_slice(&ttl.to_be_bytes());
+        self.out
+            .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        self.out.extend_from_slice(rdata);
+        self.finish(rcode::NOERROR, [1, 0, 0], Some(config))
     }
 
     fn negative(

@@ -1,7 +1,8 @@
 //! The query path allocates nothing: a counting global allocator watches `answer` serve every
 //! kind of query (positive, rotated, SRV with additional records, negative, refused, malformed,
-//! truncated) over UDP and TCP once the output buffer has its capacity, and watches the
-//! per-query metrics (`QueryMetrics::zone_index`, `record`, `record_dropped`) count each one.
+//! truncated, `pods insecure` answers computed per query) over UDP and TCP once the output
+//! buffer has its capacity, and watches the per-query metrics (`QueryMetrics::zone_index`,
+//! `record`, `record_dropped`) count each one.
 //!
 //! This file is the workspace's one audited exception to `unsafe_code = "deny"`: a
 //! `GlobalAlloc` impl is `unsafe` by definition.
@@ -57,7 +58,13 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn answering_allocates_nothing() {
-    let snapshot = podns_zone::build(&zone_config(), &cluster());
+    // `pods insecure`: its answers are the one kind written per query, and it adds the pod-label
+    // check to every NXDOMAIN.
+    let zone = podns_zone::ZoneConfig {
+        pods: podns_zone::PodMode::Insecure,
+        ..zone_config()
+    };
+    let snapshot = podns_zone::build(&zone, &cluster());
     let config = podns_server::QueryConfig::default();
     let mut requests: Vec<Vec<u8>> = [
         ("big.default.svc.cluster.local.", RecordType::A),
@@ -75,6 +82,13 @@ fn answering_allocates_nothing() {
         ("1.0.96.10.in-addr.arpa.", RecordType::PTR),
         ("example.com.", RecordType::A),
         ("web.default.svc.cluster.local.", RecordType::ANY),
+        ("10-240-0-1.default.pod.cluster.local.", RecordType::A),
+        (
+            "fd00-0-0-0-0-0-0-5.default.pod.cluster.local.",
+            RecordType::AAAA,
+        ),
+        ("10-240-0-1.default.pod.cluster.local.", RecordType::AAAA),
+        ("blah.default.pod.cluster.local.", RecordType::A),
     ]
     .iter()
     .flat_map(|(name, rtype)| {

@@ -14,9 +14,10 @@
 //!
 //! ```text
 //! ClusterView ─┬─ namespaces: [String]
-//!              └─ services:  [ServiceView] ─┬─ key (namespace/name), kind, ports
-//!                                           └─ endpoints: [EndpointView] ── addresses, hostname,
-//!                                                                           conditions, ports
+//!              ├─ services:  [ServiceView] ─┬─ key (namespace/name), kind, ports
+//!              │                            └─ endpoints: [EndpointView] ── addresses, hostname,
+//!              │                                                            conditions, ports, pod
+//!              └─ pods:      [PodView] ── namespace, name, addresses (for `pods verified`)
 //! ```
 
 use std::fmt;
@@ -31,6 +32,21 @@ pub struct ClusterView {
     pub namespaces: Vec<String>,
     /// Every Service, sorted by [`ServiceKey`].
     pub services: Vec<ServiceView>,
+    /// Every Pod that may have a pod record (CoreDNS `pods verified`: not terminating, not
+    /// finished, with an IP), sorted by namespace and name. Only the zone's `pods verified`
+    /// mode reads it; it may be left empty otherwise.
+    pub pods: Vec<PodView>,
+}
+
+/// One Pod as `pods verified` sees it: an address that `a-b-c-d.<ns>.pod.<zone>` may name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodView {
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name` (for logs and display; DNS names a pod by its address).
+    pub name: String,
+    /// `status.podIPs` (primary first), at most one per family.
+    pub addresses: Vec<IpAddr>,
 }
 
 /// Namespace and name of a Service: its identity in the cluster and in DNS.
@@ -167,6 +183,8 @@ pub struct EndpointView {
     pub node_name: Option<String>,
     /// `zone` (topology), when known.
     pub zone: Option<String>,
-    /// Name of the Pod in `targetRef`, when the endpoint is a pod.
+    /// Name of the Pod in `targetRef` (kind `Pod`), when the endpoint is a pod. The zone uses
+    /// it as the endpoint's DNS label under CoreDNS's `endpoint_pod_names` when the endpoint has
+    /// no hostname and the name is a DNS-1123 label.
     pub target_pod: Option<String>,
 }

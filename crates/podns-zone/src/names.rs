@@ -13,9 +13,11 @@
 //! | `<hostname>.<service>.<ns>.svc.<zone>` | §2.4.1 |
 //! | `<a>.<b>.<c>.<d>.in-addr.arpa`, nibbles `.ip6.arpa` | §2.3.3, §2.4.3 (RFC 1035 §3.5, RFC 3596 §2.5) |
 //! | `dns-version.<zone>` | §2.2 |
+//! | `<a>-<b>-<c>-<d>.<ns>.pod.<zone>` | removed in 1.1.0; CoreDNS `pods insecure\|verified` |
+//! | reverse zones from CIDRs (`10.0.0.0/8` → `10.in-addr.arpa`) | CoreDNS reverse server keys |
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// RFC 1035 §2.3.4: labels are 63 octets or less.
 pub const MAX_LABEL_LEN: usize = 63;
@@ -34,6 +36,9 @@ pub enum NameError {
     /// The name was longer than 255 octets in wire form (RFC 1035 §2.3.4).
     #[error("name longer than 255 octets")]
     NameTooLong,
+    /// A reverse zone given as a CIDR (`10.0.0.0/8`) does not parse; says what is wrong.
+    #[error("not a valid CIDR: {0}")]
+    InvalidCidr(&'static str),
 }
 
 /// A domain name in uncompressed, lower-cased wire form, always absolute.
@@ -245,10 +250,115 @@ pub fn endpoint(label: &str, service: &Name) -> Result<Name, NameError> {
 }
 
 /// The system-assigned label of an endpoint without a hostname. Spec §2.4.2 only asks for "a
-/// unique, system-assigned identifier"; CoreDNS uses the address with `.` and `:` replaced by
-/// `-` (`10-244-1-5`, `2001-db8--1`), and so do we, so that SRV targets match CoreDNS's.
+/// unique, system-assigned identifier"; CoreDNS (`endpointHostname`) uses the address as the
+/// EndpointSlice writes it with `.` or `:` replaced by `-` (`10-244-1-5`, `2001-db8--1`: it
+/// does *not* expand IPv6). Slices hold addresses in canonical RFC 5952 form (Go's
+/// `net.IP.String`, as kubelet reports pod IPs), which is also what `Ipv6Addr`'s `Display`
+/// writes, so SRV targets and `pods verified` names match CoreDNS's.
 pub fn dashed_label(ip: IpAddr) -> String {
     ip.to_string().replace(['.', ':'], "-")
+}
+
+/// `<ns>.pod.<zone>`: the parent of a namespace's pod names (CoreDNS `pods insecure|verified`).
+pub fn pod_namespace(ns: &str, zone: &Name) -> Result<Name, NameError> {
+    zone.prefixed(&[ns.as_bytes(), b"pod"])
+}
+
+/// The address a pod label names, as CoreDNS's `findPods` reads it: three dashes and no `--`
+/// is an IPv4 address (`10-244-1-5`), anything else is an IPv6 address with `-` for `:`
+/// (`fd00--5`, or the expanded `fd00-0-0-0-0-0-0-5`). An IPv4-mapped IPv6 address is an IPv4
+/// address (Go's `To4`, which picks CoreDNS's record type). `None` when it is not an address.
+/// Allocation-free: the query path calls it for `pods insecure`.
+pub fn parse_pod_label(label: &[u8]) -> Option<IpAddr> {
+    if label.is_empty() || label.len() > MAX_LABEL_LEN {
+        return None;
+    }
+    let dashes = label.iter().filter(|&&b| b == b'-').count();
+    let v4 = dashes == 3 && !label.windows(2).any(|w| w == b"--");
+    let separator = if v4 { b'.' } else { b':' };
+    let mut buf = [0u8; MAX_LABEL_LEN];
+    for (out, &b) in buf.iter_mut().zip(label) {
+        *out = if b == b'-' { separator } else { b };
+    }
+    let text = std::str::from_utf8(&buf[..label.len()]).ok()?;
+    if v4 {
+        text.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+    } else {
+        let v6 = text.parse::<Ipv6Addr>().ok()?;
+        Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+    }
+}
+
+/// An RFC 1123 label as Kubernetes validates names: 1–63 of `[a-z0-9-]`, alphanumeric at both
+/// ends. Pod names are DNS subdomains and may hold dots; only those that are labels can name
+/// an endpoint under `endpoint_pod_names`.
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_LABEL_LEN
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// The apex names of a configured reverse zone: a domain name as given, or a CIDR converted as
+/// CoreDNS converts reverse server keys. A prefix on a label boundary (octet for IPv4, nibble
+/// for IPv6) is one zone (`10.0.0.0/8` → `10.in-addr.arpa`, `fd00::/8` → `d.f.ip6.arpa`); any
+/// other prefix becomes the aligned zones it covers (`10.0.0.0/17` → 128 zones
+/// `0.0.10.in-addr.arpa` … `127.0.10.in-addr.arpa`, as CoreDNS's `ClassfulFromCIDR` splits
+/// IPv4; IPv6 is split on nibbles the same way, at most 8 zones), so that exactly the addresses
+/// of the CIDR are served. Host bits are ignored, as Go's `ParseCIDR` masks them.
+pub fn reverse_zones(zone: &str) -> Result<Vec<Name>, NameError> {
+    let Some((addr, len)) = zone.split_once('/') else {
+        return Name::from_dotted(zone).map(|name| vec![name]);
+    };
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| NameError::InvalidCidr("not an IP address before the '/'"))?;
+    let len: u32 = len
+        .parse()
+        .map_err(|_| NameError::InvalidCidr("the prefix length is not a number"))?;
+    let (bits, step, value, suffix): (u32, u32, u128, &[u8]) = match ip {
+        IpAddr::V4(v4) => (32, 8, u128::from(u32::from(v4)), b"\x07in-addr\x04arpa\x00"),
+        IpAddr::V6(v6) => (128, 4, u128::from(v6), b"\x03ip6\x04arpa\x00"),
+    };
+    if len > bits {
+        return Err(NameError::InvalidCidr(
+            "the prefix length is longer than the address",
+        ));
+    }
+    let keep = |v: u128, n: u32| {
+        if n == 0 {
+            0
+        } else {
+            v >> (bits - n) << (bits - n)
+        }
+    };
+    let network = keep(value, len);
+    let aligned = len.div_ceil(step) * step;
+    let mut zones = Vec::new();
+    for i in 0..1u128 << (aligned - len) {
+        let subnet = if aligned == 0 {
+            network
+        } else {
+            network | i << (bits - aligned)
+        };
+        let mut wire = Vec::with_capacity(72);
+        for k in (0..aligned / step).rev() {
+            let digit = (subnet >> (bits - step * (k + 1))) & ((1 << step) - 1);
+            let text = if step == 8 {
+                digit.to_string()
+            } else {
+                format!("{digit:x}")
+            };
+            wire.push(text.len() as u8);
+            wire.extend_from_slice(text.as_bytes());
+        }
+        wire.extend_from_slice(suffix);
+        zones.push(Name(wire.into_boxed_slice()));
+    }
+    Ok(zones)
 }
 
 /// The reverse name of an address: `<d>.<c>.<b>.<a>.in-addr.arpa` (RFC 1035 §3.5, spec
@@ -355,6 +465,76 @@ mod tests {
     fn dashed_labels_like_coredns() {
         assert_eq!(dashed_label("10.244.1.5".parse().unwrap()), "10-244-1-5");
         assert_eq!(dashed_label("2001:db8::1".parse().unwrap()), "2001-db8--1");
+    }
+
+    #[test]
+    fn pod_labels_like_coredns_find_pods() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(parse_pod_label(b"10-244-1-5"), ip("10.244.1.5"));
+        assert_eq!(parse_pod_label(b"fd00--5"), ip("fd00::5"));
+        assert_eq!(parse_pod_label(b"fd00-0-0-0-0-0-0-5"), ip("fd00::5"));
+        assert_eq!(
+            parse_pod_label(b"fd00-0000-0000-0000-0000-0000-0000-0005"),
+            ip("fd00::5")
+        );
+        // Go's To4: an IPv4-mapped address is answered as A.
+        assert_eq!(parse_pod_label(b"--ffff-a00-1"), ip("10.0.0.1"));
+        for bad in [
+            &b"blah"[..],
+            b"10-244-1",
+            b"10-244-1-256",
+            b"010-1-1-1",
+            b"1-2-3-4-5",
+            b"",
+            b"a-b-c-d",
+        ] {
+            assert_eq!(
+                parse_pod_label(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn reverse_zones_from_names_and_cidrs() {
+        let zones = |s: &str| {
+            reverse_zones(s)
+                .unwrap()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(zones("10.in-addr.arpa"), ["10.in-addr.arpa."]);
+        assert_eq!(zones("10.0.0.0/8"), ["10.in-addr.arpa."]);
+        assert_eq!(zones("10.1.2.3/16"), ["1.10.in-addr.arpa."]);
+        assert_eq!(zones("0.0.0.0/0"), ["in-addr.arpa."]);
+        assert_eq!(zones("192.168.1.7/32"), ["7.1.168.192.in-addr.arpa."]);
+        let split = zones("10.0.0.0/17");
+        assert_eq!(split.len(), 128);
+        assert_eq!(split[0], "0.0.10.in-addr.arpa.");
+        assert_eq!(split[127], "127.0.10.in-addr.arpa.");
+        assert_eq!(
+            zones("10.0.0.0/7"),
+            ["10.in-addr.arpa.", "11.in-addr.arpa."]
+        );
+        assert_eq!(zones("fd00::/8"), ["d.f.ip6.arpa."]);
+        assert_eq!(zones("fd00::/7"), ["c.f.ip6.arpa.", "d.f.ip6.arpa."]);
+        assert_eq!(zones("::/0"), ["ip6.arpa."]);
+        assert_eq!(zones("2001:db8::/32"), ["8.b.d.0.1.0.0.2.ip6.arpa."]);
+        assert!(matches!(
+            reverse_zones("10.0.0.0/33"),
+            Err(NameError::InvalidCidr(_))
+        ));
+        assert!(matches!(
+            reverse_zones("10.0.0/8"),
+            Err(NameError::InvalidCidr(_))
+        ));
+        assert!(matches!(
+            reverse_zones("10.0.0.0/x"),
+            Err(NameError::InvalidCidr(_))
+        ));
     }
 
     #[test]

@@ -7,13 +7,17 @@
 //!
 //! | records | rule |
 //! |---|---|
-//! | zone apex SOA, NS; `ns.dns.<zone>` A/AAAA | RFC 1035 §5.2 (a zone has SOA and NS at its apex), values as CoreDNS |
+//! | zone apex SOA, NS; `ns.dns.<zone>` A/AAAA, per cluster domain and reverse zone | RFC 1035 §5.2 (a zone has SOA and NS at its apex), values as CoreDNS |
 //! | `dns-version.<zone>` TXT `"1.1.0"` | spec §2.2 |
 //! | ClusterIP: A/AAAA, SRV per named port (Service port), PTR per VIP | spec §2.3.1–§2.3.3 |
 //! | headless: A/AAAA of ready endpoints; per-hostname A/AAAA and PTR; SRV per named port (endpoint port) | spec §2.4.1–§2.4.3 |
 //! | headless without ready endpoints: nothing (NXDOMAIN) | spec §2.4.1 |
 //! | ExternalName: CNAME | spec §2.5 |
 //! | SRV at the bare service name (every named port × endpoint) | CoreDNS behaviour the seeds rely on |
+//! | every name above under each cluster domain; PTR targets in the first (primary) one | CoreDNS `kubernetes ZONES…`, `primaryZone` |
+//! | `<ns>.pod.<zone>` exists; `verified`: A/AAAA `<dashed-ip>.<ns>.pod.<zone>` per pod address | CoreDNS `pods` (`insecure` answers are computed per query) |
+//! | endpoint label: hostname, else pod name (`endpoint_pod_names`), else dashed address | CoreDNS `endpointHostname` |
+//! | `no_endpoints`: headless Services and endpoint names get nothing (NXDOMAIN) | CoreDNS `noendpoints` |
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -22,8 +26,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use podns_view::{ClusterView, EndpointView, Protocol, ServiceKind, ServiceView};
 
-use crate::ZoneConfig;
 use crate::names::{self, Name, NameError};
+use crate::{PodMode, ZoneConfig};
 
 /// The version the `dns-version` TXT record announces (spec §2.2; 1.1.0 added AAAA and IPv6 PTR).
 pub const SPEC_VERSION: &str = "1.1.0";
@@ -194,8 +198,8 @@ impl fmt::Display for Skipped {
 /// The served zones, parsed once per build.
 #[derive(Clone, Debug)]
 pub(crate) struct Zones {
-    /// The cluster zone apex (`cluster.local.`).
-    pub(crate) cluster: Name,
+    /// The cluster zone apexes (`cluster.local.`), primary first; never empty.
+    pub(crate) clusters: Vec<Name>,
     /// Reverse zone apexes (`in-addr.arpa.`, `ip6.arpa.`).
     pub(crate) reverse: Vec<Name>,
 }
@@ -207,6 +211,9 @@ pub(crate) struct Records {
     pub(crate) rrsets: Vec<RRset>,
     /// Names that exist without records of their own and without records below them.
     pub(crate) names: Vec<Name>,
+    /// `<ns>.pod.<zone>` of every namespace, when pod records are enabled (they exist; under
+    /// `pods insecure` their children are answered per query).
+    pub(crate) pod_namespaces: Vec<Name>,
     /// Items left out.
     pub(crate) skipped: Vec<Skipped>,
 }
@@ -218,16 +225,30 @@ pub(crate) fn build_records(
     serial: u32,
     cluster: &ClusterView,
 ) -> Records {
-    let mut b = Builder::new(config.ttl, zones);
+    let mut b = Builder::new(config, zones);
     b.apex(config, serial);
-    for ns in &cluster.namespaces {
-        match names::namespace(ns, &zones.cluster) {
-            Ok(name) => b.out.names.push(name),
-            Err(reason) => b.skip(format!("namespace {ns}"), reason),
+    for (i, zone) in zones.clusters.iter().enumerate() {
+        // CoreDNS answers PTRs with names in its primary zone only; one PTR per address.
+        b.ptrs = i == 0;
+        for ns in &cluster.namespaces {
+            match names::namespace(ns, zone) {
+                Ok(name) => b.out.names.push(name),
+                Err(reason) => b.skip(format!("namespace {ns}"), reason),
+            }
+            if config.pods != PodMode::Disabled {
+                // CoreDNS `findPods`: `<ns>.pod.<zone>` is NODATA for an exposed namespace.
+                match names::pod_namespace(ns, zone) {
+                    Ok(name) => b.out.pod_namespaces.push(name),
+                    Err(reason) => b.skip(format!("pod namespace {ns}"), reason),
+                }
+            }
         }
-    }
-    for svc in &cluster.services {
-        b.service(svc);
+        for svc in &cluster.services {
+            b.service(svc, zone);
+        }
+        if config.pods == PodMode::Verified {
+            b.pods(cluster, zone);
+        }
     }
     b.out
 }
@@ -235,7 +256,10 @@ pub(crate) fn build_records(
 /// Accumulates RRsets, merging records of the same owner and type and dropping duplicates.
 struct Builder<'z> {
     ttl: u32,
+    config: &'z ZoneConfig,
     zones: &'z Zones,
+    /// Whether the names being built are PTR targets (true in the primary zone only).
+    ptrs: bool,
     index: HashMap<(Name, RType), usize>,
     out: Records,
 }
@@ -243,10 +267,12 @@ struct Builder<'z> {
 // === impl Builder ===
 
 impl<'z> Builder<'z> {
-    fn new(ttl: u32, zones: &'z Zones) -> Self {
+    fn new(config: &'z ZoneConfig, zones: &'z Zones) -> Self {
         Self {
-            ttl,
+            ttl: config.ttl,
+            config,
             zones,
+            ptrs: true,
             index: HashMap::new(),
             out: Records::default(),
         }
@@ -284,8 +310,12 @@ impl<'z> Builder<'z> {
         }
     }
 
-    /// PTR for `ip` → `target`, if a served reverse zone covers the address.
+    /// PTR for `ip` → `target`, if a served reverse zone covers the address and `target` is in
+    /// the primary zone.
     fn add_ptr(&mut self, ip: IpAddr, target: &Name) {
+        if !self.ptrs {
+            return;
+        }
         let owner = names::reverse(ip);
         if self.zones.reverse.iter().any(|z| owner.is_in(z)) {
             self.add(&owner, RType::PTR, self.ttl, RData::Ptr(target.clone()));
@@ -310,49 +340,68 @@ impl<'z> Builder<'z> {
         }
     }
 
-    /// SOA and NS at every apex, the nameserver's addresses, `dns-version`.
+    /// SOA and NS at every apex, the nameserver's addresses, `dns-version`, per cluster zone;
+    /// the reverse zones take the primary zone's SOA and NS.
     fn apex(&mut self, config: &ZoneConfig, serial: u32) {
-        let cluster = self.zones.cluster.clone();
-        let (Ok(ns), Ok(hostmaster), Ok(version)) = (
-            names::nameserver(&cluster),
-            names::hostmaster(&cluster),
-            names::dns_version(&cluster),
-        ) else {
-            self.skip(format!("zone apex {cluster}"), NameError::NameTooLong);
-            return;
-        };
-        let soa = Soa {
-            mname: ns.clone(),
-            rname: hostmaster,
-            serial,
-            refresh: SOA_REFRESH,
-            retry: SOA_RETRY,
-            expire: SOA_EXPIRE,
-            minimum: config.negative_ttl,
-        };
-        let apexes: Vec<Name> = std::iter::once(cluster.clone())
-            .chain(self.zones.reverse.iter().cloned())
-            .collect();
-        for apex in &apexes {
-            self.add(apex, RType::SOA, self.ttl, RData::Soa(soa.clone()));
-            self.add(apex, RType::NS, self.ttl, RData::Ns(ns.clone()));
+        for (i, cluster) in self.zones.clusters.iter().enumerate() {
+            let (Ok(ns), Ok(hostmaster), Ok(version)) = (
+                names::nameserver(cluster),
+                names::hostmaster(cluster),
+                names::dns_version(cluster),
+            ) else {
+                self.skip(format!("zone apex {cluster}"), NameError::NameTooLong);
+                continue;
+            };
+            let soa = Soa {
+                mname: ns.clone(),
+                rname: hostmaster,
+                serial,
+                refresh: SOA_REFRESH,
+                retry: SOA_RETRY,
+                expire: SOA_EXPIRE,
+                minimum: config.negative_ttl,
+            };
+            let reverse: &[Name] = if i == 0 { &self.zones.reverse } else { &[] };
+            for apex in std::iter::once(cluster).chain(reverse) {
+                self.add(apex, RType::SOA, self.ttl, RData::Soa(soa.clone()));
+                self.add(apex, RType::NS, self.ttl, RData::Ns(ns.clone()));
+            }
+            for ip in &config.nameservers {
+                self.add_address(&ns, *ip);
+            }
+            // The nameserver's name exists even when no address is configured for it.
+            self.out.names.push(ns);
+            if let Ok(svc) = names::svc_parent(cluster) {
+                self.out.names.push(svc);
+            }
+            // Spec §2.2: "a TXT record containing the semantic version of the schema".
+            let txt = RData::Txt(SPEC_VERSION.as_bytes().into());
+            self.add(&version, RType::TXT, self.ttl, txt);
         }
-        for ip in &config.nameservers {
-            self.add_address(&ns, *ip);
-        }
-        // The nameserver's name exists even when no address is configured for it.
-        self.out.names.push(ns);
-        if let Ok(svc) = names::svc_parent(&cluster) {
-            self.out.names.push(svc);
-        }
-        // Spec §2.2: "a TXT record containing the semantic version of the schema".
-        let txt = RData::Txt(SPEC_VERSION.as_bytes().into());
-        self.add(&version, RType::TXT, self.ttl, txt);
     }
 
-    fn service(&mut self, svc: &ServiceView) {
+    /// `pods verified`: an address record per pod address (CoreDNS `findPods` matches the
+    /// label's address against the pods of that namespace; the view has already left out the
+    /// pods CoreDNS does not watch or keep).
+    fn pods(&mut self, cluster: &ClusterView, zone: &Name) {
+        for pod in &cluster.pods {
+            let Ok(parent) = names::pod_namespace(&pod.namespace, zone) else {
+                continue; // reported with the namespace
+            };
+            for ip in &pod.addresses {
+                match names::endpoint(&names::dashed_label(*ip), &parent) {
+                    Ok(name) => self.add_address(&name, *ip),
+                    Err(reason) => {
+                        self.skip(format!("pod {}/{} {ip}", pod.namespace, pod.name), reason)
+                    }
+                }
+            }
+        }
+    }
+
+    fn service(&mut self, svc: &ServiceView, zone: &Name) {
         let key = &svc.key;
-        let name = match names::service(&key.name, &key.namespace, &self.zones.cluster) {
+        let name = match names::service(&key.name, &key.namespace, zone) {
             Ok(name) => name,
             Err(reason) => return self.skip(format!("service {key}"), reason),
         };
@@ -402,6 +451,11 @@ impl<'z> Builder<'z> {
 
     /// Spec §2.4: headless Services.
     fn headless(&mut self, svc: &ServiceView, name: &Name) {
+        if self.config.no_endpoints {
+            // CoreDNS `noendpoints`: "All endpoint queries and headless service queries will
+            // result in an NXDOMAIN".
+            return;
+        }
         // §2.4.1: only ready endpoints are published ("ready" = EndpointSlice `conditions.ready`,
         // as CoreDNS trusts it). No ready endpoint: no records, so the name is NXDOMAIN.
         let ready: Vec<&EndpointView> = svc
@@ -418,7 +472,14 @@ impl<'z> Builder<'z> {
                 self.add_address(name, *ip);
             }
             let mut ep_targets = Vec::new();
-            match &ep.hostname {
+            // CoreDNS `endpointHostname`: the hostname, else (`endpoint_pod_names`) the pod's
+            // name when it can be a label, else the dashed address.
+            let own_label = ep.hostname.as_deref().or_else(|| {
+                ep.target_pod
+                    .as_deref()
+                    .filter(|pod| self.config.endpoint_pod_names && names::is_dns_label(pod))
+            });
+            match own_label {
                 Some(hostname) => match names::endpoint(hostname, name) {
                     Ok(host) => {
                         // §2.4.1: "`<hostname>.<service>.<ns>.svc.<zone>. <ttl> IN A
@@ -426,13 +487,15 @@ impl<'z> Builder<'z> {
                         for ip in &ep.addresses {
                             self.add_address(&host, *ip);
                             // §2.4.3: "`<d>.<c>.<b>.<a>.in-addr.arpa. <ttl> IN PTR
-                            // <hostname>.<service>.<ns>.svc.<zone>.`"
+                            // <hostname>.<service>.<ns>.svc.<zone>.`"; a pod-name label is
+                            // as stable as a hostname, so it gets the PTR too (CoreDNS gives
+                            // every endpoint one).
                             self.add_ptr(*ip, &host);
                         }
                         ep_targets.push(host);
                     }
                     Err(reason) => self.skip(
-                        format!("service {} endpoint hostname {hostname}", svc.key),
+                        format!("service {} endpoint name {hostname}", svc.key),
                         reason,
                     ),
                 },

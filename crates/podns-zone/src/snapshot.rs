@@ -10,20 +10,26 @@
 //!   with no scan of the zone;
 //! - an existing name without the asked type is NODATA (RFC 2308 §2.2);
 //! - a CNAME owner answers its CNAME for every type (RFC 1034 §3.6.2: it has no other data);
-//! - ANY (RFC 8482 §4.1) gets one RRset, chosen at build time.
+//! - ANY (RFC 8482 §4.1) gets one RRset, chosen at build time;
+//! - under `pods insecure`, a missing `<dashed-ip>.<ns>.pod.<zone>` whose parent is an existing
+//!   pod namespace is answered from the label itself ([`Lookup::PodAddress`]): those names cannot
+//!   be enumerated, so they are the one answer computed per query (allocation-free).
 //!
-//! Lookups take the question name already lower-cased, in wire form.
+//! Lookups take the question name already lower-cased, in wire form. Every existing name knows
+//! its zone, so a positive or NODATA answer is one hash probe; NXDOMAIN adds the walk over the
+//! served apexes (longest first) to find the zone whose SOA it carries, or that none serves it.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use podns_view::ClusterView;
 
-use crate::ZoneConfig;
 use crate::answer::{Negative, PreparedAnswer};
-use crate::names::{Name, suffix_offset};
+use crate::names::{self, Name, suffix_offset};
 use crate::records::{self, RData, RRset, RType, Skipped, Zones};
+use crate::{PodMode, ZoneConfig};
 
 /// RFC 8482 §4.1: the RRset an ANY query gets, in order of preference.
 const ANY_PREFERENCE: [RType; 8] = [
@@ -50,6 +56,8 @@ pub struct ZoneSnapshot {
     answers: Vec<PreparedAnswer>,
     rrsets: Vec<RRset>,
     skipped: Vec<Skipped>,
+    /// `pods insecure`: the TTL of [`Lookup::PodAddress`] answers; `None` in other modes.
+    insecure_pod_ttl: Option<u32>,
 }
 
 /// One served zone.
@@ -64,8 +72,12 @@ struct ServedZone {
 struct NameEntry {
     start: u32,
     len: u16,
+    /// Index into `zones` of the zone the name is in (its SOA goes into NODATA answers).
+    zone: u16,
     /// The name owns a CNAME: `types` holds just that answer, which every type gets.
     cname: bool,
+    /// The name is `<ns>.pod.<zone>` under `pods insecure`: its children are answered per query.
+    insecure_pods: bool,
 }
 
 /// What a question gets from the snapshot.
@@ -79,6 +91,14 @@ pub enum Lookup<'a> {
     NoData(&'a Negative),
     /// NXDOMAIN: no name at or below the question name. Authority: the zone's SOA.
     NxDomain(&'a Negative),
+    /// NOERROR with one A (IPv4) or AAAA (IPv6) record whose owner is the question name: a
+    /// `pods insecure` answer, read from the question's first label (CoreDNS `findPods`).
+    PodAddress {
+        /// The address; its family gives the record type.
+        ip: IpAddr,
+        /// The record's TTL.
+        ttl: u32,
+    },
 }
 
 /// Builds a snapshot of `cluster`, with the current Unix time as the SOA serial (as CoreDNS
@@ -93,41 +113,35 @@ pub fn build(config: &ZoneConfig, cluster: &ClusterView) -> ZoneSnapshot {
 /// [`build`] with a given SOA serial (tests, and callers that keep their own serial).
 pub fn build_with_serial(config: &ZoneConfig, cluster: &ClusterView, serial: u32) -> ZoneSnapshot {
     let mut skipped = Vec::new();
-    let cluster_zone = match Name::from_dotted(&config.cluster_domain) {
-        Ok(name) => name,
-        Err(reason) => {
-            skipped.push(Skipped {
-                what: format!("cluster domain {}", config.cluster_domain),
+    let mut clusters = Vec::new();
+    for zone in &config.cluster_domains {
+        match Name::from_dotted(zone) {
+            Ok(name) if !name.is_root() => clusters.push(name),
+            Ok(_) => {}
+            Err(reason) => skipped.push(Skipped {
+                what: format!("cluster domain {zone}"),
                 reason,
-            });
-            return ZoneSnapshot::empty(serial, skipped);
+            }),
         }
-    };
+    }
+    if clusters.is_empty() {
+        // The reverse zones' SOA names the primary cluster zone; without one nothing is served.
+        return ZoneSnapshot::empty(serial, skipped);
+    }
     let mut reverse = Vec::new();
     for zone in &config.reverse_zones {
-        match Name::from_dotted(zone) {
-            Ok(name) if !name.is_root() => reverse.push(name),
-            Ok(_) => {}
+        match names::reverse_zones(zone) {
+            Ok(names) => reverse.extend(names.into_iter().filter(|n| !n.is_root())),
             Err(reason) => skipped.push(Skipped {
                 what: format!("reverse zone {zone}"),
                 reason,
             }),
         }
     }
-    let zones = Zones {
-        cluster: cluster_zone,
-        reverse,
-    };
-    let records = records::build_records(config, &zones, serial, cluster);
-    skipped.extend(records.skipped);
-    ZoneSnapshot::from_records(
-        config,
-        &zones,
-        records.rrsets,
-        &records.names,
-        serial,
-        skipped,
-    )
+    let zones = Zones { clusters, reverse };
+    let mut records = records::build_records(config, &zones, serial, cluster);
+    skipped.append(&mut records.skipped);
+    ZoneSnapshot::from_records(config, &zones, records, serial, skipped)
 }
 
 // === impl ZoneSnapshot ===
@@ -143,20 +157,19 @@ impl ZoneSnapshot {
             answers: Vec::new(),
             rrsets: Vec::new(),
             skipped,
+            insecure_pod_ttl: None,
         }
     }
 
     fn from_records(
         config: &ZoneConfig,
         zones: &Zones,
-        rrsets: Vec<RRset>,
-        extra_names: &[Name],
+        records: records::Records,
         serial: u32,
         skipped: Vec<Skipped>,
     ) -> Self {
-        let mut apexes: Vec<&Name> = std::iter::once(&zones.cluster)
-            .chain(&zones.reverse)
-            .collect();
+        let rrsets = records.rrsets;
+        let mut apexes: Vec<&Name> = zones.clusters.iter().chain(&zones.reverse).collect();
         apexes.sort_by_key(|a| std::cmp::Reverse(a.as_wire().len()));
         apexes.dedup();
 
@@ -169,15 +182,22 @@ impl ZoneSnapshot {
         for (i, set) in rrsets.iter().enumerate() {
             mark_existing(&set.name, Some(i), &apexes, &mut by_name, &mut order);
         }
-        for name in extra_names {
+        for name in records.names.iter().chain(&records.pod_namespaces) {
             mark_existing(name, None, &apexes, &mut by_name, &mut order);
         }
+        let insecure = config.pods == PodMode::Insecure;
+        let insecure_parents: std::collections::HashSet<&Name> = if insecure {
+            records.pod_namespaces.iter().collect()
+        } else {
+            Default::default()
+        };
         for apex in &apexes {
             mark_existing(apex, None, &apexes, &mut by_name, &mut order);
         }
 
         let mut names =
             HashMap::with_capacity_and_hasher(order.len(), BuildHasherDefault::default());
+        let mut entries = Vec::with_capacity(order.len());
         let mut types = Vec::new();
         let mut answers = Vec::new();
         for name in order {
@@ -209,10 +229,11 @@ impl ZoneSnapshot {
                 types.push((RType::ANY.0, index));
             }
             let len = (types.len() - start as usize) as u16;
-            names.insert(name, NameEntry { start, len, cname });
+            let insecure_pods = insecure_parents.contains(&name);
+            entries.push((name, start, len, cname, insecure_pods));
         }
 
-        let zones = apexes
+        let zones: Box<[ServedZone]> = apexes
             .iter()
             .filter_map(|apex| {
                 let soa = by_key.get(&(*apex, RType::SOA))?;
@@ -223,6 +244,21 @@ impl ZoneSnapshot {
                 })
             })
             .collect();
+        for (name, start, len, cname, insecure_pods) in entries {
+            // A name outside every zone with an SOA (an apex whose SOA could not be built) is
+            // not served.
+            let Some(zone) = zone_of(&zones, name.as_wire()) else {
+                continue;
+            };
+            let entry = NameEntry {
+                start,
+                len,
+                zone: zone as u16,
+                cname,
+                insecure_pods,
+            };
+            names.insert(name, entry);
+        }
         Self {
             serial,
             zones,
@@ -231,6 +267,7 @@ impl ZoneSnapshot {
             answers,
             rrsets,
             skipped,
+            insecure_pod_ttl: insecure.then_some(config.ttl),
         }
     }
 
@@ -255,19 +292,31 @@ impl ZoneSnapshot {
         self.names.len()
     }
 
-    /// The answer for `qname` (lower-cased, uncompressed wire form) and `qtype`. O(labels of
-    /// `qname` × served zones) for the zone match, then one hash lookup.
+    /// The answer for `qname` (lower-cased, uncompressed wire form) and `qtype`. One hash probe
+    /// when the name exists; otherwise the walk over the served apexes (O(labels × zones)) and,
+    /// under `pods insecure` for a first label that is an address, one more probe.
     pub fn lookup(&self, qname: &[u8], qtype: u16) -> Lookup<'_> {
-        let Some(zone) = self
-            .zones
-            .iter()
-            .find(|z| suffix_offset(qname, z.apex.as_wire()).is_some())
-        else {
-            return Lookup::NotServed;
-        };
         let Some(entry) = self.names.get(qname) else {
+            let Some(zone) = zone_of(&self.zones, qname) else {
+                return Lookup::NotServed;
+            };
+            let negative = &self.zones[zone].negative;
+            if let Some(ttl) = self.insecure_pod_ttl
+                && let Some(ip) = self.insecure_pod(qname)
+            {
+                return match (qtype, ip) {
+                    (t, IpAddr::V4(_)) if t == RType::A.0 || t == RType::ANY.0 => {
+                        Lookup::PodAddress { ip, ttl }
+                    }
+                    (t, IpAddr::V6(_)) if t == RType::AAAA.0 || t == RType::ANY.0 => {
+                        Lookup::PodAddress { ip, ttl }
+                    }
+                    // The name exists (CoreDNS answers NOERROR) without this type.
+                    _ => Lookup::NoData(negative),
+                };
+            }
             // RFC 8020 §2: nothing exists at or below this name.
-            return Lookup::NxDomain(&zone.negative);
+            return Lookup::NxDomain(negative);
         };
         let types = &self.types[entry.start as usize..entry.start as usize + entry.len as usize];
         if entry.cname {
@@ -276,9 +325,26 @@ impl ZoneSnapshot {
         }
         match types.iter().find(|(t, _)| *t == qtype) {
             Some((_, index)) => Lookup::Answer(&self.answers[*index as usize]),
-            None => Lookup::NoData(&zone.negative),
+            None => Lookup::NoData(&self.zones[entry.zone as usize].negative),
         }
     }
+
+    /// `pods insecure`: the address named by the first label of `qname`, when the rest is an
+    /// existing `<ns>.pod.<zone>` (CoreDNS `findPods`: the namespace must be exposed, the label
+    /// must parse as an address, no pod is checked).
+    fn insecure_pod(&self, qname: &[u8]) -> Option<IpAddr> {
+        let len = *qname.first()? as usize;
+        let ip = names::parse_pod_label(qname.get(1..1 + len)?)?;
+        let parent = self.names.get(qname.get(1 + len..)?)?;
+        parent.insecure_pods.then_some(ip)
+    }
+}
+
+/// The closest served zone of `qname`: `zones` is sorted longest apex first.
+fn zone_of(zones: &[ServedZone], qname: &[u8]) -> Option<usize> {
+    zones
+        .iter()
+        .position(|z| suffix_offset(qname, z.apex.as_wire()).is_some())
 }
 
 /// Records that `name` exists (with RRset `set`, if any), and so do its ancestors up to the apex
@@ -375,3 +441,6 @@ impl Hasher for FxHasher {
         self.hash
     }
 }
+
+#[cfg(test)]
+mod tests;

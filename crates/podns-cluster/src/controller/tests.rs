@@ -1088,7 +1088,7 @@ fn many_services_each_get_their_own_pods() {
     }
     let d = run(objects);
     assert_eq!(d.pods.len(), 3000);
-    let view = crate::view::cluster_view(&d);
+    let view = crate::view::cluster_view(&d, &crate::view::ViewConfig::default());
     assert_eq!(view.services.len(), 300);
     for svc in &view.services {
         assert_eq!(svc.endpoints.len(), 10, "{}", svc.key);

@@ -17,7 +17,10 @@ fn view_of_fixture(name: &str) -> ClusterView {
         .join("tests/fixtures")
         .join(name);
     let store = ClusterStore::from_objects(load(&[path]).unwrap());
-    cluster_view(&derive(&store, &ControllerConfig::default()).unwrap())
+    cluster_view(
+        &derive(&store, &ControllerConfig::default()).unwrap(),
+        &ViewConfig::default(),
+    )
 }
 
 fn svc<'a>(view: &'a ClusterView, name: &str) -> &'a ServiceView {
@@ -219,7 +222,7 @@ fn conditions_get_api_defaults_ports_are_shared_and_bad_data_is_skipped() {
         endpoint_slices: vec![slice, other],
         ..DerivedCluster::default()
     };
-    let view = cluster_view(&derived);
+    let view = cluster_view(&derived, &ViewConfig::default());
     let s = &view.services[0];
     assert_eq!(
         s.ports,
@@ -280,4 +283,174 @@ fn dns_labels() {
     assert!(!is_dns_label("A"));
     assert!(!is_dns_label("a.b"));
     assert!(!is_dns_label(&"a".repeat(64)));
+}
+
+// === ViewConfig: CoreDNS's namespaces / labels / namespace_labels, and the pods view ===
+
+fn meta(ns: &str, name: &str, labels: &[(&str, &str)]) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(ns.to_owned()),
+        labels: Some(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        ..ObjectMeta::default()
+    }
+}
+
+fn mk_namespace(name: &str, labels: &[(&str, &str)]) -> k8s_openapi::api::core::v1::Namespace {
+    k8s_openapi::api::core::v1::Namespace {
+        metadata: ObjectMeta {
+            namespace: None,
+            ..meta("", name, labels)
+        },
+        ..Default::default()
+    }
+}
+
+fn mk_pod(ns: &str, name: &str, phase: &str, ips: &[&str]) -> k8s_openapi::api::core::v1::Pod {
+    use k8s_openapi::api::core::v1::{Pod, PodIP, PodStatus};
+    Pod {
+        metadata: meta(ns, name, &[("app", name)]),
+        spec: None,
+        status: Some(PodStatus {
+            phase: Some(phase.to_owned()),
+            pod_ip: ips.first().map(|ip| (*ip).to_owned()),
+            pod_ips: Some(
+                ips.iter()
+                    .map(|ip| PodIP {
+                        ip: (*ip).to_owned(),
+                    })
+                    .collect(),
+            ),
+            ..PodStatus::default()
+        }),
+    }
+}
+
+/// Namespaces `a` (team=x) and `b` (team=y), `c` with no Namespace object; Services `web` (tier=
+/// front) and `db` (tier=back) in each; pods in `a` and `c`.
+fn filter_cluster() -> DerivedCluster {
+    let mut services = Vec::new();
+    for ns in ["a", "b", "c"] {
+        for (name, tier) in [("web", "front"), ("db", "back")] {
+            let mut s = mk_service(
+                name,
+                ServiceSpec {
+                    cluster_ip: Some("None".into()),
+                    ..ServiceSpec::default()
+                },
+            );
+            s.metadata = meta(ns, name, &[("tier", tier)]);
+            services.push(s);
+        }
+    }
+    DerivedCluster {
+        namespaces: vec![
+            mk_namespace("a", &[("team", "x")]),
+            mk_namespace("b", &[("team", "y")]),
+            mk_namespace("empty", &[("team", "x")]),
+        ],
+        services,
+        pods: vec![
+            mk_pod("a", "web-1", "Running", &["10.1.0.1", "fd00::1"]),
+            mk_pod("a", "pending", "Pending", &["10.1.0.2"]),
+            mk_pod("a", "done", "Succeeded", &["10.1.0.3"]),
+            mk_pod("a", "failed", "Failed", &["10.1.0.4"]),
+            mk_pod("a", "lost", "Unknown", &["10.1.0.5"]),
+            mk_pod("a", "no-ip", "Pending", &[]),
+            mk_pod("c", "db-1", "Running", &["10.3.0.1"]),
+        ],
+        ..DerivedCluster::default()
+    }
+}
+
+fn keys(view: &ClusterView) -> Vec<String> {
+    view.services.iter().map(|s| s.key.to_string()).collect()
+}
+
+#[test]
+fn default_view_config_exposes_everything() {
+    let view = cluster_view(&filter_cluster(), &ViewConfig::default());
+    assert_eq!(view.namespaces, ["a", "b", "c", "empty"]);
+    assert_eq!(
+        keys(&view),
+        ["a/db", "a/web", "b/db", "b/web", "c/db", "c/web"]
+    );
+}
+
+#[test]
+fn pods_are_those_coredns_verified_keeps() {
+    let mut derived = filter_cluster();
+    let mut deleting = mk_pod("a", "deleting", "Running", &["10.1.0.9"]);
+    deleting.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+    );
+    derived.pods.push(deleting);
+    let view = cluster_view(&derived, &ViewConfig::default());
+    let pods: Vec<(String, String, Vec<IpAddr>)> = view
+        .pods
+        .iter()
+        .map(|p| (p.namespace.clone(), p.name.clone(), p.addresses.clone()))
+        .collect();
+    assert_eq!(
+        pods,
+        [
+            (
+                "a".into(),
+                "pending".into(),
+                vec!["10.1.0.2".parse().unwrap()]
+            ),
+            (
+                "a".into(),
+                "web-1".into(),
+                vec!["10.1.0.1".parse().unwrap(), "fd00::1".parse().unwrap()]
+            ),
+            ("c".into(), "db-1".into(), vec!["10.3.0.1".parse().unwrap()]),
+        ]
+    );
+}
+
+#[test]
+fn namespaces_allow_list_removes_namespaces_with_their_services_and_pods() {
+    let config = ViewConfig {
+        namespaces: ["a".to_owned(), "empty".to_owned(), "nowhere".to_owned()].into(),
+        ..ViewConfig::default()
+    };
+    let view = cluster_view(&filter_cluster(), &config);
+    // `nowhere` is allowed but does not exist: still absent.
+    assert_eq!(view.namespaces, ["a", "empty"]);
+    assert_eq!(keys(&view), ["a/db", "a/web"]);
+    assert!(view.pods.iter().all(|p| p.namespace == "a"));
+}
+
+#[test]
+fn labels_selector_filters_services_and_pods_not_namespaces() {
+    let config = ViewConfig {
+        labels: Some("tier in (front),app!=db".parse().unwrap()),
+        ..ViewConfig::default()
+    };
+    let view = cluster_view(&filter_cluster(), &config);
+    assert_eq!(keys(&view), ["a/web", "b/web", "c/web"]);
+    // Namespaces keep existing (NODATA, not NXDOMAIN) when their Services are filtered.
+    assert_eq!(view.namespaces, ["a", "b", "c", "empty"]);
+    // Pods carry `app=<name>` and no `tier`: `tier in (front)` selects none of them (CoreDNS
+    // lists pods with the same selector).
+    assert!(view.pods.is_empty());
+}
+
+#[test]
+fn namespace_labels_need_a_matching_namespace_object() {
+    let config = ViewConfig {
+        namespace_labels: Some("team=x".parse().unwrap()),
+        ..ViewConfig::default()
+    };
+    let view = cluster_view(&filter_cluster(), &config);
+    // `c` has Services but no Namespace object, `b` has the wrong label.
+    assert_eq!(view.namespaces, ["a", "empty"]);
+    assert_eq!(keys(&view), ["a/db", "a/web"]);
+    assert_eq!(view.pods.len(), 2);
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1:0, real UDP/TCP sockets, requests built and
 //! responses parsed with hickory-proto.
 
+mod options;
 mod support;
 
 use std::collections::HashSet;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use podns_view::{
-    ClusterView, EndpointConditions, EndpointView, PortView, Protocol, ServiceKey, ServiceKind,
-    ServiceView,
+    ClusterView, EndpointConditions, EndpointView, PodView, PortView, Protocol, ServiceKey,
+    ServiceKind, ServiceView,
 };
 use podns_zone::ZoneConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -174,6 +174,19 @@ pub(crate) fn cluster() -> ClusterView {
     ClusterView {
         namespaces: vec!["default".into(), "empty".into()],
         services,
+        // Pods for `pods verified`: the web StatefulSet's ready pods and a dual-stack pod.
+        pods: vec![
+            PodView {
+                namespace: "default".into(),
+                name: "web-0".into(),
+                addresses: vec!["10.244.1.10".parse().unwrap()],
+            },
+            PodView {
+                namespace: "default".into(),
+                name: "dual".into(),
+                addresses: vec!["10.244.7.7".parse().unwrap(), "fd00:7::7".parse().unwrap()],
+            },
+        ],
     }
 }
 
@@ -196,10 +209,19 @@ impl Server {
         Self::start_with(podns_server::ServerConfig::default()).await
     }
 
-    pub(crate) async fn start_with(mut config: podns_server::ServerConfig) -> Self {
+    pub(crate) async fn start_with(config: podns_server::ServerConfig) -> Self {
+        Self::start_zone(config, &zone_config(), &cluster()).await
+    }
+
+    /// A server for `view` built with `zone` (the option tests).
+    pub(crate) async fn start_zone(
+        mut config: podns_server::ServerConfig,
+        zone: &ZoneConfig,
+        view: &ClusterView,
+    ) -> Self {
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.udp_workers = 2;
-        let snapshot = podns_zone::build(&zone_config(), &cluster());
+        let snapshot = podns_zone::build(zone, view);
         let (_writer, reader) = podns_zone::pair(snapshot);
         let bound = podns_server::bind(&config).unwrap();
         let addr = bound.local_addr();

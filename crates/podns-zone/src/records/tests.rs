@@ -6,7 +6,7 @@ use super::*;
 
 fn zones() -> Zones {
     Zones {
-        cluster: Name::from_dotted("cluster.local").unwrap(),
+        clusters: vec![Name::from_dotted("cluster.local").unwrap()],
         reverse: vec![
             Name::from_dotted("in-addr.arpa").unwrap(),
             Name::from_dotted("ip6.arpa").unwrap(),
@@ -56,6 +56,7 @@ fn records(services: Vec<ServiceView>) -> Records {
     let view = ClusterView {
         namespaces: vec!["default".into(), "empty".into()],
         services,
+        pods: Vec::new(),
     };
     build_records(&ZoneConfig::default(), &zones(), 7, &view)
 }

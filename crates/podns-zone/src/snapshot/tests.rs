@@ -1,0 +1,453 @@
+//! Lookups under the CoreDNS-compatibility options: several cluster domains, narrow reverse
+//! zones, `pods`, `endpoint_pod_names`, `noendpoints`, and the TTL range.
+
+use std::sync::Arc;
+
+use podns_view::{
+    EndpointConditions, EndpointView, PodView, PortView, Protocol, ServiceKey, ServiceKind,
+    ServiceView,
+};
+
+use super::*;
+use crate::names::NameError;
+use crate::{Error, PodMode};
+
+fn name(dotted: &str) -> Vec<u8> {
+    Name::from_dotted(dotted).unwrap().as_wire().to_vec()
+}
+
+fn ep(ip: &str, hostname: Option<&str>, pod: Option<&str>) -> EndpointView {
+    EndpointView {
+        addresses: vec![ip.parse().unwrap()],
+        hostname: hostname.map(str::to_owned),
+        conditions: EndpointConditions::READY,
+        ports: Arc::from(vec![PortView {
+            name: Some("http".into()),
+            protocol: Protocol::Tcp,
+            port: 8080,
+        }]),
+        node_name: None,
+        zone: None,
+        target_pod: pod.map(str::to_owned),
+    }
+}
+
+/// `web` headless (web-0 with a hostname; a pod `web-abc12` and a pod named `bad.name` without),
+/// `api` ClusterIP 10.96.0.10, in `default`; namespace `empty`; pods in `default`.
+fn view() -> ClusterView {
+    let port = PortView {
+        name: Some("http".into()),
+        protocol: Protocol::Tcp,
+        port: 80,
+    };
+    ClusterView {
+        namespaces: vec!["default".into(), "empty".into()],
+        services: vec![
+            ServiceView {
+                key: ServiceKey::new("default", "api"),
+                kind: ServiceKind::ClusterIp {
+                    cluster_ips: vec!["10.96.0.10".parse().unwrap()],
+                },
+                ports: vec![port.clone()],
+                endpoints: vec![ep("10.244.9.9", None, Some("api-xyz"))],
+            },
+            ServiceView {
+                key: ServiceKey::new("default", "web"),
+                kind: ServiceKind::Headless,
+                ports: vec![port],
+                endpoints: vec![
+                    ep("10.244.1.10", Some("web-0"), Some("web-0")),
+                    ep("10.244.1.11", None, Some("web-abc12")),
+                    ep("fd00::12", None, Some("bad.name")),
+                ],
+            },
+        ],
+        pods: vec![
+            PodView {
+                namespace: "default".into(),
+                name: "web-0".into(),
+                addresses: vec!["10.244.1.10".parse().unwrap(), "fd00::10".parse().unwrap()],
+            },
+            PodView {
+                namespace: "empty".into(),
+                name: "lonely".into(),
+                addresses: vec!["10.244.5.5".parse().unwrap()],
+            },
+        ],
+    }
+}
+
+fn snapshot(config: &ZoneConfig) -> ZoneSnapshot {
+    build_with_serial(config, &view(), 1)
+}
+
+/// What a lookup gives, in words: `answer N`, `nodata <apex len>`, `nxdomain <apex len>`,
+/// `pod <ip>`, `refused`. The apex is told apart by the negative's SOA owner length.
+fn ask(s: &ZoneSnapshot, qname: &str, qtype: RType) -> String {
+    match s.lookup(&name(qname), qtype.0) {
+        Lookup::NotServed => "refused".into(),
+        Lookup::Answer(a) => format!("answer {}", a.answer_count()),
+        Lookup::NoData(n) => format!("nodata {}", soa_zone(s, n)),
+        Lookup::NxDomain(n) => format!("nxdomain {}", soa_zone(s, n)),
+        Lookup::PodAddress { ip, ttl } => format!("pod {ip} ttl {ttl}"),
+    }
+}
+
+/// The apex of the zone whose negative answer `n` is.
+fn soa_zone(s: &ZoneSnapshot, n: &Negative) -> String {
+    s.zones
+        .iter()
+        .find(|z| std::ptr::eq(&z.negative, n))
+        .map(|z| z.apex.to_string())
+        .unwrap()
+}
+
+/// The RDATA of the answer, as the RRset prints it (from `rrsets`).
+fn rdata(s: &ZoneSnapshot, owner: &str, rtype: RType) -> Vec<String> {
+    let owner = Name::from_dotted(owner).unwrap();
+    s.rrsets()
+        .filter(|r| r.name == owner && r.rtype == rtype)
+        .flat_map(|r| {
+            r.to_string()
+                .lines()
+                .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn every_name_is_served_under_each_cluster_domain_with_its_own_soa() {
+    let config = ZoneConfig {
+        cluster_domains: vec!["cluster.local".into(), "example.local.".into()],
+        ..ZoneConfig::default()
+    };
+    let s = snapshot(&config);
+    for zone in ["cluster.local", "example.local"] {
+        assert_eq!(
+            ask(&s, &format!("api.default.svc.{zone}"), RType::A),
+            "answer 1"
+        );
+        assert_eq!(
+            ask(&s, &format!("web-0.web.default.svc.{zone}"), RType::A),
+            "answer 1"
+        );
+        assert_eq!(
+            ask(&s, &format!("dns-version.{zone}"), RType::TXT),
+            "answer 1"
+        );
+        assert_eq!(ask(&s, zone, RType::SOA), "answer 1");
+        assert_eq!(ask(&s, zone, RType::NS), "answer 1");
+        // Negative answers carry the SOA of the zone they fall in.
+        assert_eq!(
+            ask(&s, &format!("nope.default.svc.{zone}"), RType::A),
+            format!("nxdomain {zone}.")
+        );
+        assert_eq!(
+            ask(&s, &format!("api.default.svc.{zone}"), RType::AAAA),
+            format!("nodata {zone}.")
+        );
+        assert_eq!(
+            rdata(&s, zone, RType::NS),
+            [format!("ns.dns.{zone}.")],
+            "each zone names its own nameserver"
+        );
+        // SRV targets stay inside the zone that was asked.
+        assert_eq!(
+            rdata(
+                &s,
+                &format!("_http._tcp.web.default.svc.{zone}"),
+                RType::SRV
+            )[0],
+            format!("web-0.web.default.svc.{zone}.")
+        );
+    }
+    // PTR targets are in the primary (first) zone only, one PTR per address.
+    assert_eq!(
+        rdata(&s, "10.0.96.10.in-addr.arpa", RType::PTR),
+        ["api.default.svc.cluster.local."]
+    );
+    assert_eq!(ask(&s, "example.com", RType::A), "refused");
+}
+
+#[test]
+fn narrow_reverse_zones_from_names_and_cidrs() {
+    let config = ZoneConfig {
+        reverse_zones: vec![
+            "10.96.0.0/16".into(),
+            "244.10.in-addr.arpa".into(),
+            "fd00::/8".into(),
+        ],
+        ..ZoneConfig::default()
+    };
+    let s = snapshot(&config);
+    assert_eq!(ask(&s, "10.0.96.10.in-addr.arpa", RType::PTR), "answer 1");
+    assert_eq!(ask(&s, "10.1.244.10.in-addr.arpa", RType::PTR), "answer 1");
+    // Inside a served reverse zone, no record: NXDOMAIN with that zone's SOA.
+    assert_eq!(
+        ask(&s, "99.0.96.10.in-addr.arpa", RType::PTR),
+        "nxdomain 96.10.in-addr.arpa."
+    );
+    assert_eq!(
+        ask(&s, "1.1.1.244.10.in-addr.arpa", RType::PTR),
+        "nxdomain 244.10.in-addr.arpa."
+    );
+    assert_eq!(ask(&s, "96.10.in-addr.arpa", RType::SOA), "answer 1");
+    // Outside every configured reverse zone: not ours (REFUSED, later forwarded).
+    assert_eq!(ask(&s, "1.0.0.10.in-addr.arpa", RType::PTR), "refused");
+    assert_eq!(ask(&s, "10.in-addr.arpa", RType::SOA), "refused");
+    assert_eq!(ask(&s, "1.1.168.192.in-addr.arpa", RType::PTR), "refused");
+    assert_eq!(ask(&s, "in-addr.arpa", RType::SOA), "refused");
+    let v6 = names::reverse("fd00::99".parse().unwrap()).to_string();
+    assert_eq!(ask(&s, &v6, RType::PTR), "nxdomain d.f.ip6.arpa.");
+    let other = names::reverse("2001:db8::1".parse().unwrap()).to_string();
+    assert_eq!(ask(&s, &other, RType::PTR), "refused");
+}
+
+#[test]
+fn pods_disabled_is_nxdomain_everywhere_under_pod() {
+    let s = snapshot(&ZoneConfig::default());
+    for q in [
+        "10-244-1-10.default.pod.cluster.local",
+        "default.pod.cluster.local",
+        "pod.cluster.local",
+    ] {
+        assert_eq!(ask(&s, q, RType::A), "nxdomain cluster.local.", "{q}");
+    }
+}
+
+#[test]
+fn pods_verified_answers_existing_pod_addresses_only() {
+    let config = ZoneConfig {
+        pods: PodMode::Verified,
+        ..ZoneConfig::default()
+    };
+    let s = snapshot(&config);
+    assert_eq!(
+        ask(&s, "10-244-1-10.default.pod.cluster.local", RType::A),
+        "answer 1"
+    );
+    assert_eq!(
+        ask(&s, "fd00--10.default.pod.cluster.local", RType::AAAA),
+        "answer 1"
+    );
+    assert_eq!(
+        ask(&s, "10-244-1-10.default.pod.cluster.local", RType::AAAA),
+        "nodata cluster.local."
+    );
+    // A pod of another namespace, or no pod at all: NXDOMAIN.
+    assert_eq!(
+        ask(&s, "10-244-5-5.default.pod.cluster.local", RType::A),
+        "nxdomain cluster.local."
+    );
+    assert_eq!(
+        ask(&s, "10-244-5-5.empty.pod.cluster.local", RType::A),
+        "answer 1"
+    );
+    assert_eq!(
+        ask(&s, "10-244-1-99.default.pod.cluster.local", RType::A),
+        "nxdomain cluster.local."
+    );
+    // CoreDNS: `<ns>.pod.<zone>` is NODATA for an existing namespace, NXDOMAIN otherwise.
+    assert_eq!(
+        ask(&s, "default.pod.cluster.local", RType::A),
+        "nodata cluster.local."
+    );
+    assert_eq!(
+        ask(&s, "empty.pod.cluster.local", RType::A),
+        "nodata cluster.local."
+    );
+    assert_eq!(
+        ask(&s, "nons.pod.cluster.local", RType::A),
+        "nxdomain cluster.local."
+    );
+    // Verified does not read addresses from labels.
+    assert_eq!(
+        ask(&s, "1-2-3-4.default.pod.cluster.local", RType::A),
+        "nxdomain cluster.local."
+    );
+}
+
+#[test]
+fn pods_insecure_answers_any_well_formed_label_in_an_existing_namespace() {
+    let config = ZoneConfig {
+        pods: PodMode::Insecure,
+        ttl: 7,
+        cluster_domains: vec!["cluster.local".into(), "example.local".into()],
+        ..ZoneConfig::default()
+    };
+    let s = snapshot(&config);
+    assert_eq!(
+        ask(&s, "10-240-0-1.default.pod.cluster.local", RType::A),
+        "pod 10.240.0.1 ttl 7"
+    );
+    assert_eq!(
+        ask(&s, "172-0-0-2.empty.pod.example.local", RType::ANY),
+        "pod 172.0.0.2 ttl 7"
+    );
+    assert_eq!(
+        ask(
+            &s,
+            "fd00-0-0-0-0-0-0-5.default.pod.cluster.local",
+            RType::AAAA
+        ),
+        "pod fd00::5 ttl 7"
+    );
+    assert_eq!(
+        ask(&s, "fd00--5.default.pod.cluster.local", RType::AAAA),
+        "pod fd00::5 ttl 7"
+    );
+    // The name exists without the other family or type: NODATA, SOA of its zone.
+    assert_eq!(
+        ask(&s, "10-240-0-1.default.pod.example.local", RType::AAAA),
+        "nodata example.local."
+    );
+    assert_eq!(
+        ask(&s, "10-240-0-1.default.pod.cluster.local", RType::TXT),
+        "nodata cluster.local."
+    );
+    // Malformed labels, missing namespaces and deeper names: NXDOMAIN (CoreDNS errNoItems).
+    for q in [
+        "blah.default.pod.cluster.local",
+        "10-240-0-256.default.pod.cluster.local",
+        "10-240-0-1.nons.pod.cluster.local",
+        "x.10-240-0-1.default.pod.cluster.local",
+        "10-240-0-1.default.svc.cluster.local",
+    ] {
+        assert_eq!(ask(&s, q, RType::A), "nxdomain cluster.local.", "{q}");
+    }
+    assert_eq!(
+        ask(&s, "default.pod.cluster.local", RType::A),
+        "nodata cluster.local."
+    );
+    // Insecure ignores the pod list: no precomputed pod names.
+    assert!(rdata(&s, "10-244-1-10.default.pod.cluster.local", RType::A).is_empty());
+}
+
+#[test]
+fn endpoint_pod_names_name_endpoints_without_hostname_by_their_pod() {
+    let off = snapshot(&ZoneConfig::default());
+    assert_eq!(
+        ask(&off, "10-244-1-11.web.default.svc.cluster.local", RType::A),
+        "answer 1"
+    );
+    assert_eq!(
+        ask(&off, "web-abc12.web.default.svc.cluster.local", RType::A),
+        "nxdomain cluster.local."
+    );
+    let config = ZoneConfig {
+        endpoint_pod_names: true,
+        ..ZoneConfig::default()
+    };
+    let on = snapshot(&config);
+    assert_eq!(
+        ask(&on, "web-abc12.web.default.svc.cluster.local", RType::A),
+        "answer 1"
+    );
+    assert_eq!(
+        ask(&on, "10-244-1-11.web.default.svc.cluster.local", RType::A),
+        "nxdomain cluster.local."
+    );
+    // The hostname still wins; a pod name that is not a label falls back to the dashed address.
+    assert_eq!(
+        ask(&on, "web-0.web.default.svc.cluster.local", RType::A),
+        "answer 1"
+    );
+    assert_eq!(
+        ask(&on, "fd00--12.web.default.svc.cluster.local", RType::AAAA),
+        "answer 1"
+    );
+    let targets = rdata(&on, "_http._tcp.web.default.svc.cluster.local", RType::SRV);
+    assert!(targets.contains(&"web-abc12.web.default.svc.cluster.local.".to_owned()));
+    assert_eq!(
+        rdata(&on, "11.1.244.10.in-addr.arpa", RType::PTR),
+        ["web-abc12.web.default.svc.cluster.local."]
+    );
+}
+
+#[test]
+fn noendpoints_drops_endpoint_records_but_keeps_cluster_ip_records() {
+    let config = ZoneConfig {
+        no_endpoints: true,
+        ..ZoneConfig::default()
+    };
+    let s = snapshot(&config);
+    for q in [
+        "web.default.svc.cluster.local",
+        "web-0.web.default.svc.cluster.local",
+        "10-244-1-11.web.default.svc.cluster.local",
+        "_http._tcp.web.default.svc.cluster.local",
+    ] {
+        assert_eq!(ask(&s, q, RType::A), "nxdomain cluster.local.", "{q}");
+    }
+    assert_eq!(
+        ask(&s, "10.1.244.10.in-addr.arpa", RType::PTR),
+        "nxdomain in-addr.arpa."
+    );
+    assert_eq!(
+        ask(&s, "api.default.svc.cluster.local", RType::A),
+        "answer 1"
+    );
+    assert_eq!(
+        ask(&s, "_http._tcp.api.default.svc.cluster.local", RType::SRV),
+        "answer 1"
+    );
+    assert_eq!(
+        ask(&s, "api.default.svc.cluster.local", RType::SRV),
+        "answer 1"
+    );
+    assert_eq!(ask(&s, "10.0.96.10.in-addr.arpa", RType::PTR), "answer 1");
+}
+
+#[test]
+fn validate_checks_ttl_range_zones_and_cidrs() {
+    let ok = ZoneConfig {
+        ttl: 3600,
+        reverse_zones: vec!["10.0.0.0/17".into(), "fd00::/7".into()],
+        ..ZoneConfig::default()
+    };
+    assert_eq!(ok.validate(), Ok(()));
+    assert_eq!(
+        ZoneConfig {
+            ttl: 0,
+            ..ZoneConfig::default()
+        }
+        .validate(),
+        Ok(())
+    );
+    assert_eq!(
+        ZoneConfig {
+            ttl: 3601,
+            ..ZoneConfig::default()
+        }
+        .validate(),
+        Err(Error::InvalidTtl { ttl: 3601 })
+    );
+    assert_eq!(
+        ZoneConfig {
+            cluster_domains: vec![],
+            ..ZoneConfig::default()
+        }
+        .validate(),
+        Err(Error::NoClusterDomain)
+    );
+    let bad_cidr = ZoneConfig {
+        reverse_zones: vec!["10.0.0.0/40".into()],
+        ..ZoneConfig::default()
+    };
+    assert!(matches!(
+        bad_cidr.validate(),
+        Err(Error::InvalidZone {
+            reason: NameError::InvalidCidr(_),
+            ..
+        })
+    ));
+    let bad_second = ZoneConfig {
+        cluster_domains: vec!["cluster.local".into(), "a..b".into()],
+        ..ZoneConfig::default()
+    };
+    assert!(matches!(
+        bad_second.validate(),
+        Err(Error::InvalidZone { .. })
+    ));
+}
