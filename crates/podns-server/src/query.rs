@@ -13,7 +13,8 @@
 //! | QDCOUNT ≠ 1, bad question, bad records, trailing bytes | FORMERR | RFC 1035 §4.1.1 |
 //! | two OPT records, OPT not owned by root | FORMERR | RFC 6891 §6.1.1, §6.1.2 |
 //! | EDNS version > 0 | BADVERS (16, via OPT) | RFC 6891 §6.1.3 |
-//! | QCLASS not IN or ANY; AXFR/IXFR; name outside the served zones | REFUSED | RFC 1035, RFC 5936 §4.2 |
+//! | QCLASS not IN or ANY; AXFR/IXFR | REFUSED | RFC 1035, RFC 5936 §4.2 |
+//! | name outside the served zones; NXDOMAIN in a `fallthrough` zone | `Forward` (REFUSED / NXDOMAIN in `out` when nothing forwards) | CoreDNS `forward`, `fallthrough` |
 //! | QTYPE ANY | one RRset | RFC 8482 §4.1 |
 //! | `pods insecure` name (`1-2-3-4.<ns>.pod.<zone>`) | one A/AAAA written here, owner `0xC00C` | CoreDNS `pods insecure` |
 //! | answer does not fit | TC = 1, no answer records | RFC 1035 §4.2.1, RFC 2181 §9 |
@@ -43,6 +44,8 @@ pub mod rcode {
     pub const NOERROR: u16 = 0;
     /// Format error.
     pub const FORMERR: u16 = 1;
+    /// Server failure.
+    pub const SERVFAIL: u16 = 2;
     /// Name error.
     pub const NXDOMAIN: u16 = 3;
     /// Not implemented.
@@ -95,9 +98,73 @@ pub enum Outcome {
         rcode: u16,
         /// Whether TC was set.
         truncated: bool,
+        /// The question, when it parsed (for metrics).
+        asked: Option<Asked>,
+    },
+    /// Not podns's to answer: a name outside every served zone, or an NXDOMAIN in a zone
+    /// that falls through (CoreDNS `fallthrough`). A forwarder should answer it; without one,
+    /// send `out`, which holds podns's own answer (REFUSED or NXDOMAIN).
+    Forward {
+        /// The question.
+        asked: Asked,
+        /// The RCODE of the answer in `out`.
+        rcode: u16,
+        /// The largest response the client takes over this transport (RFC 1035 §4.2.1,
+        /// RFC 6891 §6.2.5), which the forwarder must fit its answer into.
+        max_len: usize,
     },
     /// Send nothing (not a query we may answer at all); on TCP, close the connection.
     Drop,
+}
+
+/// The parsed question, as the caller needs it after [`answer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Asked {
+    /// QTYPE.
+    pub qtype: u16,
+    /// Wire length of QNAME, which starts right after the header (offset 12).
+    pub qname_len: usize,
+}
+
+impl Asked {
+    /// QNAME in `request` (as received: the client's case, never compressed).
+    pub fn qname<'a>(&self, request: &'a [u8]) -> &'a [u8] {
+        request
+            .get(HEADER_LEN..HEADER_LEN + self.qname_len)
+            .unwrap_or_default()
+    }
+}
+
+/// Writes a SERVFAIL for `request` into `out` (header and question echoed), for a query that
+/// could not be answered at all (e.g. too many forwarded queries in flight). Returns `false`
+/// (and leaves `out` empty) when `request` is not a query to answer.
+pub fn servfail(request: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let Some(header) = Header::parse(request) else {
+        return false;
+    };
+    if header.is_response() {
+        return false;
+    }
+    let mut name_buf = [0u8; podns_zone::MAX_NAME_LEN];
+    let question = match header.qdcount {
+        1 => wire::parse_question(request, &mut name_buf).ok(),
+        _ => None,
+    };
+    let w = Writer {
+        out,
+        header,
+        question: question.map(|q| &request[HEADER_LEN..q.end]),
+        edns: None,
+        asked: None,
+    };
+    w.error(rcode::SERVFAIL);
+    true
+}
+
+/// The RCODE in a response's header (the low 4 bits; extended RCODEs live in OPT).
+pub fn response_rcode(response: &[u8]) -> u16 {
+    response.get(3).map_or(rcode::SERVFAIL, |b| u16::from(b & 0x0F))
 }
 
 /// Answers `request` from `snapshot` into `out` (cleared first, capacity kept).
@@ -130,6 +197,10 @@ pub fn answer(
         header,
         question: question.map(|q| &request[HEADER_LEN..q.end]),
         edns: None,
+        asked: question.map(|q| Asked {
+            qtype: q.qtype,
+            qname_len: q.name_len,
+        }),
     };
     let edns = match records {
         Some(Ok(edns)) => edns,
@@ -170,12 +241,29 @@ pub fn answer(
         Transport::Tcp => MAX_TCP_MESSAGE,
     };
     let rotation = if config.rotate { rotation } else { 0 };
+    let asked = Asked {
+        qtype: q.qtype,
+        qname_len: q.name_len,
+    };
+    let forward = |outcome: Outcome| match outcome {
+        Outcome::Respond { rcode, .. } => Outcome::Forward {
+            asked,
+            rcode,
+            max_len: limit,
+        },
+        other => other,
+    };
     match snapshot.lookup(&name_buf[..q.name_len], q.qtype) {
-        Lookup::NotServed => w.error(rcode::REFUSED),
+        Lookup::NotServed => forward(w.error(rcode::REFUSED)),
         Lookup::Answer(prepared) => w.positive(prepared, rotation, limit, config),
         Lookup::NoData(negative) => w.negative(rcode::NOERROR, negative, q.name_len, limit, config),
         Lookup::NxDomain(negative) => {
-            w.negative(rcode::NXDOMAIN, negative, q.name_len, limit, config)
+            let outcome = w.negative(rcode::NXDOMAIN, negative, q.name_len, limit, config);
+            if negative.falls_through() {
+                forward(outcome)
+            } else {
+                outcome
+            }
         }
         Lookup::PodAddress { ip, ttl } => w.pod_address(ip, ttl, limit, config),
     }
@@ -189,6 +277,8 @@ struct Writer<'a> {
     question: Option<&'a [u8]>,
     /// The request's OPT, if valid: then the response carries ours.
     edns: Option<Edns>,
+    /// The question, once parsed, reported in the outcome.
+    asked: Option<Asked>,
 }
 
 // === impl Writer ===
@@ -235,7 +325,11 @@ impl Writer<'_> {
             self.out[4 + 2 * i..6 + 2 * i].copy_from_slice(&n.to_be_bytes());
         }
         let truncated = self.out[2] & (flags::TC >> 8) as u8 != 0;
-        Outcome::Respond { rcode, truncated }
+        Outcome::Respond {
+            rcode,
+            truncated,
+            asked: self.asked,
+        }
     }
 
     /// A response with no records (FORMERR, NOTIMP, REFUSED, BADVERS).

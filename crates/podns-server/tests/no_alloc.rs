@@ -136,7 +136,10 @@ fn answering_allocates_nothing() {
                     &mut out,
                     metrics.query(),
                 );
-                answered += usize::from(matches!(outcome, podns_server::Outcome::Respond { .. }));
+                answered += usize::from(matches!(
+                    outcome,
+                    podns_server::Outcome::Respond { .. } | podns_server::Outcome::Forward { .. }
+                ));
             }
         }
     }
@@ -176,16 +179,18 @@ fn serve_one(
 ) -> podns_server::Outcome {
     let began = Instant::now();
     let outcome = podns_server::answer(request, transport, config, snapshot, rotation, out);
-    match outcome {
-        podns_server::Outcome::Respond { rcode, .. } => {
-            let mut name = [0u8; podns_zone::MAX_NAME_LEN];
-            let (zone, qtype) = match podns_server::wire::parse_question(request, &mut name) {
-                Ok(q) => (metrics.zone_index(&name[..q.name_len]), q.qtype),
-                Err(_) => (usize::MAX, 0),
-            };
-            metrics.record(zone, transport, qtype, rcode, out.len(), began.elapsed());
+    let (rcode, asked) = match outcome {
+        podns_server::Outcome::Respond { rcode, asked, .. } => (rcode, asked),
+        // No forwarder here: `out` holds podns's own REFUSED / NXDOMAIN.
+        podns_server::Outcome::Forward { rcode, asked, .. } => (rcode, Some(asked)),
+        podns_server::Outcome::Drop => {
+            metrics.record_dropped(transport);
+            return outcome;
         }
-        podns_server::Outcome::Drop => metrics.record_dropped(transport),
-    }
+    };
+    let (zone, qtype) = asked.map_or((usize::MAX, 0), |a| {
+        (metrics.zone_index(a.qname(request)), a.qtype)
+    });
+    metrics.record(zone, transport, qtype, rcode, out.len(), began.elapsed());
     outcome
 }

@@ -121,12 +121,14 @@ pub struct Negative {
     tail: Box<[u8]>,
     /// Wire length of the zone apex name.
     apex_len: usize,
+    /// NXDOMAIN here may go to upstream resolvers instead (CoreDNS `fallthrough`).
+    falls_through: bool,
 }
 
 // === impl Negative ===
 
 impl Negative {
-    pub(crate) fn new(soa: &RRset, ttl: u32) -> Self {
+    pub(crate) fn new(soa: &RRset, ttl: u32, falls_through: bool) -> Self {
         let mut tail = Vec::new();
         // RDATA names are written uncompressed: the apex's offset in the question differs per
         // query, and the record is prepared once.
@@ -134,7 +136,14 @@ impl Negative {
         Self {
             tail: tail.into_boxed_slice(),
             apex_len: soa.name.as_wire().len(),
+            falls_through,
         }
+    }
+
+    /// Whether an NXDOMAIN with this authority may be answered by upstream resolvers instead
+    /// (the zone is under a `fallthrough` name).
+    pub fn falls_through(&self) -> bool {
+        self.falls_through
     }
 
     /// Byte length of the SOA record written by [`Negative::write`].

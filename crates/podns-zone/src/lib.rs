@@ -94,6 +94,11 @@ pub struct ZoneConfig {
     /// CoreDNS `noendpoints`: no record comes from endpoints, so headless Services and
     /// endpoint names are NXDOMAIN; ClusterIP Services keep their A/AAAA and SRV. Default off.
     pub no_endpoints: bool,
+    /// CoreDNS `fallthrough ZONES`: NXDOMAIN answers in served zones at or below one of these
+    /// names are marked ([`Negative::falls_through`]) so that a server with a forwarder asks
+    /// its upstreams instead; `.` marks every zone. Default `in-addr.arpa`, `ip6.arpa`
+    /// (kubeadm's Corefile: reverse names of addresses outside the cluster go upstream).
+    pub fallthrough: Vec<String>,
 }
 
 /// Which pod records exist (CoreDNS `pods disabled|insecure|verified`). Spec 1.1.0 removed pod
@@ -126,6 +131,7 @@ impl Default for ZoneConfig {
             pods: PodMode::Disabled,
             endpoint_pod_names: false,
             no_endpoints: false,
+            fallthrough: vec!["in-addr.arpa".to_owned(), "ip6.arpa".to_owned()],
         }
     }
 }
@@ -152,6 +158,13 @@ impl ZoneConfig {
             for name in apexes {
                 check_zone(zone, Ok(name))?;
             }
+        }
+        for zone in &self.fallthrough {
+            // `.` (the root) is allowed here: it makes every zone fall through.
+            Name::from_dotted(zone).map_err(|reason| Error::InvalidZone {
+                zone: zone.clone(),
+                reason,
+            })?;
         }
         Ok(())
     }

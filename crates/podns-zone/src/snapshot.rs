@@ -233,14 +233,20 @@ impl ZoneSnapshot {
             entries.push((name, start, len, cname, insecure_pods));
         }
 
+        let fallthrough: Vec<Name> = config
+            .fallthrough
+            .iter()
+            .filter_map(|zone| Name::from_dotted(zone).ok())
+            .collect();
         let zones: Box<[ServedZone]> = apexes
             .iter()
             .filter_map(|apex| {
                 let soa = by_key.get(&(*apex, RType::SOA))?;
+                let falls_through = fallthrough.iter().any(|f| apex.is_in(f));
                 Some(ServedZone {
                     apex: (*apex).clone(),
                     // RFC 2308 §5: the SOA's TTL in a negative answer is min(TTL, MINIMUM).
-                    negative: Negative::new(soa, config.negative_ttl),
+                    negative: Negative::new(soa, config.negative_ttl, falls_through),
                 })
             })
             .collect();

@@ -810,7 +810,12 @@ fn query_path_keeps_the_output_buffer() {
         for (i, r) in requests.iter().enumerate() {
             let outcome =
                 podns_server::answer(r, transport, &config, &snapshot, i as u32, &mut out);
-            assert!(matches!(outcome, podns_server::Outcome::Respond { .. }));
+            // example.com is not ours: `Forward`, with podns's REFUSED in `out`.
+            assert!(matches!(
+                outcome,
+                podns_server::Outcome::Respond { .. } | podns_server::Outcome::Forward { .. }
+            ));
+            assert!(!out.is_empty());
             assert_eq!(out.as_ptr(), ptr);
             assert_eq!(out.capacity(), 65535);
         }
