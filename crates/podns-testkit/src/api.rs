@@ -336,7 +336,7 @@ impl State {
                 status(
                     405,
                     "MethodNotAllowed",
-                    "the fake API server only serves GET".into(),
+                    "the fake API server only serves GET",
                 ),
             );
         }
@@ -349,7 +349,7 @@ impl State {
         };
         let selector = match LabelSelector::parse(param("labelSelector").unwrap_or("")) {
             Ok(s) => s,
-            Err(message) => return Reply::Json(400, status(400, "BadRequest", message)),
+            Err(message) => return Reply::Json(400, status(400, "BadRequest", &message)),
         };
         if let Some(name) = &target.name {
             return self.get(&target, name);
@@ -375,7 +375,7 @@ impl State {
                     status(
                         404,
                         "NotFound",
-                        format!("{} \"{name}\" not found", r.plural),
+                        &format!("{} \"{name}\" not found", r.plural),
                     ),
                 )
             }
@@ -395,13 +395,10 @@ impl State {
         let (id, offset) = match param("continue").filter(|c| !c.is_empty()) {
             Some(token) => {
                 let Some((id, offset)) = parse_continue(token) else {
-                    return Reply::Json(
-                        400,
-                        status(400, "BadRequest", "invalid continue token".into()),
-                    );
+                    return Reply::Json(400, status(400, "BadRequest", "invalid continue token"));
                 };
                 if !self.snapshots.contains_key(&id) {
-                    return Reply::Json(410, status(410, "Expired", CONTINUE_EXPIRED.into()));
+                    return Reply::Json(410, status(410, "Expired", CONTINUE_EXPIRED));
                 }
                 (id, offset)
             }
@@ -410,7 +407,7 @@ impl State {
                     && let Some(rv) = param("resourceVersion").and_then(|v| v.parse::<u64>().ok())
                     && rv < self.compacted
                 {
-                    return Reply::Json(410, status(410, "Expired", too_old(rv, self.compacted)));
+                    return Reply::Json(410, status(410, "Expired", &too_old(rv, self.compacted)));
                 }
                 let items = self
                     .objects
@@ -475,7 +472,7 @@ impl State {
                 status(
                     422,
                     "Invalid",
-                    "sendInitialEvents requires allowWatchBookmarks=true".into(),
+                    "sendInitialEvents requires allowWatchBookmarks=true",
                 ),
             );
         }
@@ -503,12 +500,12 @@ impl State {
                     status(
                         400,
                         "BadRequest",
-                        format!("invalid resourceVersion {from:?}"),
+                        &format!("invalid resourceVersion {from:?}"),
                     ),
                 );
             };
             if from < self.compacted {
-                let error = json!({ "type": "ERROR", "object": status(410, "Expired", too_old(from, self.compacted)) });
+                let error = json!({ "type": "ERROR", "object": status(410, "Expired", &too_old(from, self.compacted)) });
                 let _ = watch.tx.send(WatchMsg::Line(line(&error)));
                 let _ = watch.tx.send(WatchMsg::End);
                 return Reply::Watch {
@@ -570,7 +567,7 @@ fn too_old(rv: u64, oldest: u64) -> String {
 }
 
 /// A `meta/v1 Status` failure, as the API server sends it.
-pub(crate) fn status(code: u16, reason: &str, message: String) -> Value {
+pub(crate) fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({
         "kind": "Status",
         "apiVersion": "v1",
@@ -588,7 +585,7 @@ fn not_found() -> Reply {
         status(
             404,
             "NotFound",
-            "the server could not find the requested resource".into(),
+            "the server could not find the requested resource",
         ),
     )
 }

@@ -84,6 +84,9 @@ struct Shared {
     connections: Mutex<Vec<AbortHandle>>,
 }
 
+/// How long a dropped watch waits before failing, so that what was sent before arrives.
+const RESET_GRACE: Duration = Duration::from_millis(50);
+
 /// The response body: a whole JSON document or a watch stream.
 type Body = UnsyncBoxBody<Bytes, io::Error>;
 
@@ -315,13 +318,14 @@ impl Shared {
                         match msg {
                             WatchMsg::Line(line) => Some((Ok(Frame::data(line)), (events, hang))),
                             WatchMsg::End => None,
-                            WatchMsg::Reset => Some((
-                                Err(io::Error::new(
-                                    io::ErrorKind::ConnectionReset,
-                                    "watch dropped",
-                                )),
-                                (events, hang),
-                            )),
+                            WatchMsg::Reset => {
+                                // hyper drops its unflushed buffer when a body fails: give the
+                                // lines sent before the reset time to reach the client.
+                                tokio::time::sleep(RESET_GRACE).await;
+                                let reset =
+                                    io::Error::new(io::ErrorKind::ConnectionReset, "watch dropped");
+                                Some((Err(reset), (events, hang)))
+                            }
                         }
                     },
                 );
