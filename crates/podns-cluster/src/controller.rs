@@ -196,7 +196,7 @@ pub fn derive(
 }
 
 /// Cluster mode: the namespaces, services, pods and endpoint slices exactly as the API server
-/// has them, in the same order [`derive`] gives.
+/// has them, in the same order [`derive()`] gives.
 ///
 /// Nothing is synthesised, no VIP or pod IP assigned and no Endpoints mirrored: the cluster's own
 /// controllers did all of that (its EndpointSliceMirroring controller wrote the mirrored slices

@@ -5,7 +5,7 @@
 //! need them, Pods, and reports every change as a [`KubeEvent`] on a bounded channel. It leaves
 //! storing the objects to [`crate::store::ClusterStore`] and the list/watch protocol itself
 //! (pagination, bookmarks, resuming from the last resourceVersion, relisting after `410 Gone`)
-//! to [`kube::runtime::watcher`].
+//! to [`kube::runtime::watcher()`].
 //!
 //! ```text
 //! spawn_watch ─▶ task per kind: watcher(Api<K>) ─▶ strip ─▶ Init…InitApply…InitDone ═▶ ResyncKind
@@ -105,6 +105,10 @@ pub enum KubeError {
 
 /// One report from the watchers.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "events are moved once from watcher to consumer; boxing would only add noise"
+)]
 pub enum KubeEvent {
     /// A change to apply to the store.
     Change {
@@ -225,13 +229,15 @@ pub fn spawn_watch(client: Client, config: KubeWatchConfig) -> KubeWatch {
     let (tx, events) = mpsc::channel(config.channel_capacity.max(1));
     // Every request goes through `Observe`, so a watch that resumes silently after an outage
     // (no event to see) still marks its kind connected.
+    let default_namespace = client.default_namespace().to_owned();
     let client = Client::new(
         Observe {
-            client: client.clone(),
+            client,
             status: status.clone(),
         },
-        client.default_namespace().to_owned(),
+        default_namespace,
     );
+    let service_label_selector = config.service_label_selector;
     let base = watcher::Config::default().page_size(config.page_size.max(1));
     let tasks = kinds
         .iter()
@@ -250,7 +256,7 @@ pub fn spawn_watch(client: Client, config: KubeWatchConfig) -> KubeWatch {
                 )),
                 Kind::Service => {
                     let mut wc = base.clone();
-                    if let Some(selector) = &config.service_label_selector {
+                    if let Some(selector) = &service_label_selector {
                         wc = wc.labels(selector);
                     }
                     tokio::spawn(watch.run(
@@ -318,6 +324,9 @@ impl KubeStatus {
     }
 
     /// Whether every watched kind was listed completely at least once.
+    ///
+    /// This is set when a watcher *sends* its first list; the consumer may not have applied it
+    /// yet. Gate serving on having received [`KubeEvent::Synced`] of every kind instead.
     pub fn synced(&self) -> bool {
         self.inner.iter().all(|k| k.synced.load(Ordering::Relaxed))
     }
