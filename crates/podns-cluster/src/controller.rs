@@ -12,7 +12,8 @@
 //!              ═▶ DerivedCluster (k8s objects, as `kubectl get` would show them)
 //! ```
 //!
-//! In cluster mode none of this runs: those objects come from the API server as they are.
+//! In cluster mode none of this runs: those objects come from the API server as they are, and
+//! [`observed()`] hands them on unchanged.
 //!
 //! Conventions (documented here because users write them):
 //! - **`podns.io/ready: "false"`** ([`READY_ANNOTATION`]) on a pod template or a Pod makes the
@@ -192,6 +193,22 @@ pub fn derive(
         endpoint_slices,
         rejected,
     })
+}
+
+/// Cluster mode: the namespaces, services, pods and endpoint slices exactly as the API server
+/// has them, in the same order [`derive()`] gives.
+///
+/// Nothing is synthesised, no VIP or pod IP assigned and no Endpoints mirrored: the cluster's own
+/// controllers did all of that (its EndpointSliceMirroring controller wrote the mirrored slices
+/// the store already holds). Nothing is rejected: the API server validated every object.
+pub fn observed(store: &ClusterStore) -> DerivedCluster {
+    DerivedCluster {
+        namespaces: store.namespaces().cloned().collect(),
+        services: store.services().cloned().collect(),
+        pods: store.pods().cloned().collect(),
+        endpoint_slices: store.endpoint_slices().cloned().collect(),
+        rejected: Vec::new(),
+    }
 }
 
 // === impl ControllerConfig ===

@@ -5,10 +5,10 @@
 //!
 //! ```text
 //! source::manifest::{load, watch} ─ClusterEvent─▶ store::ClusterStore
-//!   (Kubernetes API: a later source)                   │
-//!                                                      ▼  standalone only
-//!                                controller::derive ─▶ DerivedCluster (Services with VIPs,
-//!                                                      │ Pods with IPs, EndpointSlices)
+//! source::kube::spawn_watch ─KubeEvent::Change─▶       │
+//!                                                      ▼
+//!                  standalone: controller::derive ─▶ DerivedCluster (Services with VIPs,
+//!                  cluster:    controller::observed    │ Pods with IPs, EndpointSlices)
 //!                                                      ▼
 //!                                view::cluster_view ─▶ podns_view::ClusterView
 //! ```
@@ -30,10 +30,16 @@ pub mod source;
 pub mod store;
 pub mod view;
 
-pub use controller::{ControllerConfig, ControllerError, DerivedCluster, READY_ANNOTATION, derive};
+pub use controller::{
+    ControllerConfig, ControllerError, DerivedCluster, READY_ANNOTATION, derive, observed,
+};
 pub use object::{Kind, Object, ObjectRef};
 pub use selector::{LabelSelector, SelectorError};
 pub use source::ClusterEvent;
+pub use source::kube::{
+    KubeError, KubeEvent, KubeStatus, KubeWatch, KubeWatchConfig, client as kube_client,
+    spawn_watch,
+};
 pub use source::manifest::{
     ManifestError, ManifestErrors, ManifestEvent, ManifestWatch, WatchError, load, watch,
 };

@@ -1,16 +1,20 @@
 //! Sources of cluster state, and the one event type they all emit.
 //!
-//! A source is responsible for turning the outside world (manifest files here; the Kubernetes API
-//! in a later source) into [`ClusterEvent`]s over [`Object`]s. It leaves storing them to
+//! A source is responsible for turning the outside world (manifest files, the Kubernetes API)
+//! into [`ClusterEvent`]s over [`Object`]s. It leaves storing them to
 //! [`crate::store::ClusterStore`] and deriving anything from them to the controllers.
 //!
-//! A source only ever emits complete state in a [`ClusterEvent::Resync`]: the manifest source
-//! re-reads the whole set on each change and emits nothing when the set is broken, so the last
-//! good state keeps serving.
+//! A source only ever emits complete state in one event, so the last good state keeps serving
+//! until the new one is whole: the manifest source re-reads the whole set on each change and
+//! emits one [`ClusterEvent::Resync`] (nothing when the set is broken); the Kubernetes source
+//! watches each kind on its own and buffers a relist of one kind into one
+//! [`ClusterEvent::ResyncKind`], between which it streams [`ClusterEvent::Apply`] and
+//! [`ClusterEvent::Delete`].
 
+pub mod kube;
 pub mod manifest;
 
-use crate::object::{Object, ObjectRef};
+use crate::object::{Kind, Object, ObjectRef};
 
 /// One change to cluster state, as any source reports it.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,4 +29,12 @@ pub enum ClusterEvent {
     Delete(ObjectRef),
     /// The complete state: every object not listed is gone.
     Resync(Vec<Object>),
+    /// The complete state of one kind (a relist): every object of `kind` not listed is gone;
+    /// objects of other kinds are untouched. Objects of another kind in `objects` are ignored.
+    ResyncKind {
+        /// The kind that was relisted.
+        kind: Kind,
+        /// Every object of that kind.
+        objects: Vec<Object>,
+    },
 }

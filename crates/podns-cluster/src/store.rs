@@ -75,12 +75,37 @@ impl ClusterStore {
         true
     }
 
+    /// Replaces every object of `kind` with `objects`, leaving other kinds alone. Objects of
+    /// another kind in `objects` are skipped (with a warning): a relist of one kind must not
+    /// touch the others. Returns whether the store changed.
+    pub fn resync_kind(&mut self, kind: Kind, objects: Vec<Object>) -> bool {
+        let mut next = BTreeMap::new();
+        for mut object in objects {
+            if object.kind() != kind {
+                tracing::warn!(object = %object.object_ref(), %kind, "object of another kind in a relist; skipped");
+                continue;
+            }
+            object.default_namespace();
+            let r = object.object_ref();
+            next.insert((r.namespace, r.name), object);
+        }
+        if next.is_empty() {
+            return self.kinds.remove(&kind).is_some();
+        }
+        if self.kinds.get(&kind) == Some(&next) {
+            return false;
+        }
+        self.kinds.insert(kind, next);
+        true
+    }
+
     /// Applies one source event. Returns whether the store changed.
     pub fn apply_event(&mut self, event: ClusterEvent) -> bool {
         match event {
             ClusterEvent::Apply(object) => self.apply(object),
             ClusterEvent::Delete(r) => self.delete(&r),
             ClusterEvent::Resync(objects) => self.resync(objects),
+            ClusterEvent::ResyncKind { kind, objects } => self.resync_kind(kind, objects),
         }
     }
 
@@ -231,6 +256,54 @@ mod tests {
             [ObjectRef::new(Kind::Service, "default", "c")]
         );
         assert!(store.resync(Vec::new()));
+        assert!(store.is_empty());
+    }
+
+    fn mk_namespace(name: &str) -> Object {
+        let mut ns = Namespace::default();
+        ns.metadata.name = Some(name.to_owned());
+        Object::Namespace(ns)
+    }
+
+    #[test]
+    fn resync_kind_replaces_one_kind_only() {
+        let mut store = ClusterStore::from_objects([
+            mk_namespace("default"),
+            mk_service(None, "a", 1),
+            mk_service(None, "b", 1),
+        ]);
+        let event = ClusterEvent::ResyncKind {
+            kind: Kind::Service,
+            objects: vec![mk_service(None, "b", 2), mk_service(Some("x"), "c", 1)],
+        };
+        assert!(store.apply_event(event));
+        assert_eq!(
+            store.iter().map(Object::object_ref).collect::<Vec<_>>(),
+            [
+                ObjectRef::new(Kind::Namespace, "", "default"),
+                ObjectRef::new(Kind::Service, "default", "b"),
+                ObjectRef::new(Kind::Service, "x", "c"),
+            ],
+            "a gone, b replaced, c added, the Namespace untouched"
+        );
+        assert!(
+            !store.resync_kind(
+                Kind::Service,
+                vec![mk_service(Some("x"), "c", 1), mk_service(None, "b", 2)]
+            ),
+            "the same set in another order: no change"
+        );
+        assert!(
+            store.resync_kind(Kind::Namespace, vec![mk_service(None, "z", 1)]),
+            "objects of another kind are skipped: the Namespace relist is empty"
+        );
+        assert_eq!(store.namespaces().count(), 0);
+        assert_eq!(store.services().count(), 2);
+        assert!(
+            !store.resync_kind(Kind::Pod, Vec::new()),
+            "empty kind stays empty"
+        );
+        assert!(store.resync_kind(Kind::Service, Vec::new()));
         assert!(store.is_empty());
     }
 }
