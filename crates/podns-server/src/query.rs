@@ -164,7 +164,9 @@ pub fn servfail(request: &[u8], out: &mut Vec<u8>) -> bool {
 
 /// The RCODE in a response's header (the low 4 bits; extended RCODEs live in OPT).
 pub fn response_rcode(response: &[u8]) -> u16 {
-    response.get(3).map_or(rcode::SERVFAIL, |b| u16::from(b & 0x0F))
+    response
+        .get(3)
+        .map_or(rcode::SERVFAIL, |b| u16::from(b & 0x0F))
 }
 
 /// Answers `request` from `snapshot` into `out` (cleared first, capacity kept).

@@ -23,9 +23,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-use crate::{ServerConfig, Services};
 use crate::query::{self, Outcome, QueryConfig, Transport};
 use crate::wire::HEADER_LEN;
+use crate::{ServerConfig, Services};
 
 /// Back-off after a failed accept (e.g. EMFILE), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -169,7 +169,15 @@ impl Connection {
                 .await
                 .map_err(|_| std::io::ErrorKind::TimedOut)??;
             if let (Some(metrics), Some(asked)) = (&self.services.metrics, asked) {
-                crate::record_query(metrics, request, asked, rcode, out.len(), started, Transport::Tcp);
+                crate::record_query(
+                    metrics,
+                    request,
+                    asked,
+                    rcode,
+                    out.len(),
+                    started,
+                    Transport::Tcp,
+                );
             }
         }
     }

@@ -53,7 +53,14 @@ pub(crate) async fn run(
         let request = &recv[..len];
         let outcome = {
             let snapshot = services.zone.load();
-            query::answer(request, Transport::Udp, &config, &snapshot, rotation, &mut out)
+            query::answer(
+                request,
+                Transport::Udp,
+                &config,
+                &snapshot,
+                rotation,
+                &mut out,
+            )
         };
         let (asked, rcode) = match outcome {
             Outcome::Drop => {
@@ -81,7 +88,15 @@ pub(crate) async fn run(
                                 tracing::debug!(%error, %peer, "udp send failed");
                             }
                             if let Some(metrics) = metrics {
-                                crate::record_query(&metrics, &query, asked, query::response_rcode(&response), response.len(), started, Transport::Udp);
+                                crate::record_query(
+                                    &metrics,
+                                    &query,
+                                    asked,
+                                    query::response_rcode(&response),
+                                    response.len(),
+                                    started,
+                                    Transport::Udp,
+                                );
                             }
                             drop(permit);
                         });
@@ -99,7 +114,15 @@ pub(crate) async fn run(
             tracing::debug!(%error, %peer, "udp send failed");
         }
         if let (Some(metrics), Some(asked)) = (&services.metrics, asked) {
-            crate::record_query(metrics, request, asked, rcode, out.len(), started, Transport::Udp);
+            crate::record_query(
+                metrics,
+                request,
+                asked,
+                rcode,
+                out.len(),
+                started,
+                Transport::Udp,
+            );
         }
     }
 }

@@ -100,7 +100,8 @@ pub(crate) struct ClusterArgs {
     pub(crate) labels: Option<String>,
 
     /// Zones whose NXDOMAIN answers go to the upstreams instead (CoreDNS `fallthrough`);
-    /// only with forwarding on. Default in-addr.arpa and ip6.arpa, as kubeadm's Corefile.
+    /// only with forwarding on. Bare: every zone; `none`: off. Default in-addr.arpa and
+    /// ip6.arpa, as kubeadm's Corefile.
     #[arg(long, value_name = "ZONE", action = ArgAction::Append, num_args = 0..)]
     pub(crate) fallthrough: Option<Vec<String>>,
 

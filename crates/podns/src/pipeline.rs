@@ -7,7 +7,9 @@
 //! (design decision 6).
 
 use anyhow::Context as _;
-use podns_cluster::{ClusterEvent, ClusterStore, ControllerConfig, DerivedCluster, Object, ViewConfig};
+use podns_cluster::{
+    ClusterEvent, ClusterStore, ControllerConfig, DerivedCluster, Object, ViewConfig,
+};
 use podns_view::ClusterView;
 use podns_zone::{ZoneConfig, ZoneSnapshot};
 

@@ -37,7 +37,9 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let file = args.config.as_deref().map(FileConfig::load).transpose()?;
     let mut settings = Settings::resolve(&args.cluster, file.as_ref(), Some(args.listen))?;
 
-    let metrics = Arc::new(Metrics::new(&served_zones(&settings)));
+    let zones = served_zones(&settings);
+    let zone_labels: Vec<&str> = zones.iter().map(String::as_str).collect();
+    let metrics = Arc::new(Metrics::new(&zone_labels));
     let readiness = Readiness::new();
     readiness.set_not_ready("starting: the zone is not built yet");
 
@@ -51,7 +53,10 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding the admin endpoints on {addr}"))?;
-            info!("admin on {} (/health, /ready, /metrics)", listener.local_addr()?);
+            info!(
+                "admin on {} (/health, /ready, /metrics)",
+                listener.local_addr()?
+            );
             Some(tokio::spawn(podns_server::serve_admin(
                 listener,
                 Arc::clone(&metrics),
@@ -66,9 +71,15 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (mut source, mut pipeline) = if args.source.is_kubernetes() {
         Source::kubernetes(&args.source, &settings).await?
     } else {
-        Source::manifests(&args.source, &settings, Duration::from_millis(args.debounce_ms))?
+        Source::manifests(
+            &args.source,
+            &settings,
+            Duration::from_millis(args.debounce_ms),
+        )?
     };
-    let first = source.initial(&mut pipeline, args.source.startup_timeout).await?;
+    let first = source
+        .initial(&mut pipeline, args.source.startup_timeout)
+        .await?;
     let started = Instant::now();
     let derived = pipeline.build()?;
     record_zone(&metrics, &derived, started.elapsed());
@@ -158,7 +169,10 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     server.await.context("server task")?.context("server")?;
     let _ = admin_stop_tx.send(());
     if let Some(admin) = admin {
-        admin.await.context("admin task")?.context("admin endpoints")?;
+        admin
+            .await
+            .context("admin task")?
+            .context("admin endpoints")?;
     }
     info!("stopped");
     Ok(())
@@ -168,7 +182,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn served_zones(settings: &Settings) -> Vec<String> {
     settings
         .zone
-        .zones
+        .cluster_domains
         .iter()
         .chain(&settings.zone.reverse_zones)
         .map(|z| format!("{}.", z.trim_end_matches('.')))

@@ -49,8 +49,15 @@ impl FileConfig {
     pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the config file {}", path.display()))?;
-        let de = serde_saphyr::Deserializer::from_str(&text);
-        serde_path_to_error::deserialize(de)
+        let value: serde_json::Value = serde_saphyr::from_str(&text)
+            .map_err(|err| anyhow::anyhow!("{}: not YAML: {err}", path.display()))?;
+        // An empty file is an empty configuration.
+        let value = if value.is_null() {
+            serde_json::Value::Object(serde_json::Map::new())
+        } else {
+            value
+        };
+        serde_path_to_error::deserialize(value)
             .map_err(|err| anyhow::anyhow!("{}: {}: {}", path.display(), err.path(), err.inner()))
     }
 }
@@ -191,22 +198,30 @@ impl Settings {
         if nameservers.is_empty() {
             nameservers.extend(listen.map(|a| a.ip()).filter(|ip| !ip.is_unspecified()));
         }
-        let zones = pick(&flags.cluster_domains, &file.zones)
+        let cluster_domains = pick(&flags.cluster_domains, &file.zones)
             .map(|zones| {
                 zones
                     .iter()
                     .map(|z| z.trim_end_matches('.').to_ascii_lowercase())
                     .collect()
             })
-            .unwrap_or(defaults.zones.clone());
-        let pods = match pick(&flags.pods, &file.pods) {
-            Some(mode) => mode
-                .parse()
-                .map_err(|err| anyhow::anyhow!("pods: {err}"))?,
+            .unwrap_or(defaults.cluster_domains.clone());
+        let pods = match pick(&flags.pods, &file.pods).map(String::as_str) {
             None => defaults.pods,
+            Some("disabled") => podns_zone::PodMode::Disabled,
+            Some("insecure") => podns_zone::PodMode::Insecure,
+            Some("verified") => podns_zone::PodMode::Verified,
+            Some(other) => bail!("pods: {other:?} is not disabled, insecure or verified"),
+        };
+        let fallthrough = match pick(&flags.fallthrough, &file.fallthrough) {
+            None => defaults.fallthrough.clone(),
+            // A bare `--fallthrough` falls through for every zone, as CoreDNS's bare option.
+            Some(zones) if zones.is_empty() && flags.fallthrough.is_some() => vec![".".to_owned()],
+            Some(zones) if zones.iter().any(|z| z == "none") => Vec::new(),
+            Some(zones) => zones.clone(),
         };
         let zone = podns_zone::ZoneConfig {
-            zones,
+            cluster_domains,
             reverse_zones: pick(&flags.reverse_zones, &file.reverse_zones)
                 .cloned()
                 .unwrap_or(defaults.reverse_zones.clone()),
@@ -222,38 +237,44 @@ impl Settings {
             no_endpoints: pick(&flags.no_endpoints, &file.no_endpoints)
                 .copied()
                 .unwrap_or(defaults.no_endpoints),
-            fallthrough: pick(&flags.fallthrough, &file.fallthrough)
-                .cloned()
-                .unwrap_or(defaults.fallthrough.clone()),
-            ..defaults
+            fallthrough,
         };
         zone.validate().context("zone configuration")?;
 
         let labels = pick(&flags.labels, &file.labels);
         let view = podns_cluster::ViewConfig {
             namespaces: pick(&flags.namespaces, &file.namespaces)
-                .filter(|ns| !ns.is_empty())
-                .map(|ns| ns.iter().cloned().collect()),
-            service_labels: labels
+                .map(|ns| ns.iter().cloned().collect())
+                .unwrap_or_default(),
+            labels: labels
                 .filter(|l| !l.trim().is_empty())
-                .map(|l| l.parse())
+                .map(|l| podns_cluster::LabelSelector::parse(l))
                 .transpose()
                 .context("labels")?,
             ..podns_cluster::ViewConfig::default()
         };
 
-        let upstream_values = match (&flags.upstreams, file_forward.and_then(|f| f.upstreams.as_ref())) {
+        let upstream_values = match (
+            &flags.upstreams,
+            file_forward.and_then(|f| f.upstreams.as_ref()),
+        ) {
             (Some(values), _) | (None, Some(values)) => values.clone(),
             (None, None) => vec![DEFAULT_RESOLV_CONF.to_owned()],
         };
         let forward_defaults = podns_forward::ForwardConfig::default();
         let forward = ForwardSettings {
             upstreams: Upstreams::parse(&upstream_values)?,
-            timeout: pick(&flags.forward_timeout_ms, &file_forward.and_then(|f| f.timeout_ms))
-                .map_or(forward_defaults.timeout, |ms| Duration::from_millis(*ms)),
-            cache_entries: pick(&flags.cache_entries, &file_forward.and_then(|f| f.cache_entries))
-                .copied()
-                .unwrap_or(forward_defaults.cache_capacity),
+            timeout: pick(
+                &flags.forward_timeout_ms,
+                &file_forward.and_then(|f| f.timeout_ms),
+            )
+            .map_or(forward_defaults.timeout, |ms| Duration::from_millis(*ms)),
+            cache_entries: pick(
+                &flags.cache_entries,
+                &file_forward.and_then(|f| f.cache_entries),
+            )
+            .copied()
+            .unwrap_or(forward_defaults.cache_capacity),
             max_ttl: file_forward
                 .and_then(|f| f.max_ttl)
                 .map_or(forward_defaults.max_ttl, Duration::from_secs),

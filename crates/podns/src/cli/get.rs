@@ -14,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::{ClusterArgs, ManifestArgs};
-use crate::settings::Settings;
 use crate::pipeline::Pipeline;
+use crate::settings::Settings;
 
 /// Options of `podns get`.
 #[derive(Debug, Args)]
@@ -88,7 +88,7 @@ impl Scope {
 pub(crate) fn run(args: &GetArgs) -> anyhow::Result<()> {
     let objects = podns_cluster::load(&args.manifests.manifests)?;
     let settings = Settings::resolve(&args.cluster, None, None)?;
-    let zones = settings.zone.zones.clone();
+    let zones = settings.zone.cluster_domains.clone();
     let mut pipeline = Pipeline::standalone(&settings);
     let derived = pipeline.resync(objects)?;
     let scope = match (&args.namespace, args.all_namespaces, args.resource) {
@@ -110,12 +110,7 @@ pub(crate) fn run(args: &GetArgs) -> anyhow::Result<()> {
             render(&items, args.output, &scope, pod_table)?
         }
         Resource::All => all(&derived.cluster, &scope, args.output)?,
-        Resource::Records => records(
-            &derived.snapshot,
-            &zones,
-            &scope,
-            args.output,
-        )?,
+        Resource::Records => records(&derived.snapshot, &zones, &scope, args.output)?,
     };
     print!("{out}");
     Ok(())

@@ -33,7 +33,7 @@ pub(crate) struct LabArgs {
 #[derive(Debug, Subcommand)]
 enum LabCommand {
     /// Start every pod in its own network namespace; returns once all are ready.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Stop every pod and the lab's DNS server; remove every namespace and file the lab made.
     Down,
     /// Show the lab's pods: address, readiness, process.
@@ -141,7 +141,11 @@ fn lab_config(name: String, state_root: PathBuf, up: &UpArgs) -> anyhow::Result<
     // The lab network has no route off the machine: forwarding could only time out.
     let mut serve_args = vec!["--upstream=none".to_owned()];
     serve_args.extend(cluster.ttl.map(|ttl| format!("--ttl={ttl}")));
-    serve_args.extend(cluster.negative_ttl.map(|ttl| format!("--negative-ttl={ttl}")));
+    serve_args.extend(
+        cluster
+            .negative_ttl
+            .map(|ttl| format!("--negative-ttl={ttl}")),
+    );
     for zone in cluster.cluster_domains.iter().flatten() {
         serve_args.push(format!("--cluster-domain={zone}"));
     }

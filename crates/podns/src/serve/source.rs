@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
-use podns_cluster::kube::{KubeEvent, KubeWatch, KubeWatchConfig};
+use podns_cluster::source::kube::{KubeEvent, KubeWatch, KubeWatchConfig};
 use podns_cluster::{ClusterEvent, Kind, ManifestEvent, ManifestWatch, Object};
 use podns_server::{Metrics, Readiness, ServiceKindLabel};
 use tracing::{error, info, warn};
@@ -34,8 +34,10 @@ const SELECTOR_CONTROLLER: &str = "endpointslice-controller.k8s.io";
 fn service_kind(slice: &k8s_openapi::api::discovery::v1::EndpointSlice) -> ServiceKindLabel {
     let labels = slice.metadata.labels.as_ref();
     let headless = labels.is_some_and(|l| l.contains_key(HEADLESS_LABEL));
-    let from_selector =
-        labels.and_then(|l| l.get(MANAGED_BY_LABEL)).map(String::as_str) == Some(SELECTOR_CONTROLLER);
+    let from_selector = labels
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .map(String::as_str)
+        == Some(SELECTOR_CONTROLLER);
     match (headless, from_selector) {
         (true, true) => ServiceKindLabel::HeadlessWithSelector,
         (true, false) => ServiceKindLabel::HeadlessWithoutSelector,
@@ -59,8 +61,11 @@ pub(super) struct KubeSource {
     client: kube::Client,
     config: KubeWatchConfig,
     watch: KubeWatch,
-    /// Set once every kind has been listed; stays set through later relists and outages.
+    /// Set once every kind has been listed and applied; stays set through later relists,
+    /// watch restarts and outages.
     synced_once: bool,
+    /// Kinds whose first complete list has been applied (`Synced` events seen).
+    listed: Vec<Kind>,
     /// Since when the API server has been unreachable, as last reported.
     unreachable_since: Option<SystemTime>,
     /// Watch restarts already counted in the metrics, per kind.
@@ -108,7 +113,7 @@ impl ChangeStart {
 /// under `noendpoints` (as CoreDNS, which then does not watch them either).
 fn watch_config(settings: &Settings) -> KubeWatchConfig {
     KubeWatchConfig {
-        pods: settings.zone.pods == podns_zone::PodRecords::Verified,
+        pods: settings.zone.pods == podns_zone::PodMode::Verified,
         endpoint_slices: !settings.zone.no_endpoints,
         ..KubeWatchConfig::default()
     }
@@ -136,16 +141,20 @@ impl Source {
         args: &SourceArgs,
         settings: &Settings,
     ) -> anyhow::Result<(Self, Pipeline)> {
-        let client = podns_cluster::kube::client(args.kubeconfig.as_deref(), args.context.as_deref())
-            .await
-            .context("configuring the Kubernetes client")?;
+        let client = podns_cluster::source::kube::client(
+            args.kubeconfig.as_deref(),
+            args.context.as_deref(),
+        )
+        .await
+        .context("configuring the Kubernetes client")?;
         let config = watch_config(settings);
-        let watch = podns_cluster::kube::spawn_watch(client.clone(), config.clone());
+        let watch = podns_cluster::source::kube::spawn_watch(client.clone(), config.clone());
         let source = KubeSource {
             client,
             config,
             watch,
             synced_once: false,
+            listed: Vec::new(),
             unreachable_since: None,
             restarts_reported: Vec::new(),
         };
@@ -168,7 +177,7 @@ impl Source {
             }
             Self::Kube(kube) => {
                 let deadline = tokio::time::Instant::now() + timeout;
-                while !kube.watch.status.synced() {
+                while !kube.all_listed() {
                     tokio::select! {
                         event = kube.watch.events.recv() => match event {
                             Some(event) => {
@@ -232,14 +241,14 @@ impl Source {
     /// Copies the source's health into the metrics and `/ready`.
     pub(super) fn report(&mut self, metrics: &Metrics, readiness: &Readiness) {
         let Self::Kube(kube) = self else { return };
+        if kube.all_listed() {
+            kube.synced_once = true;
+        }
         let status = &kube.watch.status;
         let connected = status.connected();
         metrics.set_api_connected(connected);
-        if status.synced() {
-            kube.synced_once = true;
-        }
         metrics.set_synced(kube.synced_once);
-        for &kind in status.kinds() {
+        for kind in status.kinds() {
             let now = status.restarts(kind);
             let reported = match kube.restarts_reported.iter_mut().find(|(k, _)| *k == kind) {
                 Some((_, reported)) => reported,
@@ -288,7 +297,11 @@ impl Source {
         if config == kube.config {
             return Ok(());
         }
-        info!(pods = config.pods, endpoint_slices = config.endpoint_slices, "restarting the Kubernetes watch");
+        info!(
+            pods = config.pods,
+            endpoint_slices = config.endpoint_slices,
+            "restarting the Kubernetes watch"
+        );
         // Kinds no longer watched must not linger in the store.
         if kube.config.pods && !config.pods {
             pipeline.apply(ClusterEvent::ResyncKind {
@@ -302,13 +315,23 @@ impl Source {
                 objects: Vec::new(),
             });
         }
-        kube.watch = podns_cluster::kube::spawn_watch(kube.client.clone(), config.clone());
+        kube.watch = podns_cluster::source::kube::spawn_watch(kube.client.clone(), config.clone());
         kube.config = config;
+        kube.listed.clear();
         Ok(())
     }
 }
 
 impl KubeSource {
+    /// Whether every watched kind's first list has been applied. (`KubeStatus::synced` turns
+    /// true when a list is sent, before it is applied here.)
+    fn all_listed(&self) -> bool {
+        self.config
+            .kinds()
+            .iter()
+            .all(|kind| self.listed.contains(kind))
+    }
+
     fn handle(&mut self, event: KubeEvent, pipeline: &mut Pipeline) -> bool {
         let mut ignored = Vec::new();
         self.handle_into(event, pipeline, &mut ignored)
@@ -337,6 +360,9 @@ impl KubeSource {
             }
             KubeEvent::Synced(kind) => {
                 info!(kind = kind.as_str(), "listed");
+                if !self.listed.contains(&kind) {
+                    self.listed.push(kind);
+                }
                 false
             }
             KubeEvent::Error { kind, message } => {

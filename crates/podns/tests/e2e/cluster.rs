@@ -65,12 +65,7 @@ fn api_events_show_in_answers() {
     });
 
     // The Service deleted: its name is gone (its slice alone serves nothing).
-    assert!(
-        server
-            .api()
-            .api
-            .delete("v1", "Service", "shop", "api")
-    );
+    assert!(server.api().api.delete("v1", "Service", "shop", "api"));
     server.eventually("the service gone", || {
         server.dig(&[name]).status == "NXDOMAIN"
     });
@@ -127,11 +122,7 @@ fn an_api_outage_keeps_the_last_state_and_catches_up() {
     });
     let restarts: f64 = ["Service", "EndpointSlice", "Namespace"]
         .iter()
-        .filter_map(|kind| {
-            server.metric(&format!(
-                "podns_watch_restarts_total{{kind=\"{kind}\"}}"
-            ))
-        })
+        .filter_map(|kind| server.metric(&format!("podns_watch_restarts_total{{kind=\"{kind}\"}}")))
         .sum();
     assert!(restarts >= 1.0, "{restarts}");
 }

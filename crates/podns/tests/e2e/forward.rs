@@ -143,7 +143,10 @@ fn names_outside_the_zones_are_forwarded_and_cached() {
     assert_eq!(upstream.queries(), before);
 
     // Over TCP too.
-    assert_eq!(server.dig(&["+tcp", "example.org"]).data("A"), ["192.0.2.1"]);
+    assert_eq!(
+        server.dig(&["+tcp", "example.org"]).data("A"),
+        ["192.0.2.1"]
+    );
 
     let hits = server
         .metric("podns_cache_hits_total")
@@ -180,7 +183,7 @@ fn reverse_lookups_of_other_addresses_fall_through_to_the_upstream() {
     assert_eq!(own.answer.len(), 1, "{}", own.text);
 
     // Without fallthrough, other addresses are podns's NXDOMAIN.
-    let strict = Server::start(&[&dir], &["--upstream", &addr, "--fallthrough"]);
+    let strict = Server::start(&[&dir], &["--upstream", &addr, "--fallthrough", "none"]);
     strict
         .dig(&["-x", "192.0.2.1"])
         .assert_negative("NXDOMAIN", "in-addr.arpa.");

@@ -74,8 +74,12 @@ impl FakeCluster {
     /// An API server holding the objects podns derives from `manifests` (with `extra` flags).
     /// Of `extra`, only the flags that shape the derivation (`podns get` takes them too).
     pub(crate) fn from_manifests(manifests: &[&Path], extra: &[&str]) -> Self {
-        const DERIVATION_FLAGS: [&str; 4] =
-            ["--pod-cidr", "--service-cidr", "--nodes", "--cluster-domain"];
+        const DERIVATION_FLAGS: [&str; 4] = [
+            "--pod-cidr",
+            "--service-cidr",
+            "--nodes",
+            "--cluster-domain",
+        ];
         let mut cmd = podns();
         cmd.args(["get", "all", "-A", "-o", "json"]);
         for m in manifests {
@@ -256,9 +260,7 @@ impl Server {
         )
         .expect("send request");
         let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .expect("read response");
+        stream.read_to_string(&mut response).expect("read response");
         let status = response
             .split_whitespace()
             .nth(1)
@@ -275,12 +277,10 @@ impl Server {
     pub(crate) fn metric(&self, series: &str) -> Option<f64> {
         let (status, body) = self.admin_get("/metrics");
         assert_eq!(status, 200, "{body}");
-        body.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                let (name, value) = l.rsplit_once(' ')?;
-                (name == series).then(|| value.parse().ok())?
-            })
+        body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
     }
 
     /// `dig @server -p port ARGS…`, parsed.

@@ -2,14 +2,12 @@
 //! Same names, record counts, TTLs and structure; the IPs are podns's own, checked against
 //! what `podns get` says it assigned.
 
-use crate::harness::{Server, in_both_modes, example, get_json, pod_ips};
+use crate::harness::{Server, example, get_json, in_both_modes, pod_ips};
 
 /// What `+search` means inside a pod of namespace `default` (seed 001, 002).
 const SEARCH: &str = "+domain=default.svc.cluster.local";
 /// The kubelet writes `ndots:5` into every pod's resolv.conf, so short names try the search list first.
 const NDOTS: &str = "+ndots=5";
-
-
 
 #[test]
 fn seed_002_deployment_pods_are_named_like_kubernetes_names_them() {

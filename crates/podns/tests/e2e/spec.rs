@@ -2,7 +2,7 @@
 //! real binary. The record rules are covered in depth by podns-zone's and podns-server's own
 //! tests; these check that the whole pipeline, from manifests to packets, honours them.
 
-use crate::harness::{Server, in_both_modes, example, pod_ips};
+use crate::harness::{Server, example, in_both_modes, pod_ips};
 
 in_both_modes! {
     fn schema_version_soa_and_ns(mode) {
