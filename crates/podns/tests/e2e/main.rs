@@ -9,10 +9,12 @@
 //! - `client`: podns-client and `podns resolve` follow the served zone.
 //! - `cluster`: `--kubeconfig` against a fake API server: events, outage, readiness, SIGTERM
 //!   (`spec` and `seeds` also run in cluster mode, through the same fake API server).
+//! - `config`: the CoreDNS-style options as flags and in a reloaded config file; query metrics.
 //! - `forward`: names outside the zones go to an upstream the test runs on loopback.
 
 mod client;
 mod cluster;
+mod config;
 mod forward;
 mod get;
 mod harness;
