@@ -169,3 +169,37 @@ fn sigterm_turns_ready_off_then_stops() {
     let stopped = log.find("stopped").expect("stop logged");
     assert!(lameduck < stopped, "{log}");
 }
+
+#[test]
+fn an_expired_watch_relists_and_misses_nothing() {
+    let cluster = FakeCluster::empty();
+    apply_headless_service(&cluster, &["10.1.0.1"]);
+    let server = Server::watching(cluster, &[]);
+    let name = "api.shop.svc.cluster.local";
+    assert_eq!(server.dig(&[name]).data("A"), ["10.1.0.1"]);
+
+    // While podns cannot see it, the API server changes and forgets the history podns would
+    // resume from: the re-watch gets 410 Gone, and only a fresh list brings podns up to date.
+    let api = &server.api().api;
+    let lists_before = list_requests(api);
+    api.stop();
+    apply_slice(server.api(), &["10.1.0.7"]);
+    api.compact();
+    server.api().block_on(api.resume());
+    server.eventually("the change after the relist", || {
+        server.dig(&[name]).data("A") == ["10.1.0.7"]
+    });
+    assert!(
+        list_requests(api) > lists_before,
+        "no relist after 410: {:?}",
+        api.requests()
+    );
+}
+
+/// How many list (not watch) requests the API server has seen.
+fn list_requests(api: &podns_testkit::FakeApiServer) -> usize {
+    api.requests()
+        .iter()
+        .filter(|r| !r.query.iter().any(|(k, v)| k == "watch" && v == "true"))
+        .count()
+}
