@@ -249,6 +249,9 @@ impl FakeApiServer {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                // As Go's net/http (so kube-apiserver) does: without it a watch event written
+                // right after the response headers waits ~40 ms for a delayed ACK (Nagle).
+                let _ = stream.set_nodelay(true);
                 let conn_shared = Arc::clone(&shared);
                 let connection = tokio::spawn(async move {
                     let service = service_fn(move |request| {
