@@ -21,6 +21,7 @@
 //! - every compression pointer in a prepared answer targets the question name at offset 12.
 
 mod answer;
+mod builder;
 pub mod names;
 mod publish;
 mod records;
@@ -29,6 +30,7 @@ mod snapshot;
 use std::net::IpAddr;
 
 pub use answer::{Negative, PreparedAnswer};
+pub use builder::ZoneBuilder;
 pub use names::{MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError, is_subdomain, suffix_offset};
 pub use publish::{ZoneGuard, ZoneReader, ZoneWriter, pair};
 pub use records::{RData, RRset, RType, SPEC_VERSION, Skipped, Soa};
