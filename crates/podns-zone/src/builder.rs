@@ -43,9 +43,14 @@ use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name};
 use crate::records::{self, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
-    FLAG_CNAME, FLAG_INSECURE_PODS, Node, SHARDS, ServedZone, Shard, ZoneSnapshot, shard_index,
-    unix_serial, zone_of,
+    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, Node, SHARDS, ServedZone, Shard, Shards,
+    ZoneSnapshot, shard_index, unix_serial, zone_of,
 };
+
+/// Maps and sets of the builder: keys are cluster data, so FxHash is safe and much cheaper
+/// than SipHash here.
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+type FxSet<K> = HashSet<K, std::hash::BuildHasherDefault<FxHasher>>;
 use crate::{PodMode, ZoneConfig};
 
 /// RFC 8482 §4.1: the RRset an ANY query gets, in order of preference.
@@ -88,11 +93,11 @@ pub struct ZoneBuilder {
     namespaces: FragId,
     pods: FragId,
     /// Shared names: existence counts and record holders.
-    shared: HashMap<Name, Shared>,
+    shared: FxMap<Name, Shared>,
     /// Shared names whose entry must be rebuilt before the next snapshot (several holders).
-    pending: HashSet<Name>,
+    pending: FxSet<Name>,
     /// The next snapshot's names; shards are shared with published snapshots until written.
-    shards: Arc<Vec<Arc<Shard>>>,
+    shards: Shards,
     names: usize,
     /// What the last snapshot reported as skipped; recomputed when a fragment's list changes.
     skipped: Arc<[Skipped]>,
@@ -167,7 +172,7 @@ impl LocalName {
 #[derive(Debug, Default)]
 struct Local {
     records: Records,
-    names: HashMap<Name, LocalName>,
+    names: FxMap<Name, LocalName>,
 }
 
 // === impl ZoneBuilder ===
@@ -210,10 +215,16 @@ impl ZoneBuilder {
             apex: 0,
             namespaces: 1,
             pods: 2,
-            shared: HashMap::new(),
-            pending: HashSet::new(),
+            shared: FxMap::default(),
+            pending: FxSet::default(),
             // Every shard starts as the same empty one; the first write copies it.
-            shards: Arc::new(std::iter::repeat_n(Arc::new(Shard::default()), SHARDS).collect()),
+            shards: Arc::new(
+                std::iter::repeat_n(
+                    Arc::new(std::iter::repeat_n(Arc::new(Shard::default()), BLOCK).collect()),
+                    SHARDS / BLOCK,
+                )
+                .collect(),
+            ),
             names: 0,
             skipped: Arc::new([]),
             skipped_changed: true,
@@ -546,7 +557,7 @@ impl ZoneBuilder {
         let Some(ctx) = &self.ctx else {
             return;
         };
-        let mut memo: HashMap<FragId, Local> = HashMap::new();
+        let mut memo: FxMap<FragId, Local> = FxMap::default();
         let mut writes = Vec::new();
         for name in std::mem::take(&mut self.pending) {
             let Some(entry) = self.shared.get(&name) else {
@@ -567,7 +578,7 @@ impl ZoneBuilder {
         ctx: &Ctx,
         name: &Name,
         entry: &Shared,
-        memo: &mut HashMap<FragId, Local>,
+        memo: &mut FxMap<FragId, Local>,
     ) -> Node {
         let (sets, insecure_pods) = self.merged_sets(ctx, name, entry, memo);
         // Additional records (RFC 2782 targets, NS glue) at shared names come from shared names.
@@ -589,7 +600,7 @@ impl ZoneBuilder {
         ctx: &Ctx,
         name: &Name,
         entry: &Shared,
-        memo: &mut HashMap<FragId, Local>,
+        memo: &mut FxMap<FragId, Local>,
     ) -> (Vec<RRset>, bool) {
         let mut sets: Vec<RRset> = Vec::new();
         let mut insecure_pods = false;
@@ -619,25 +630,22 @@ impl ZoneBuilder {
             return;
         };
         let index = shard_index(&ctx.served[zone], name.as_wire());
+        let (block, at) = (index / BLOCK, index % BLOCK);
+        if node.is_none() && !self.shards[block][at].nodes.contains(name.as_wire()) {
+            return;
+        }
+        // Copy-on-write: the root, the block and the shard are copied only while a published
+        // snapshot still shares them.
+        let block = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[block]);
+        let shard = Arc::make_mut(&mut block[at]);
         match node {
             Some(node) => {
-                let shards = Arc::make_mut(&mut self.shards);
-                if Arc::make_mut(&mut shards[index])
-                    .nodes
-                    .replace(node)
-                    .is_none()
-                {
+                if shard.nodes.replace(node).is_none() {
                     self.names += 1;
                 }
             }
             None => {
-                if !self.shards[index].nodes.contains(name.as_wire()) {
-                    return;
-                }
-                let shards = Arc::make_mut(&mut self.shards);
-                Arc::make_mut(&mut shards[index])
-                    .nodes
-                    .remove(name.as_wire());
+                shard.nodes.remove(name.as_wire());
                 self.names -= 1;
             }
         }
@@ -721,7 +729,7 @@ impl Ctx {
 
     /// Every name `records` make exist, with the RRsets at each.
     fn local(&self, config: &ZoneConfig, records: Records) -> Local {
-        let mut names: HashMap<Name, LocalName> = HashMap::new();
+        let mut names: FxMap<Name, LocalName> = FxMap::default();
         for (i, set) in records.rrsets.iter().enumerate() {
             if let Some(local) = self.mark(&mut names, &set.name) {
                 local.sets.push(i as u32);
@@ -742,7 +750,7 @@ impl Ctx {
     /// §2). Names outside every served zone are ignored.
     fn mark<'n>(
         &self,
-        names: &'n mut HashMap<Name, LocalName>,
+        names: &'n mut FxMap<Name, LocalName>,
         name: &Name,
     ) -> Option<&'n mut LocalName> {
         let zone = zone_of(&self.served, name.as_wire())?;
@@ -934,10 +942,11 @@ fn local_set<'a>(local: &'a Local, name: &Name, rtype: RType) -> Option<&'a RRse
 /// SRV and NS targets of `sets`, each once.
 fn targets<'a>(sets: impl Iterator<Item = &'a RRset>) -> Vec<&'a Name> {
     let mut out: Vec<&Name> = Vec::new();
+    let mut seen: HashSet<&Name> = HashSet::new();
     for set in sets {
         for rdata in &set.rdata {
             if let RData::Srv { target, .. } | RData::Ns(target) = rdata
-                && !out.contains(&target)
+                && seen.insert(target)
             {
                 out.push(target);
             }
@@ -963,11 +972,14 @@ fn additional_for<'a>(
 
 /// Adds `from`'s records to `into` (same owner and type); RFC 2181 §5: no duplicates.
 fn merge_into(into: &mut RRset, from: &RRset) {
-    for rdata in &from.rdata {
-        if !into.rdata.contains(rdata) {
-            into.rdata.push(rdata.clone());
-        }
-    }
+    let mut seen: HashSet<&RData> = into.rdata.iter().collect();
+    let fresh: Vec<RData> = from
+        .rdata
+        .iter()
+        .filter(|r| seen.insert(r))
+        .cloned()
+        .collect();
+    into.rdata.extend(fresh);
 }
 
 #[cfg(test)]

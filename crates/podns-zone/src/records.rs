@@ -19,14 +19,16 @@
 //! | endpoint label: hostname, else pod name (`endpoint_pod_names`), else dashed address | CoreDNS `endpointHostname` |
 //! | `no_endpoints`: headless Services and endpoint names get nothing (NXDOMAIN) | CoreDNS `noendpoints` |
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use podns_view::{EndpointView, PodView, Protocol, ServiceKind, ServiceView};
 
 use crate::names::{self, Name, NameError};
+use crate::snapshot::FxHasher;
 use crate::{PodMode, ZoneConfig};
 
 /// The version the `dns-version` TXT record announces (spec §2.2; 1.1.0 added AAAA and IPv6 PTR).
@@ -318,6 +320,9 @@ struct Builder<'z> {
     /// Whether the names being built are PTR targets (true in the primary zone only).
     ptrs: bool,
     index: HashMap<(Name, RType), usize>,
+    /// (RRset index, hash of RDATA) of every record added: duplicate checks compare RDATA only
+    /// on a hash match, so a 1,000-record RRset is built in linear time.
+    seen: HashSet<(usize, u64), BuildHasherDefault<FxHasher>>,
     out: Records,
 }
 
@@ -331,6 +336,7 @@ impl<'z> Builder<'z> {
             zones,
             ptrs: true,
             index: HashMap::new(),
+            seen: HashSet::default(),
             out: Records::default(),
         }
     }
@@ -341,14 +347,16 @@ impl<'z> Builder<'z> {
 
     /// Adds one record; RFC 2181 §5: an RRset holds no duplicate records.
     fn add(&mut self, name: &Name, rtype: RType, ttl: u32, rdata: RData) {
+        let hash = BuildHasherDefault::<FxHasher>::default().hash_one(&rdata);
         match self.index.entry((name.clone(), rtype)) {
             Entry::Occupied(e) => {
                 let set = &mut self.out.rrsets[*e.get()];
-                if !set.rdata.contains(&rdata) {
+                if self.seen.insert((*e.get(), hash)) || !set.rdata.contains(&rdata) {
                     set.rdata.push(rdata);
                 }
             }
             Entry::Vacant(e) => {
+                self.seen.insert((self.out.rrsets.len(), hash));
                 e.insert(self.out.rrsets.len());
                 self.out.rrsets.push(RRset {
                     name: name.clone(),

@@ -50,6 +50,12 @@ use crate::records::Skipped;
 /// touched shard holds fewer other names) and cost a pointer each per snapshot; 4,096 keeps a
 /// 100k-endpoint zone at ~60 names per shard and the root at 32 KiB.
 pub(crate) const SHARDS: usize = 4096;
+/// Shards per block of the two-level root: a publish copies the 64-entry root and the blocks
+/// it wrote to, instead of a 4,096-entry root (whose reference counts dominated small updates).
+pub(crate) const BLOCK: usize = 64;
+
+/// The shards, as blocks of [`BLOCK`].
+pub(crate) type Shards = Arc<Vec<Arc<Vec<Arc<Shard>>>>>;
 
 /// An immutable zone: what every question inside the served zones gets.
 #[derive(Clone, Debug)]
@@ -57,8 +63,8 @@ pub struct ZoneSnapshot {
     pub(crate) serial: u32,
     /// Served zones, longest apex first so the first match is the closest enclosing zone.
     pub(crate) zones: Arc<[ServedZone]>,
-    /// Every existing name, by shard (empty when nothing is served).
-    pub(crate) shards: Arc<Vec<Arc<Shard>>>,
+    /// Every existing name, by shard in blocks (empty when nothing is served).
+    pub(crate) shards: Shards,
     /// Number of existing names.
     pub(crate) names: usize,
     pub(crate) skipped: Arc<[Skipped]>,
@@ -169,14 +175,14 @@ impl ZoneSnapshot {
     /// with other snapshots are counted in full.
     pub fn heap_size(&self) -> usize {
         let arc = 2 * size_of::<usize>();
-        let shards = self.shards.iter().map(|shard| {
+        let shards = self.shards.iter().flat_map(|b| b.iter()).map(|shard| {
             let nodes = &shard.nodes;
             // hashbrown: one slot and one control byte per bucket, buckets ≥ len / (7/8).
             let table = nodes.capacity() * 8 / 7 * (size_of::<Node>() + 1);
             arc + size_of::<Shard>() + table + nodes.iter().map(|n| arc + n.0.len()).sum::<usize>()
         });
         shards.sum::<usize>()
-            + self.shards.capacity() * size_of::<Arc<Shard>>()
+            + self.shards.len() * (BLOCK + 1) * size_of::<Arc<Shard>>()
             + self.zones.len() * size_of::<ServedZone>()
     }
 
@@ -214,7 +220,9 @@ impl ZoneSnapshot {
 
     fn node(&self, zone: usize, qname: &[u8]) -> Option<&Node> {
         let shard = shard_index(&self.zones[zone], qname);
-        self.shards.get(shard)?.nodes.get(qname)
+        self.shards.get(shard / BLOCK)?[shard % BLOCK]
+            .nodes
+            .get(qname)
     }
 
     /// `pods insecure`: the address named by the first label of `qname`, when the rest is an
@@ -233,6 +241,7 @@ impl ZoneSnapshot {
     pub(crate) fn names(&self) -> impl Iterator<Item = &[u8]> {
         self.shards
             .iter()
+            .flat_map(|b| b.iter())
             .flat_map(|s| s.nodes.iter().map(Node::name))
     }
 }
