@@ -27,32 +27,81 @@ const MAX_PREPARED_LEN: usize = 65535 - 12 - 259 - 11;
 const CLASS_IN: u16 = 1;
 
 /// The answer and additional records of one (name, type), in wire form.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// An unsized view over bytes that live inside the snapshot's per-name blob (`snapshot.rs`
+/// keeps one allocation per name: name, type table and every prepared answer back to back,
+/// which is most of what makes the snapshot compact). Layout, all integers little-endian:
+/// `answers: u16`, `records: u16`, `records + 1` record bounds (`u16`, relative to the first
+/// record, the last one being the total length), then the records.
+#[derive(PartialEq, Eq)]
+#[repr(transparent)]
 pub struct PreparedAnswer {
-    /// Answer records, then additional records, back to back.
-    bytes: Box<[u8]>,
-    /// Start offset of every record in `bytes`, then `bytes.len()`.
-    bounds: Box<[u16]>,
-    /// How many of the records are in the answer section.
-    answers: u16,
+    bytes: [u8],
+}
+
+impl std::fmt::Debug for PreparedAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedAnswer")
+            .field("answers", &self.answer_count())
+            .field("additional", &self.additional_count())
+            .field("len", &self.records().len())
+            .finish()
+    }
 }
 
 // === impl PreparedAnswer ===
 
 impl PreparedAnswer {
+    /// Views bytes written by [`PreparedAnswer::prepare`] as a prepared answer.
+    #[allow(unsafe_code)]
+    pub(crate) fn from_bytes(bytes: &[u8]) -> &Self {
+        debug_assert!(bytes.len() >= 6, "a prepared answer has a header");
+        // SAFETY:
+        // - `PreparedAnswer` is `#[repr(transparent)]` over `[u8]`, so `*const [u8]` and
+        //   `*const PreparedAnswer` have the same layout and pointer metadata (the length);
+        // - the returned reference borrows `bytes`, so it cannot outlive the data;
+        // - every method only reads within `bytes` through checked slice indexing, so bytes
+        //   that were not written by `prepare` can panic but never read out of bounds.
+        unsafe { &*(std::ptr::from_ref::<[u8]>(bytes) as *const Self) }
+    }
+
+    /// The prepared bytes (header included), for comparing answers in tests.
+    #[cfg(test)]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn u16_at(&self, i: usize) -> usize {
+        u16::from_le_bytes([self.bytes[2 * i], self.bytes[2 * i + 1]]) as usize
+    }
+
+    /// Total number of records (answer and additional).
+    fn record_count(&self) -> usize {
+        self.u16_at(1)
+    }
+
+    /// Start of record `i` (or the end, for `i == record_count()`) within `records()`.
+    fn bound(&self, i: usize) -> usize {
+        self.u16_at(2 + i)
+    }
+
+    fn records(&self) -> &[u8] {
+        &self.bytes[2 * (3 + self.record_count())..]
+    }
+
     /// Number of records in the answer section.
     pub fn answer_count(&self) -> usize {
-        self.answers as usize
+        self.u16_at(0)
     }
 
     /// Number of records for the additional section.
     pub fn additional_count(&self) -> usize {
-        self.bounds.len() - 1 - self.answer_count()
+        self.record_count() - self.answer_count()
     }
 
     /// Byte length of the whole answer section.
     pub fn answer_len(&self) -> usize {
-        self.bounds[self.answer_count()] as usize
+        self.bound(self.answer_count())
     }
 
     /// The answer section rotated left by `rotation % answer_count()` records, as two slices to
@@ -61,23 +110,25 @@ impl PreparedAnswer {
     pub fn rotated_answers(&self, rotation: u32) -> (&[u8], &[u8]) {
         let n = self.answer_count();
         let end = self.answer_len();
+        let records = self.records();
         if n <= 1 {
-            return (&self.bytes[..end], &[]);
+            return (&records[..end], &[]);
         }
-        let split = self.bounds[rotation as usize % n] as usize;
-        (&self.bytes[split..end], &self.bytes[..split])
+        let split = self.bound(rotation as usize % n);
+        (&records[split..end], &records[..split])
     }
 
     /// Additional record `i` (`i < additional_count()`).
     pub fn additional(&self, i: usize) -> &[u8] {
         let i = self.answer_count() + i;
-        &self.bytes[self.bounds[i] as usize..self.bounds[i + 1] as usize]
+        &self.records()[self.bound(i)..self.bound(i + 1)]
     }
 
-    /// Encodes `answer` (whose owner is `qname`) and `additional` for the question `qname`.
-    pub(crate) fn prepare(qname: &Name, answer: &RRset, additional: &[&RRset]) -> Self {
+    /// Appends the prepared form of `answer` (whose owner is `qname`) and `additional` for the
+    /// question `qname` to `out`.
+    pub(crate) fn prepare(out: &mut Vec<u8>, qname: &Name, answer: &RRset, additional: &[&RRset]) {
         let mut bytes = Vec::new();
-        let mut bounds = Vec::with_capacity(answer.rdata.len() + 1);
+        let mut bounds: Vec<u16> = Vec::with_capacity(answer.rdata.len() + 1);
         for rdata in &answer.rdata {
             let start = bytes.len();
             bytes.extend_from_slice(&[0xC0, QUESTION_OFFSET as u8]);
@@ -103,12 +154,15 @@ impl PreparedAnswer {
                 bounds.push(start as u16);
             }
         }
+        let records = bounds.len() as u16;
         bounds.push(bytes.len() as u16);
-        Self {
-            bytes: bytes.into_boxed_slice(),
-            bounds: bounds.into_boxed_slice(),
-            answers,
+        out.reserve(4 + 2 * bounds.len() + bytes.len());
+        out.extend_from_slice(&answers.to_le_bytes());
+        out.extend_from_slice(&records.to_le_bytes());
+        for b in bounds {
+            out.extend_from_slice(&b.to_le_bytes());
         }
+        out.extend_from_slice(&bytes);
     }
 }
 

@@ -8,19 +8,25 @@
 //! that shape the records.
 //!
 //! ```text
-//! ClusterView ──records.rs──▶ RRsets ──snapshot.rs + answer.rs──▶ ZoneSnapshot
-//!   (names.rs spells every       (name,type) → PreparedAnswer (wire bytes, pointers into the
-//!    spec name form)              question); existing names → NXDOMAIN vs NODATA; SOA per zone
-//!                                                  │
+//! ServiceView / namespaces / pods ──builder.rs──▶ fragments ──records.rs──▶ RRsets (transient)
+//!   upsert / remove / replace_all    (names.rs spells     │ answer.rs: wire answers per name
+//!                                     every name form)    ▼
+//!                              ZoneBuilder::snapshot() ──▶ ZoneSnapshot (snapshot.rs: sharded,
+//!                                                          copy-on-write; untouched shards shared)
+//!                                                                 │
 //!                                   publish.rs: ZoneWriter ──arc-swap──▶ ZoneReader::load()
 //! ```
 //!
-//! Start from [`build`] and [`ZoneSnapshot::lookup`]. Invariants:
+//! Start from [`ZoneBuilder`] (long-lived, incremental) or [`build`] (one view, once), and
+//! [`ZoneSnapshot::lookup`]. Invariants:
 //! - a snapshot is immutable; a new cluster state means a new snapshot, published atomically;
+//! - a builder's snapshot answers exactly as [`build`] of the same view (property-tested);
+//! - every snapshot's SOA serial is larger than the previous one's from the same builder;
 //! - names are lower-cased at build time; lookups take lower-cased wire names;
 //! - every compression pointer in a prepared answer targets the question name at offset 12.
 
 mod answer;
+mod builder;
 pub mod names;
 mod publish;
 mod records;
@@ -29,6 +35,7 @@ mod snapshot;
 use std::net::IpAddr;
 
 pub use answer::{Negative, PreparedAnswer};
+pub use builder::ZoneBuilder;
 pub use names::{MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError, is_subdomain, suffix_offset};
 pub use publish::{ZoneGuard, ZoneReader, ZoneWriter, pair};
 pub use records::{RData, RRset, RType, SPEC_VERSION, Skipped, Soa};

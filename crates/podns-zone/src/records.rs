@@ -1,4 +1,4 @@
-//! Record rules: a [`ClusterView`] becomes RRsets, as the Kubernetes DNS spec (v1.1.0) says.
+//! Record rules: a [`ClusterView`](podns_view::ClusterView) becomes RRsets, as the Kubernetes DNS spec (v1.1.0) says.
 //!
 //! This module is responsible for *which* records exist: owner names, types and RDATA, and which
 //! names exist without records (empty non-terminals that are not implied by a record below them,
@@ -19,14 +19,16 @@
 //! | endpoint label: hostname, else pod name (`endpoint_pod_names`), else dashed address | CoreDNS `endpointHostname` |
 //! | `no_endpoints`: headless Services and endpoint names get nothing (NXDOMAIN) | CoreDNS `noendpoints` |
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use podns_view::{ClusterView, EndpointView, Protocol, ServiceKind, ServiceView};
+use podns_view::{EndpointView, PodView, Protocol, ServiceKind, ServiceView};
 
 use crate::names::{self, Name, NameError};
+use crate::snapshot::FxHasher;
 use crate::{PodMode, ZoneConfig};
 
 /// The version the `dns-version` TXT record announces (spec §2.2; 1.1.0 added AAAA and IPv6 PTR).
@@ -218,12 +220,14 @@ pub(crate) struct Records {
     pub(crate) skipped: Vec<Skipped>,
 }
 
-/// Builds every RRset of the served zones from the view.
+/// Builds every RRset of the served zones from the view, in one pass (the order the zone was
+/// built in before it was split into fragments; tests use it as the reference).
+#[cfg(test)]
 pub(crate) fn build_records(
     config: &ZoneConfig,
     zones: &Zones,
     serial: u32,
-    cluster: &ClusterView,
+    cluster: &podns_view::ClusterView,
 ) -> Records {
     let mut b = Builder::new(config, zones);
     b.apex(config, serial);
@@ -247,7 +251,62 @@ pub(crate) fn build_records(
             b.service(svc, zone);
         }
         if config.pods == PodMode::Verified {
-            b.pods(cluster, zone);
+            b.pods(&cluster.pods, zone);
+        }
+    }
+    b.out
+}
+
+// === fragments: what one part of the cluster contributes (builder.rs merges them) ===
+
+/// The zone-level records: SOA and NS at every apex, `ns.dns.<zone>`, `dns-version.<zone>`,
+/// `svc.<zone>`. Only these depend on the serial.
+pub(crate) fn apex_records(config: &ZoneConfig, zones: &Zones, serial: u32) -> Records {
+    let mut b = Builder::new(config, zones);
+    b.apex(config, serial);
+    b.out
+}
+
+/// `<ns>.svc.<zone>` for every namespace (and `<ns>.pod.<zone>` when pod records are on).
+pub(crate) fn namespace_records(
+    config: &ZoneConfig,
+    zones: &Zones,
+    namespaces: &[String],
+) -> Records {
+    let mut b = Builder::new(config, zones);
+    for zone in &zones.clusters {
+        for ns in namespaces {
+            match names::namespace(ns, zone) {
+                Ok(name) => b.out.names.push(name),
+                Err(reason) => b.skip(format!("namespace {ns}"), reason),
+            }
+            if config.pods != PodMode::Disabled {
+                match names::pod_namespace(ns, zone) {
+                    Ok(name) => b.out.pod_namespaces.push(name),
+                    Err(reason) => b.skip(format!("pod namespace {ns}"), reason),
+                }
+            }
+        }
+    }
+    b.out
+}
+
+/// One Service's records under every cluster domain (PTRs from the primary one only).
+pub(crate) fn service_records(config: &ZoneConfig, zones: &Zones, svc: &ServiceView) -> Records {
+    let mut b = Builder::new(config, zones);
+    for (i, zone) in zones.clusters.iter().enumerate() {
+        b.ptrs = i == 0;
+        b.service(svc, zone);
+    }
+    b.out
+}
+
+/// `pods verified`: every pod's address records (nothing in other modes).
+pub(crate) fn pod_records(config: &ZoneConfig, zones: &Zones, pods: &[PodView]) -> Records {
+    let mut b = Builder::new(config, zones);
+    if config.pods == PodMode::Verified {
+        for zone in &zones.clusters {
+            b.pods(pods, zone);
         }
     }
     b.out
@@ -261,6 +320,9 @@ struct Builder<'z> {
     /// Whether the names being built are PTR targets (true in the primary zone only).
     ptrs: bool,
     index: HashMap<(Name, RType), usize>,
+    /// (RRset index, hash of RDATA) of every record added: duplicate checks compare RDATA only
+    /// on a hash match, so a 1,000-record RRset is built in linear time.
+    seen: HashSet<(usize, u64), BuildHasherDefault<FxHasher>>,
     out: Records,
 }
 
@@ -274,6 +336,7 @@ impl<'z> Builder<'z> {
             zones,
             ptrs: true,
             index: HashMap::new(),
+            seen: HashSet::default(),
             out: Records::default(),
         }
     }
@@ -284,14 +347,16 @@ impl<'z> Builder<'z> {
 
     /// Adds one record; RFC 2181 §5: an RRset holds no duplicate records.
     fn add(&mut self, name: &Name, rtype: RType, ttl: u32, rdata: RData) {
+        let hash = BuildHasherDefault::<FxHasher>::default().hash_one(&rdata);
         match self.index.entry((name.clone(), rtype)) {
             Entry::Occupied(e) => {
                 let set = &mut self.out.rrsets[*e.get()];
-                if !set.rdata.contains(&rdata) {
+                if self.seen.insert((*e.get(), hash)) || !set.rdata.contains(&rdata) {
                     set.rdata.push(rdata);
                 }
             }
             Entry::Vacant(e) => {
+                self.seen.insert((self.out.rrsets.len(), hash));
                 e.insert(self.out.rrsets.len());
                 self.out.rrsets.push(RRset {
                     name: name.clone(),
@@ -383,8 +448,8 @@ impl<'z> Builder<'z> {
     /// `pods verified`: an address record per pod address (CoreDNS `findPods` matches the
     /// label's address against the pods of that namespace; the view has already left out the
     /// pods CoreDNS does not watch or keep).
-    fn pods(&mut self, cluster: &ClusterView, zone: &Name) {
-        for pod in &cluster.pods {
+    fn pods(&mut self, pods: &[PodView], zone: &Name) {
+        for pod in pods {
             let Ok(parent) = names::pod_namespace(&pod.namespace, zone) else {
                 continue; // reported with the namespace
             };

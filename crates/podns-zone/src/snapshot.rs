@@ -1,84 +1,102 @@
 //! The zone snapshot: every answer of the served zones, looked up by (name, type).
 //!
-//! This module is responsible for turning the RRsets of `records.rs` into an immutable lookup
-//! structure and for the negative-answer rules (design decision 5):
+//! This module is responsible for the read side of the zone: an immutable structure that
+//! answers every question from bytes prepared by the builder (`builder.rs`), and for the
+//! negative-answer rules at lookup time (design decision 5):
 //!
-//! - a name *exists* if it owns an RRset, is listed as existing without records, or is an
-//!   ancestor of such a name inside its zone (an empty non-terminal, RFC 8020 §2: "if a name
-//!   exists, its ancestors exist too"). The snapshot keeps one hash entry per existing name, so
-//!   "not in the map" means "nothing at or below this name": NXDOMAIN, in one hash lookup and
-//!   with no scan of the zone;
+//! - a name *exists* if the snapshot holds an entry for it; the builder gives every owner,
+//!   every name listed as existing, and every ancestor of those inside its zone (empty
+//!   non-terminals, RFC 8020 §2) an entry, so "no entry" means "nothing at or below this name":
+//!   NXDOMAIN, in one probe and with no scan of the zone;
 //! - an existing name without the asked type is NODATA (RFC 2308 §2.2);
-//! - a CNAME owner answers its CNAME for every type (RFC 1034 §3.6.2: it has no other data);
+//! - a CNAME owner answers its CNAME for every type (RFC 1034 §3.6.2);
 //! - ANY (RFC 8482 §4.1) gets one RRset, chosen at build time;
 //! - under `pods insecure`, a missing `<dashed-ip>.<ns>.pod.<zone>` whose parent is an existing
-//!   pod namespace is answered from the label itself ([`Lookup::PodAddress`]): those names cannot
-//!   be enumerated, so they are the one answer computed per query (allocation-free).
+//!   pod namespace is answered from the label itself ([`Lookup::PodAddress`]).
 //!
-//! Lookups take the question name already lower-cased, in wire form. Every existing name knows
-//! its zone, so a positive or NODATA answer is one hash probe; NXDOMAIN adds the walk over the
-//! served apexes (longest first) to find the zone whose SOA it carries, or that none serves it.
+//! # Layout, and why
+//! ```text
+//! ZoneSnapshot ─ zones: [ServedZone]  apex, SOA for negative answers, group depth
+//!              └ shards: Arc<[Arc<Shard>; SHARDS]>   shard = hash(group of the name)
+//!                           └ Shard: set of Node      Node = Arc<[u8]>, one allocation per name:
+//!                                                      name, zone, flags, type table, answers
+//! ```
+//! The builder publishes a new snapshot after every change without copying the zone: it
+//! clones only the shards it touched (copy-on-write through `Arc::make_mut`), and the rest are
+//! shared with the previous snapshot. A name's shard is chosen by its *group*: its ancestor at
+//! a fixed depth below the apex (`<service>.<ns>.svc` in a cluster zone, the /24 or /120 in
+//! a reverse zone), so every name of one Service lands in one shard and an update of a
+//! 1,000-endpoint Service clones a handful of shards, not all of them.
+//!
+//! A lookup (positive or negative alike) is: the closest served apex (a suffix compare per
+//! zone, longest first), the group suffix, two FxHash passes (shard, then entry), one probe.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use podns_view::ClusterView;
 
+use crate::ZoneConfig;
 use crate::answer::{Negative, PreparedAnswer};
+use crate::builder::ZoneBuilder;
 use crate::names::{self, Name, suffix_offset};
-use crate::records::{self, RData, RRset, RType, Skipped, Zones};
-use crate::{PodMode, ZoneConfig};
+use crate::records::Skipped;
 
-/// RFC 8482 §4.1: the RRset an ANY query gets, in order of preference.
-const ANY_PREFERENCE: [RType; 8] = [
-    RType::CNAME,
-    RType::A,
-    RType::AAAA,
-    RType::SRV,
-    RType::PTR,
-    RType::TXT,
-    RType::SOA,
-    RType::NS,
-];
+/// Number of shards (a power of two). More shards make a small update cheaper to publish (a
+/// touched shard holds fewer other names) and cost a pointer each per snapshot; 4,096 keeps a
+/// 100k-endpoint zone at ~60 names per shard and the root at 32 KiB.
+pub(crate) const SHARDS: usize = 4096;
+/// Shards per block of the two-level root: a publish copies the 64-entry root and the blocks
+/// it wrote to, instead of a 4,096-entry root (whose reference counts dominated small updates).
+pub(crate) const BLOCK: usize = 64;
+
+/// The shards, as blocks of [`BLOCK`].
+pub(crate) type Shards = Arc<Vec<Arc<Vec<Arc<Shard>>>>>;
 
 /// An immutable zone: what every question inside the served zones gets.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ZoneSnapshot {
-    serial: u32,
+    pub(crate) serial: u32,
     /// Served zones, longest apex first so the first match is the closest enclosing zone.
-    zones: Box<[ServedZone]>,
-    /// Every existing name → its slice of `types`.
-    names: HashMap<Name, NameEntry, BuildHasherDefault<FxHasher>>,
-    /// (qtype, index into `answers`), grouped by name.
-    types: Vec<(u16, u32)>,
-    answers: Vec<PreparedAnswer>,
-    rrsets: Vec<RRset>,
-    skipped: Vec<Skipped>,
+    pub(crate) zones: Arc<[ServedZone]>,
+    /// Every existing name, by shard in blocks (empty when nothing is served).
+    pub(crate) shards: Shards,
+    /// Number of existing names.
+    pub(crate) names: usize,
+    pub(crate) skipped: Arc<[Skipped]>,
     /// `pods insecure`: the TTL of [`Lookup::PodAddress`] answers; `None` in other modes.
-    insecure_pod_ttl: Option<u32>,
+    pub(crate) insecure_pod_ttl: Option<u32>,
 }
 
 /// One served zone.
-#[derive(Debug)]
-struct ServedZone {
-    apex: Name,
-    negative: Negative,
+#[derive(Clone, Debug)]
+pub(crate) struct ServedZone {
+    pub(crate) apex: Name,
+    /// Names with more labels than this are grouped (sharded) by their ancestor with this many.
+    pub(crate) group_labels: u8,
+    pub(crate) negative: Negative,
 }
 
-/// The types of one existing name.
-#[derive(Clone, Copy, Debug)]
-struct NameEntry {
-    start: u32,
-    len: u16,
-    /// Index into `zones` of the zone the name is in (its SOA goes into NODATA answers).
-    zone: u16,
-    /// The name owns a CNAME: `types` holds just that answer, which every type gets.
-    cname: bool,
-    /// The name is `<ns>.pod.<zone>` under `pods insecure`: its children are answered per query.
-    insecure_pods: bool,
+/// The existing names of one shard.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Shard {
+    pub(crate) nodes: HashSet<Node, BuildHasherDefault<FxHasher>>,
 }
+
+/// Everything about one existing name, in one allocation. Layout: name length (`u8`), the
+/// name (wire form), flags (`u8`), number of types (`u8`), per type
+/// `(qtype u16, start u32, end u32)` LE with offsets into this blob, then the prepared answers.
+#[derive(Clone, Debug)]
+pub(crate) struct Node(pub(crate) Arc<[u8]>);
+
+/// The name owns a CNAME: its one type entry answers every type.
+pub(crate) const FLAG_CNAME: u8 = 1;
+/// The name is `<ns>.pod.<zone>` under `pods insecure`: its children are answered per query.
+pub(crate) const FLAG_INSECURE_PODS: u8 = 2;
 
 /// What a question gets from the snapshot.
 #[derive(Clone, Copy, Debug)]
@@ -102,46 +120,24 @@ pub enum Lookup<'a> {
 }
 
 /// Builds a snapshot of `cluster`, with the current Unix time as the SOA serial (as CoreDNS
-/// does; RFC 1982 arithmetic keeps it increasing until 2106).
+/// does; RFC 1982 arithmetic keeps it increasing until 2106). A [`ZoneBuilder`] fed the whole
+/// view, published once; keep the builder instead to publish later changes incrementally.
 pub fn build(config: &ZoneConfig, cluster: &ClusterView) -> ZoneSnapshot {
-    let serial = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_secs() as u32);
-    build_with_serial(config, cluster, serial)
+    build_with_serial(config, cluster, unix_serial())
 }
 
 /// [`build`] with a given SOA serial (tests, and callers that keep their own serial).
 pub fn build_with_serial(config: &ZoneConfig, cluster: &ClusterView, serial: u32) -> ZoneSnapshot {
-    let mut skipped = Vec::new();
-    let mut clusters = Vec::new();
-    for zone in &config.cluster_domains {
-        match Name::from_dotted(zone) {
-            Ok(name) if !name.is_root() => clusters.push(name),
-            Ok(_) => {}
-            Err(reason) => skipped.push(Skipped {
-                what: format!("cluster domain {zone}"),
-                reason,
-            }),
-        }
-    }
-    if clusters.is_empty() {
-        // The reverse zones' SOA names the primary cluster zone; without one nothing is served.
-        return ZoneSnapshot::empty(serial, skipped);
-    }
-    let mut reverse = Vec::new();
-    for zone in &config.reverse_zones {
-        match names::reverse_zones(zone) {
-            Ok(names) => reverse.extend(names.into_iter().filter(|n| !n.is_root())),
-            Err(reason) => skipped.push(Skipped {
-                what: format!("reverse zone {zone}"),
-                reason,
-            }),
-        }
-    }
-    let zones = Zones { clusters, reverse };
-    let mut records = records::build_records(config, &zones, serial, cluster);
-    skipped.append(&mut records.skipped);
-    ZoneSnapshot::from_records(config, &zones, records, serial, skipped)
+    let mut builder = ZoneBuilder::new(config.clone());
+    builder.replace_all(cluster);
+    builder.snapshot_with_serial(serial)
+}
+
+/// The current Unix time as a serial.
+pub(crate) fn unix_serial() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() as u32)
 }
 
 // === impl ZoneSnapshot ===
@@ -151,141 +147,17 @@ impl ZoneSnapshot {
     pub fn empty(serial: u32, skipped: Vec<Skipped>) -> Self {
         Self {
             serial,
-            zones: Box::new([]),
-            names: HashMap::default(),
-            types: Vec::new(),
-            answers: Vec::new(),
-            rrsets: Vec::new(),
-            skipped,
+            zones: Arc::new([]),
+            shards: Arc::new(Vec::new()),
+            names: 0,
+            skipped: skipped.into(),
             insecure_pod_ttl: None,
-        }
-    }
-
-    fn from_records(
-        config: &ZoneConfig,
-        zones: &Zones,
-        records: records::Records,
-        serial: u32,
-        skipped: Vec<Skipped>,
-    ) -> Self {
-        let rrsets = records.rrsets;
-        let mut apexes: Vec<&Name> = zones.clusters.iter().chain(&zones.reverse).collect();
-        apexes.sort_by_key(|a| std::cmp::Reverse(a.as_wire().len()));
-        apexes.dedup();
-
-        // (name, type) → RRset, for additional-section lookups.
-        let by_key: HashMap<(&Name, RType), &RRset> =
-            rrsets.iter().map(|s| ((&s.name, s.rtype), s)).collect();
-        // Every existing name → its RRsets (empty for non-terminals), first-seen order.
-        let mut by_name: HashMap<Name, Vec<usize>> = HashMap::new();
-        let mut order: Vec<Name> = Vec::new();
-        for (i, set) in rrsets.iter().enumerate() {
-            mark_existing(&set.name, Some(i), &apexes, &mut by_name, &mut order);
-        }
-        for name in records.names.iter().chain(&records.pod_namespaces) {
-            mark_existing(name, None, &apexes, &mut by_name, &mut order);
-        }
-        let insecure = config.pods == PodMode::Insecure;
-        let insecure_parents: std::collections::HashSet<&Name> = if insecure {
-            records.pod_namespaces.iter().collect()
-        } else {
-            Default::default()
-        };
-        for apex in &apexes {
-            mark_existing(apex, None, &apexes, &mut by_name, &mut order);
-        }
-
-        let mut names =
-            HashMap::with_capacity_and_hasher(order.len(), BuildHasherDefault::default());
-        let mut entries = Vec::with_capacity(order.len());
-        let mut types = Vec::new();
-        let mut answers = Vec::new();
-        for name in order {
-            let sets = &by_name[&name];
-            let start = types.len() as u32;
-            let mut cname = false;
-            let mut any: Option<(usize, u32)> = None;
-            for &i in sets {
-                let set = &rrsets[i];
-                let additional = additional_for(set, &by_key);
-                let index = answers.len() as u32;
-                answers.push(PreparedAnswer::prepare(&name, set, &additional));
-                if set.rtype == RType::CNAME {
-                    cname = true;
-                    types.truncate(start as usize);
-                    types.push((set.rtype.0, index));
-                    break;
-                }
-                types.push((set.rtype.0, index));
-                let rank = ANY_PREFERENCE
-                    .iter()
-                    .position(|t| *t == set.rtype)
-                    .unwrap_or(usize::MAX);
-                if any.is_none_or(|(r, _)| rank < r) {
-                    any = Some((rank, index));
-                }
-            }
-            if let (false, Some((_, index))) = (cname, any) {
-                types.push((RType::ANY.0, index));
-            }
-            let len = (types.len() - start as usize) as u16;
-            let insecure_pods = insecure_parents.contains(&name);
-            entries.push((name, start, len, cname, insecure_pods));
-        }
-
-        let fallthrough: Vec<Name> = config
-            .fallthrough
-            .iter()
-            .filter_map(|zone| Name::from_dotted(zone).ok())
-            .collect();
-        let zones: Box<[ServedZone]> = apexes
-            .iter()
-            .filter_map(|apex| {
-                let soa = by_key.get(&(*apex, RType::SOA))?;
-                let falls_through = fallthrough.iter().any(|f| apex.is_in(f));
-                Some(ServedZone {
-                    apex: (*apex).clone(),
-                    // RFC 2308 §5: the SOA's TTL in a negative answer is min(TTL, MINIMUM).
-                    negative: Negative::new(soa, config.negative_ttl, falls_through),
-                })
-            })
-            .collect();
-        for (name, start, len, cname, insecure_pods) in entries {
-            // A name outside every zone with an SOA (an apex whose SOA could not be built) is
-            // not served.
-            let Some(zone) = zone_of(&zones, name.as_wire()) else {
-                continue;
-            };
-            let entry = NameEntry {
-                start,
-                len,
-                zone: zone as u16,
-                cname,
-                insecure_pods,
-            };
-            names.insert(name, entry);
-        }
-        Self {
-            serial,
-            zones,
-            names,
-            types,
-            answers,
-            rrsets,
-            skipped,
-            insecure_pod_ttl: insecure.then_some(config.ttl),
         }
     }
 
     /// The SOA serial of every served zone.
     pub fn serial(&self) -> u32 {
         self.serial
-    }
-
-    /// Every RRset of the served zones, for display (`podns get records`): apex first, then
-    /// Services in view order. Each displays as zone-file lines.
-    pub fn rrsets(&self) -> impl Iterator<Item = &RRset> {
-        self.rrsets.iter()
     }
 
     /// What the build left out, and why.
@@ -295,26 +167,42 @@ impl ZoneSnapshot {
 
     /// Number of existing names (owners and empty non-terminals).
     pub fn name_count(&self) -> usize {
-        self.names.len()
+        self.names
     }
 
-    /// The answer for `qname` (lower-cased, uncompressed wire form) and `qtype`. One hash probe
-    /// when the name exists; otherwise the walk over the served apexes (O(labels × zones)) and,
-    /// under `pods insecure` for a first label that is an address, one more probe.
+    /// Bytes this snapshot holds on the heap, counted from the sizes it allocated (the
+    /// allocator's own overhead, ~8–16 bytes per allocation, is not included). Shards shared
+    /// with other snapshots are counted in full.
+    pub fn heap_size(&self) -> usize {
+        let arc = 2 * size_of::<usize>();
+        let shards = self.shards.iter().flat_map(|b| b.iter()).map(|shard| {
+            let nodes = &shard.nodes;
+            // hashbrown: one slot and one control byte per bucket, buckets ≥ len / (7/8).
+            let table = nodes.capacity() * 8 / 7 * (size_of::<Node>() + 1);
+            arc + size_of::<Shard>() + table + nodes.iter().map(|n| arc + n.0.len()).sum::<usize>()
+        });
+        shards.sum::<usize>()
+            + self.shards.len() * (BLOCK + 1) * size_of::<Arc<Shard>>()
+            + self.zones.len() * size_of::<ServedZone>()
+    }
+
+    /// The answer for `qname` (lower-cased, uncompressed wire form) and `qtype`: the walk over
+    /// the served apexes (O(labels × zones)), then one probe; under `pods insecure`, a miss
+    /// whose first label is an address probes its parent too.
     pub fn lookup(&self, qname: &[u8], qtype: u16) -> Lookup<'_> {
-        let Some(entry) = self.names.get(qname) else {
-            let Some(zone) = zone_of(&self.zones, qname) else {
-                return Lookup::NotServed;
-            };
-            let negative = &self.zones[zone].negative;
+        let Some(zone) = zone_of(&self.zones, qname) else {
+            return Lookup::NotServed;
+        };
+        let negative = &self.zones[zone].negative;
+        let Some(node) = self.node(zone, qname) else {
             if let Some(ttl) = self.insecure_pod_ttl
                 && let Some(ip) = self.insecure_pod(qname)
             {
                 return match (qtype, ip) {
-                    (t, IpAddr::V4(_)) if t == RType::A.0 || t == RType::ANY.0 => {
+                    (t, IpAddr::V4(_)) if t == crate::RType::A.0 || t == crate::RType::ANY.0 => {
                         Lookup::PodAddress { ip, ttl }
                     }
-                    (t, IpAddr::V6(_)) if t == RType::AAAA.0 || t == RType::ANY.0 => {
+                    (t, IpAddr::V6(_)) if t == crate::RType::AAAA.0 || t == crate::RType::ANY.0 => {
                         Lookup::PodAddress { ip, ttl }
                     }
                     // The name exists (CoreDNS answers NOERROR) without this type.
@@ -324,15 +212,17 @@ impl ZoneSnapshot {
             // RFC 8020 §2: nothing exists at or below this name.
             return Lookup::NxDomain(negative);
         };
-        let types = &self.types[entry.start as usize..entry.start as usize + entry.len as usize];
-        if entry.cname {
-            // RFC 1034 §3.6.2: a CNAME owner has no other data; every type gets the CNAME.
-            return Lookup::Answer(&self.answers[types[0].1 as usize]);
+        match node.answer(qtype) {
+            Some(answer) => Lookup::Answer(answer),
+            None => Lookup::NoData(negative),
         }
-        match types.iter().find(|(t, _)| *t == qtype) {
-            Some((_, index)) => Lookup::Answer(&self.answers[*index as usize]),
-            None => Lookup::NoData(&self.zones[entry.zone as usize].negative),
-        }
+    }
+
+    fn node(&self, zone: usize, qname: &[u8]) -> Option<&Node> {
+        let shard = shard_index(&self.zones[zone], qname);
+        self.shards.get(shard / BLOCK)?[shard % BLOCK]
+            .nodes
+            .get(qname)
     }
 
     /// `pods insecure`: the address named by the first label of `qname`, when the rest is an
@@ -341,71 +231,140 @@ impl ZoneSnapshot {
     fn insecure_pod(&self, qname: &[u8]) -> Option<IpAddr> {
         let len = *qname.first()? as usize;
         let ip = names::parse_pod_label(qname.get(1..1 + len)?)?;
-        let parent = self.names.get(qname.get(1 + len..)?)?;
-        parent.insecure_pods.then_some(ip)
+        let parent = qname.get(1 + len..)?;
+        let node = self.node(zone_of(&self.zones, parent)?, parent)?;
+        (node.flags() & FLAG_INSECURE_PODS != 0).then_some(ip)
+    }
+
+    /// Every existing name (for tests and diagnostics), in no particular order.
+    #[cfg(test)]
+    pub(crate) fn names(&self) -> impl Iterator<Item = &[u8]> {
+        self.shards
+            .iter()
+            .flat_map(|b| b.iter())
+            .flat_map(|s| s.nodes.iter().map(Node::name))
     }
 }
 
 /// The closest served zone of `qname`: `zones` is sorted longest apex first.
-fn zone_of(zones: &[ServedZone], qname: &[u8]) -> Option<usize> {
+pub(crate) fn zone_of(zones: &[ServedZone], qname: &[u8]) -> Option<usize> {
     zones
         .iter()
         .position(|z| suffix_offset(qname, z.apex.as_wire()).is_some())
 }
 
-/// Records that `name` exists (with RRset `set`, if any), and so do its ancestors up to the apex
-/// of its zone. Names outside every served zone are ignored. Invariant: every name in `by_name`
-/// has its ancestors in it too, so the walk stops at the first known ancestor.
-fn mark_existing(
-    name: &Name,
-    set: Option<usize>,
-    apexes: &[&Name],
-    by_name: &mut HashMap<Name, Vec<usize>>,
-    order: &mut Vec<Name>,
-) {
-    let Some(apex) = apexes.iter().find(|a| name.is_in(a)) else {
-        return;
-    };
-    let known = by_name.contains_key(name);
-    let sets = by_name.entry(name.clone()).or_default();
-    sets.extend(set);
-    if known {
-        return;
+/// The shard of `name` (in `zone`): a hash of its group, the ancestor with
+/// `zone.group_labels` labels (or the name itself when it has no more).
+pub(crate) fn shard_index(zone: &ServedZone, name: &[u8]) -> usize {
+    let mut labels = 0usize;
+    let mut i = 0;
+    while let Some(&len) = name.get(i)
+        && len != 0
+    {
+        labels += 1;
+        i += 1 + len as usize;
     }
-    order.push(name.clone());
-    let mut current = name.clone();
-    while current != **apex {
-        current = current.parent().expect("below an apex, so not the root");
-        if by_name.contains_key(&current) {
-            break;
+    let mut start = 0;
+    for _ in 0..labels.saturating_sub(zone.group_labels as usize) {
+        start += 1 + name[start] as usize;
+    }
+    let mut hasher = FxHasher::default();
+    // A different start than the entry hash inside the shard (which hashes the whole name with
+    // a length prefix): otherwise names that are their own group would share their top bits.
+    hasher.add(0x2545_f491_4f6c_dd1d);
+    hasher.write(&name[start..]);
+    (hasher.finish() >> 52) as usize & (SHARDS - 1)
+}
+
+// === impl Node ===
+
+impl Node {
+    /// The owner name (wire form).
+    pub(crate) fn name(&self) -> &[u8] {
+        &self.0[1..1 + self.0[0] as usize]
+    }
+
+    fn tail(&self) -> usize {
+        1 + self.0[0] as usize
+    }
+
+    pub(crate) fn flags(&self) -> u8 {
+        self.0[self.tail()]
+    }
+
+    /// The `(qtype, answer)` pairs of this name.
+    pub(crate) fn types(&self) -> impl Iterator<Item = (u16, &PreparedAnswer)> {
+        let t = self.tail();
+        let count = self.0[t + 1] as usize;
+        (0..count).map(move |k| {
+            let e = &self.0[t + 2 + 10 * k..t + 12 + 10 * k];
+            let qtype = u16::from_le_bytes([e[0], e[1]]);
+            let start = u32::from_le_bytes([e[2], e[3], e[4], e[5]]) as usize;
+            let end = u32::from_le_bytes([e[6], e[7], e[8], e[9]]) as usize;
+            (qtype, PreparedAnswer::from_bytes(&self.0[start..end]))
+        })
+    }
+
+    fn answer(&self, qtype: u16) -> Option<&PreparedAnswer> {
+        if self.flags() & FLAG_CNAME != 0 {
+            // RFC 1034 §3.6.2: a CNAME owner has no other data; every type gets the CNAME.
+            return self.types().next().map(|(_, a)| a);
         }
-        by_name.insert(current.clone(), Vec::new());
-        order.push(current.clone());
+        self.types().find(|(t, _)| *t == qtype).map(|(_, a)| a)
+    }
+
+    /// Encodes a node: `types` holds `(qtype, index into answers)`, several qtypes may share
+    /// one answer (ANY).
+    pub(crate) fn encode(
+        name: &Name,
+        flags: u8,
+        types: &[(u16, usize)],
+        answers: &[Vec<u8>],
+    ) -> Self {
+        let wire = name.as_wire();
+        let head = 1 + wire.len() + 2 + 10 * types.len();
+        let mut starts = Vec::with_capacity(answers.len());
+        let mut at = head;
+        for a in answers {
+            starts.push(at);
+            at += a.len();
+        }
+        let mut blob = Vec::with_capacity(at);
+        blob.push(wire.len() as u8);
+        blob.extend_from_slice(wire);
+        blob.push(flags);
+        blob.push(types.len() as u8);
+        for &(qtype, i) in types {
+            blob.extend_from_slice(&qtype.to_le_bytes());
+            blob.extend_from_slice(&(starts[i] as u32).to_le_bytes());
+            blob.extend_from_slice(&((starts[i] + answers[i].len()) as u32).to_le_bytes());
+        }
+        for a in answers {
+            blob.extend_from_slice(a);
+        }
+        Self(blob.into())
     }
 }
 
-/// The additional records of an answer: addresses of SRV targets and NS hosts (RFC 2782
-/// "Usage rules": additional A records for targets; RFC 1035 §3.3.11 / §6.3.1: glue for NS).
-fn additional_for<'a>(set: &RRset, by_key: &HashMap<(&Name, RType), &'a RRset>) -> Vec<&'a RRset> {
-    let mut out: Vec<&RRset> = Vec::new();
-    let mut seen: Vec<&Name> = Vec::new();
-    for rdata in &set.rdata {
-        let target = match rdata {
-            RData::Srv { target, .. } => target,
-            RData::Ns(target) => target,
-            _ => continue,
-        };
-        if seen.contains(&target) {
-            continue;
-        }
-        seen.push(target);
-        for rtype in [RType::A, RType::AAAA] {
-            if let Some(found) = by_key.get(&(target, rtype)) {
-                out.push(found);
-            }
-        }
+impl Hash for Node {
+    /// Hashes exactly as the name's `[u8]` does, so the set can be probed with wire bytes.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
     }
-    out
+}
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Node {}
+
+impl Borrow<[u8]> for Node {
+    fn borrow(&self) -> &[u8] {
+        self.name()
+    }
 }
 
 /// FxHash (the rustc hasher): a few cycles per word. Keys are built from cluster data and
@@ -448,5 +407,32 @@ impl Hasher for FxHasher {
     }
 }
 
+/// A lookup's outcome with owned parts, comparable across snapshots (tests).
+#[cfg(test)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Said {
+    NotServed,
+    Answer(Vec<u8>),
+    NoData(Negative),
+    NxDomain(Negative),
+    Pod(IpAddr, u32),
+}
+
+#[cfg(test)]
+impl ZoneSnapshot {
+    /// [`ZoneSnapshot::lookup`] as a [`Said`].
+    pub(crate) fn said(&self, qname: &[u8], qtype: u16) -> Said {
+        match self.lookup(qname, qtype) {
+            Lookup::NotServed => Said::NotServed,
+            Lookup::Answer(a) => Said::Answer(a.as_bytes().to_vec()),
+            Lookup::NoData(n) => Said::NoData(n.clone()),
+            Lookup::NxDomain(n) => Said::NxDomain(n.clone()),
+            Lookup::PodAddress { ip, ttl } => Said::Pod(ip, ttl),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod reference;
 #[cfg(test)]
 mod tests;

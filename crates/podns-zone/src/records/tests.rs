@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use podns_view::{EndpointConditions, PortView, ServiceKey};
+use podns_view::{ClusterView, EndpointConditions, PortView, ServiceKey};
 
 use super::*;
 

@@ -10,7 +10,8 @@ use podns_view::{
 
 use super::*;
 use crate::names::NameError;
-use crate::{Error, PodMode};
+use crate::records::RType;
+use crate::{Error, PodMode, ZoneBuilder};
 
 fn name(dotted: &str) -> Vec<u8> {
     Name::from_dotted(dotted).unwrap().as_wire().to_vec()
@@ -102,10 +103,14 @@ fn soa_zone(s: &ZoneSnapshot, n: &Negative) -> String {
         .unwrap()
 }
 
-/// The RDATA of the answer, as the RRset prints it (from `rrsets`).
-fn rdata(s: &ZoneSnapshot, owner: &str, rtype: RType) -> Vec<String> {
+/// The RDATA of the answer, as the RRset prints it (from the builder's `rrsets`).
+fn rdata(config: &ZoneConfig, owner: &str, rtype: RType) -> Vec<String> {
     let owner = Name::from_dotted(owner).unwrap();
-    s.rrsets()
+    let mut builder = ZoneBuilder::new(config.clone());
+    builder.replace_all(&view());
+    builder
+        .rrsets()
+        .iter()
         .filter(|r| r.name == owner && r.rtype == rtype)
         .flat_map(|r| {
             r.to_string()
@@ -148,14 +153,14 @@ fn every_name_is_served_under_each_cluster_domain_with_its_own_soa() {
             format!("nodata {zone}.")
         );
         assert_eq!(
-            rdata(&s, zone, RType::NS),
+            rdata(&config, zone, RType::NS),
             [format!("ns.dns.{zone}.")],
             "each zone names its own nameserver"
         );
         // SRV targets stay inside the zone that was asked.
         assert_eq!(
             rdata(
-                &s,
+                &config,
                 &format!("_http._tcp.web.default.svc.{zone}"),
                 RType::SRV
             )[0],
@@ -164,7 +169,7 @@ fn every_name_is_served_under_each_cluster_domain_with_its_own_soa() {
     }
     // PTR targets are in the primary (first) zone only, one PTR per address.
     assert_eq!(
-        rdata(&s, "10.0.96.10.in-addr.arpa", RType::PTR),
+        rdata(&config, "10.0.96.10.in-addr.arpa", RType::PTR),
         ["api.default.svc.cluster.local."]
     );
     assert_eq!(ask(&s, "example.com", RType::A), "refused");
@@ -321,7 +326,7 @@ fn pods_insecure_answers_any_well_formed_label_in_an_existing_namespace() {
         "nodata cluster.local."
     );
     // Insecure ignores the pod list: no precomputed pod names.
-    assert!(rdata(&s, "10-244-1-10.default.pod.cluster.local", RType::A).is_empty());
+    assert!(rdata(&config, "10-244-1-10.default.pod.cluster.local", RType::A).is_empty());
 }
 
 #[test]
@@ -357,10 +362,14 @@ fn endpoint_pod_names_name_endpoints_without_hostname_by_their_pod() {
         ask(&on, "fd00--12.web.default.svc.cluster.local", RType::AAAA),
         "answer 1"
     );
-    let targets = rdata(&on, "_http._tcp.web.default.svc.cluster.local", RType::SRV);
+    let targets = rdata(
+        &config,
+        "_http._tcp.web.default.svc.cluster.local",
+        RType::SRV,
+    );
     assert!(targets.contains(&"web-abc12.web.default.svc.cluster.local.".to_owned()));
     assert_eq!(
-        rdata(&on, "11.1.244.10.in-addr.arpa", RType::PTR),
+        rdata(&config, "11.1.244.10.in-addr.arpa", RType::PTR),
         ["web-abc12.web.default.svc.cluster.local."]
     );
 }

@@ -110,7 +110,12 @@ pub(crate) fn run(args: &GetArgs) -> anyhow::Result<()> {
             render(&items, args.output, &scope, pod_table)?
         }
         Resource::All => all(&derived.cluster, &scope, args.output)?,
-        Resource::Records => records(&derived.snapshot, &zones, &scope, args.output)?,
+        Resource::Records => {
+            // The snapshot keeps wire answers only; the records are rendered from a builder.
+            let mut zone = podns_zone::ZoneBuilder::new(settings.zone.clone());
+            zone.replace_all(&derived.view);
+            records(&zone.rrsets(), &zones, &scope, args.output)?
+        }
     };
     print!("{out}");
     Ok(())
@@ -430,7 +435,7 @@ fn name(meta: &ObjectMeta) -> String {
 
 /// The zone in zone-file form; `-n NS` keeps the records naming that namespace's services.
 fn records(
-    snapshot: &podns_zone::ZoneSnapshot,
+    rrsets: &[podns_zone::RRset],
     zones: &[String],
     scope: &Scope,
     output: Option<Output>,
@@ -444,8 +449,8 @@ fn records(
                 .collect(),
         ),
     };
-    let lines: Vec<String> = snapshot
-        .rrsets()
+    let lines: Vec<String> = rrsets
+        .iter()
         .flat_map(|rrset| {
             rrset
                 .to_string()

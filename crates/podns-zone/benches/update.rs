@@ -1,0 +1,227 @@
+//! Publishing cost of zone changes, and the size of the zone, at 10k Services × 10 endpoints
+//! (100k endpoints: headless Services whose endpoints have hostnames and one named port, so each
+//! endpoint has its own A, PTR and SRV records: the largest zone per endpoint).
+//!
+//! - `upsert 1000-endpoint service`: a 1,000-endpoint headless Service replaced by one with
+//!   1,000 other endpoints (every name removed and re-added), then a snapshot published;
+//! - `one endpoint changed`: one endpoint of one Service moves to another address, then a
+//!   snapshot published;
+//! - `full build`: [`podns_zone::build`] of the whole view, for comparison.
+//!
+//! The previous snapshot stays alive while the next is built, as the published one does, so
+//! copy-on-write costs are included. Before the timings, the bench prints the heap held by a
+//! snapshot and by the builder, counted by the counting allocator below (bytes requested; the
+//! allocator's own per-allocation overhead is not included), and `heap_size()` estimates.
+//!
+//! Run with `cargo bench -p podns-zone --bench update`.
+
+#![allow(missing_docs)]
+// The counting allocator is the one use of `unsafe`: it only forwards to `System`.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use podns_view::{
+    ClusterView, EndpointConditions, EndpointView, PortView, Protocol, ServiceKey, ServiceKind,
+    ServiceView,
+};
+use podns_zone::{ZoneBuilder, ZoneConfig};
+
+/// Counts live heap bytes and allocations.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY:
+// - every method forwards its arguments unchanged to `System`, which upholds the contract;
+// - the counters are plain atomics and never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded as received.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        ALLOCATIONS.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: forwarded as received.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: forwarded as received.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> (isize, usize) {
+    (
+        LIVE.load(Ordering::Relaxed),
+        ALLOCATIONS.load(Ordering::Relaxed),
+    )
+}
+
+const SERVICES: u32 = 10_000;
+const ENDPOINTS: u32 = 10;
+
+fn endpoint(service: &str, e: u32, ip: IpAddr, ports: &Arc<[PortView]>) -> EndpointView {
+    EndpointView {
+        addresses: vec![ip],
+        hostname: Some(format!("{service}-{e}")),
+        conditions: EndpointConditions::READY,
+        ports: ports.clone(),
+        node_name: Some(format!("node-{}", e % 50)),
+        zone: None,
+        target_pod: Some(format!("{service}-{e}")),
+    }
+}
+
+fn service(i: u32, endpoints: u32, base: u32, ports: &Arc<[PortView]>) -> ServiceView {
+    let name = format!("svc-{i}");
+    ServiceView {
+        key: ServiceKey::new(format!("ns-{}", i % 100), name.clone()),
+        kind: ServiceKind::Headless,
+        ports: vec![PortView {
+            name: Some("http".into()),
+            protocol: Protocol::Tcp,
+            port: 80,
+        }],
+        endpoints: (0..endpoints)
+            .map(|e| endpoint(&name, e, Ipv4Addr::from(base + e).into(), ports))
+            .collect(),
+    }
+}
+
+fn ports() -> Arc<[PortView]> {
+    vec![PortView {
+        name: Some("http".into()),
+        protocol: Protocol::Tcp,
+        port: 8080,
+    }]
+    .into()
+}
+
+/// 10k headless Services × 10 endpoints in 100 namespaces, addresses in 10.0.0.0/8.
+fn cluster() -> ClusterView {
+    let ports = ports();
+    let mut services: Vec<ServiceView> = (0..SERVICES)
+        .map(|i| service(i, ENDPOINTS, 0x0A00_0000 + i * 16, &ports))
+        .collect();
+    services.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut namespaces: Vec<String> = (0..100).map(|n| format!("ns-{n}")).collect();
+    namespaces.sort();
+    ClusterView {
+        namespaces,
+        services,
+        pods: Vec::new(),
+    }
+}
+
+fn report_sizes(config: &ZoneConfig, view: &ClusterView) {
+    let mb = |b: isize| b as f64 / 1e6;
+    let start = live();
+    let t = std::time::Instant::now();
+    let snapshot = podns_zone::build(config, view);
+    let took = t.elapsed();
+    let after = live();
+    let snapshot_bytes = after.0 - start.0;
+    eprintln!(
+        "snapshot at {SERVICES}×{ENDPOINTS}: {} names, {:.1} MB in {} allocations (counted), \
+         heap_size() {:.1} MB; build {took:?}",
+        snapshot.name_count(),
+        mb(after.0 - start.0),
+        after.1 - start.1,
+        mb(snapshot.heap_size() as isize),
+    );
+    drop(snapshot);
+    let start = live();
+    let mut builder = ZoneBuilder::new(config.clone());
+    builder.replace_all(view);
+    let snapshot = builder.snapshot();
+    let with_builder = live();
+    drop(snapshot);
+    // The builder shares every shard with the snapshot it published: what it holds beyond
+    // them is the total less the snapshot's own size.
+    eprintln!(
+        "builder + snapshot: {:.1} MB in {} allocations (counted); builder beyond the shards \
+         {:.1} MB (heap_size() {:.1} MB)",
+        mb(with_builder.0 - start.0),
+        with_builder.1 - start.1,
+        mb(with_builder.0 - start.0 - snapshot_bytes),
+        mb(builder.heap_size() as isize),
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    let config = ZoneConfig::default();
+    let view = cluster();
+    report_sizes(&config, &view);
+
+    let mut builder = ZoneBuilder::new(config.clone());
+    builder.replace_all(&view);
+    // The snapshot readers hold: it keeps the shards of the previous publish shared.
+    let mut published;
+
+    // (a) A 1,000-endpoint Service, alternating between two address ranges.
+    let ports = ports();
+    let big = [
+        service(SERVICES, 1000, 0x0B00_0000, &ports),
+        service(SERVICES, 1000, 0x0B10_0000, &ports),
+    ];
+    builder.upsert_service(&big[1]);
+    published = builder.snapshot();
+    let mut turn = 0;
+    c.bench_function(
+        "upsert 1000-endpoint service + snapshot (10k×10 zone)",
+        |b| {
+            b.iter(|| {
+                turn ^= 1;
+                builder.upsert_service(black_box(&big[turn]));
+                published = builder.snapshot();
+            })
+        },
+    );
+    builder.remove_service(&big[0].key);
+    published = builder.snapshot();
+
+    // (b) One endpoint of one Service moves between two addresses.
+    let mut moved = [view.services[4321].clone(), view.services[4321].clone()];
+    moved[1].endpoints[3].addresses = vec![Ipv4Addr::new(11, 200, 0, 1).into()];
+    let mut turn = 0;
+    c.bench_function("one endpoint changed + snapshot (10k×10 zone)", |b| {
+        b.iter(|| {
+            turn ^= 1;
+            builder.upsert_service(black_box(&moved[turn]));
+            published = builder.snapshot();
+        })
+    });
+    black_box(&published);
+    drop(published);
+    drop(builder);
+
+    // (c) The whole zone from scratch.
+    let mut group = c.benchmark_group("full");
+    group.sample_size(10);
+    group.bench_function("full build 10k×10", |b| {
+        b.iter(|| podns_zone::build(&config, black_box(&view)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

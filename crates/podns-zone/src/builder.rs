@@ -1,0 +1,986 @@
+//! Incremental zone building: one long-lived [`ZoneBuilder`] turns cluster changes into
+//! snapshots, rebuilding only the names a change touches (design decision 3).
+//!
+//! The builder is responsible for *which* prepared names a change invalidates; the record rules
+//! stay in `records.rs`, the wire form in `answer.rs` and the read side in `snapshot.rs`.
+//!
+//! # Fragments
+//! The zone is the union of *fragments*, each computed by `records.rs` from one part of the
+//! cluster: the apex records (SOA, NS, `ns.dns`, `dns-version`, `svc.<zone>`), the namespaces,
+//! each Service, and the pods (`pods verified`). A fragment keeps only its source (a Service's
+//! view stripped to what DNS reads), not its records: the records are recomputed from the
+//! source when the fragment changes, which costs as much as the change itself and keeps the
+//! writer side small.
+//!
+//! Every name a fragment makes exist (owners, listed names and their ancestors up to the apex,
+//! RFC 8020 §2) is either
+//! - *private*: at or below the Service's own name (`<svc>.<ns>.svc.<zone>`). No other
+//!   fragment can produce such a name (services' subtrees are disjoint, and no zone-level name
+//!   lies inside one), so its prepared entry is rebuilt from this fragment alone; or
+//! - *shared*: everything else (`<ns>.svc.<zone>`, the apex, PTR owners, reverse-zone
+//!   non-terminals, pod names). The builder counts, per shared name, how many fragments make it
+//!   exist (`refs`: existence, NXDOMAIN vs NODATA) and which hold records or flags there
+//!   (`holders`, in fragment order). A shared name is rebuilt when its existence or a
+//!   holder's contribution changes; records of several holders (a PTR owner whose address two
+//!   Services share) are merged in fragment order, as a full build orders them.
+//!
+//! When served zones nest (a cluster domain inside another, or inside a reverse zone) the
+//! subtrees are no longer disjoint; then every name is treated as shared, which is slower but
+//! still exact.
+//!
+//! # Publishing
+//! [`ZoneBuilder::snapshot`] bumps the serial (so the apex SOA entries and the per-zone negative
+//! answers are rebuilt, a handful of names), rebuilds the shared names left pending, and hands
+//! out a [`ZoneSnapshot`] that shares every untouched shard with the previous one.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use podns_view::{ClusterView, PodView, ServiceKey, ServiceKind, ServiceView};
+
+use crate::answer::{Negative, PreparedAnswer};
+use crate::names::{self, Name};
+use crate::records::{self, RData, RRset, RType, Records, Skipped, Zones};
+use crate::snapshot::{
+    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, Node, SHARDS, ServedZone, Shard, Shards,
+    ZoneSnapshot, shard_index, unix_serial, zone_of,
+};
+
+/// Maps and sets of the builder: keys are cluster data, so FxHash is safe and much cheaper
+/// than SipHash here.
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+type FxSet<K> = HashSet<K, std::hash::BuildHasherDefault<FxHasher>>;
+use crate::{PodMode, ZoneConfig};
+
+/// RFC 8482 §4.1: the RRset an ANY query gets, in order of preference.
+const ANY_PREFERENCE: [RType; 8] = [
+    RType::CNAME,
+    RType::A,
+    RType::AAAA,
+    RType::SRV,
+    RType::PTR,
+    RType::TXT,
+    RType::SOA,
+    RType::NS,
+];
+
+/// Index of a fragment in [`ZoneBuilder::frags`].
+type FragId = u32;
+
+/// The writer side of a zone: the cluster as fragments, and the next snapshot's shards.
+///
+/// Owned by one task; feed it changes ([`ZoneBuilder::upsert_service`],
+/// [`ZoneBuilder::remove_service`], [`ZoneBuilder::set_namespaces`], [`ZoneBuilder::set_pods`],
+/// or a whole view with [`ZoneBuilder::replace_all`]), then publish with
+/// [`ZoneBuilder::snapshot`]. Every snapshot answers exactly as [`crate::build`] of the same
+/// view would (the equivalence property test in `builder/tests.rs`).
+#[derive(Debug)]
+pub struct ZoneBuilder {
+    config: ZoneConfig,
+    /// The parsed zones; `None` when no cluster domain is usable (nothing is served).
+    ctx: Option<Ctx>,
+    /// Zones of the configuration that could not be parsed.
+    config_skipped: Vec<Skipped>,
+    /// The serial of the last snapshot (0 before the first).
+    serial: u32,
+    /// Every fragment; `None` slots are free (listed in `free`).
+    frags: Vec<Option<Fragment>>,
+    free: Vec<FragId>,
+    /// The fragment of each Service.
+    services: BTreeMap<ServiceKey, FragId>,
+    apex: FragId,
+    namespaces: FragId,
+    pods: FragId,
+    /// Shared names: existence counts and record holders.
+    shared: FxMap<Name, Shared>,
+    /// Shared names whose entry must be rebuilt before the next snapshot (several holders).
+    pending: FxSet<Name>,
+    /// The next snapshot's names; shards are shared with published snapshots until written.
+    shards: Shards,
+    names: usize,
+    /// What the last snapshot reported as skipped; recomputed when a fragment's list changes.
+    skipped: Arc<[Skipped]>,
+    skipped_changed: bool,
+}
+
+/// What the configuration makes of the zones.
+#[derive(Debug)]
+struct Ctx {
+    zones: Zones,
+    /// Served zones (those with an SOA), longest apex first; negatives are refreshed per
+    /// snapshot (they carry the serial).
+    served: Vec<ServedZone>,
+    /// Served zones are disjoint, so Service subtrees are private to their fragment.
+    private_subtrees: bool,
+}
+
+/// One part of the cluster and what it was last built from.
+#[derive(Debug)]
+struct Fragment {
+    order: Order,
+    source: Source,
+    /// What the last build of this fragment left out.
+    skipped: Vec<Skipped>,
+}
+
+/// Fragment order: the order in which a full build adds records, so merged RRsets list their
+/// records alike.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Order {
+    Apex,
+    Namespaces,
+    Service(ServiceKey),
+    Pods,
+}
+
+/// What a fragment is built from.
+#[derive(Debug, PartialEq, Eq)]
+enum Source {
+    /// The apex records at this serial.
+    Apex(u32),
+    Namespaces(Vec<String>),
+    Service(ServiceView),
+    Pods(Vec<PodView>),
+    /// Nothing (a fragment that was removed or never set).
+    Empty,
+}
+
+/// A shared name's bookkeeping.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Fragments in which the name exists.
+    refs: u32,
+    /// Fragments with records or flags at the name, in fragment order.
+    holders: Vec<FragId>,
+}
+
+/// One name of a fragment: its RRsets (indexes into the fragment's records) and flags.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct LocalName {
+    sets: Vec<u32>,
+    insecure_pods: bool,
+}
+
+impl LocalName {
+    fn holds(&self) -> bool {
+        !self.sets.is_empty() || self.insecure_pods
+    }
+}
+
+/// A fragment's records with every name they make exist.
+#[derive(Debug, Default)]
+struct Local {
+    records: Records,
+    names: FxMap<Name, LocalName>,
+}
+
+// === impl ZoneBuilder ===
+
+impl ZoneBuilder {
+    /// A builder for `config` holding an empty cluster (the apex records only).
+    pub fn new(config: ZoneConfig) -> Self {
+        let mut config_skipped = Vec::new();
+        let mut clusters = Vec::new();
+        for zone in &config.cluster_domains {
+            match Name::from_dotted(zone) {
+                Ok(name) if !name.is_root() => clusters.push(name),
+                Ok(_) => {}
+                Err(reason) => config_skipped.push(Skipped {
+                    what: format!("cluster domain {zone}"),
+                    reason,
+                }),
+            }
+        }
+        let mut reverse = Vec::new();
+        for zone in &config.reverse_zones {
+            match names::reverse_zones(zone) {
+                Ok(names) => reverse.extend(names.into_iter().filter(|n| !n.is_root())),
+                Err(reason) => config_skipped.push(Skipped {
+                    what: format!("reverse zone {zone}"),
+                    reason,
+                }),
+            }
+        }
+        // The reverse zones' SOA names the primary cluster zone; without one nothing is served.
+        let ctx = (!clusters.is_empty()).then(|| Ctx::new(&config, Zones { clusters, reverse }));
+        let mut builder = Self {
+            config,
+            ctx,
+            config_skipped,
+            serial: 0,
+            frags: Vec::new(),
+            free: Vec::new(),
+            services: BTreeMap::new(),
+            apex: 0,
+            namespaces: 1,
+            pods: 2,
+            shared: FxMap::default(),
+            pending: FxSet::default(),
+            // Every shard starts as the same empty one; the first write copies it.
+            shards: Arc::new(
+                std::iter::repeat_n(
+                    Arc::new(std::iter::repeat_n(Arc::new(Shard::default()), BLOCK).collect()),
+                    SHARDS / BLOCK,
+                )
+                .collect(),
+            ),
+            names: 0,
+            skipped: Arc::new([]),
+            skipped_changed: true,
+        };
+        builder.apex = builder.alloc(Order::Apex);
+        builder.namespaces = builder.alloc(Order::Namespaces);
+        builder.pods = builder.alloc(Order::Pods);
+        builder.replace(builder.apex, Source::Apex(0));
+        builder
+    }
+
+    /// The configuration the zone is built with.
+    pub fn config(&self) -> &ZoneConfig {
+        &self.config
+    }
+
+    /// Makes the builder hold exactly `cluster`: Services not in it are removed, the others
+    /// upserted (unchanged ones cost a comparison), namespaces and pods replaced. Services are
+    /// identified by key; a view that lists one key twice keeps the last.
+    pub fn replace_all(&mut self, cluster: &ClusterView) {
+        self.set_namespaces(&cluster.namespaces);
+        self.set_pods(&cluster.pods);
+        let keep: HashSet<&ServiceKey> = cluster.services.iter().map(|s| &s.key).collect();
+        let gone: Vec<ServiceKey> = self
+            .services
+            .keys()
+            .filter(|k| !keep.contains(k))
+            .cloned()
+            .collect();
+        for key in &gone {
+            self.remove_service(key);
+        }
+        for svc in &cluster.services {
+            self.upsert_service(svc);
+        }
+    }
+
+    /// Adds or replaces one Service. Costs a comparison when DNS would not change (only the
+    /// fields records are made from are compared), otherwise O(size of the old and new
+    /// Service).
+    pub fn upsert_service(&mut self, service: &ServiceView) {
+        let stripped = strip(&self.config, service);
+        let id = match self.services.get(&service.key) {
+            Some(&id) => {
+                if matches!(&self.frag(id).source, Source::Service(old) if *old == stripped) {
+                    return;
+                }
+                id
+            }
+            None => {
+                let id = self.alloc(Order::Service(service.key.clone()));
+                self.services.insert(service.key.clone(), id);
+                id
+            }
+        };
+        self.replace(id, Source::Service(stripped));
+    }
+
+    /// Removes one Service (nothing happens for an unknown key).
+    pub fn remove_service(&mut self, key: &ServiceKey) {
+        let Some(id) = self.services.remove(key) else {
+            return;
+        };
+        self.replace(id, Source::Empty);
+        self.frags[id as usize] = None;
+        self.free.push(id);
+    }
+
+    /// Replaces the namespaces (`<ns>.svc.<zone>` exist for each; sorted and unique, as
+    /// [`ClusterView::namespaces`]).
+    pub fn set_namespaces(&mut self, namespaces: &[String]) {
+        if matches!(&self.frag(self.namespaces).source, Source::Namespaces(n) if n == namespaces) {
+            return;
+        }
+        self.replace(self.namespaces, Source::Namespaces(namespaces.to_vec()));
+    }
+
+    /// Replaces the pods (read under `pods verified` only; ignored, and not kept, otherwise).
+    pub fn set_pods(&mut self, pods: &[PodView]) {
+        if self.config.pods != PodMode::Verified
+            || matches!(&self.frag(self.pods).source, Source::Pods(p) if p == pods)
+        {
+            return;
+        }
+        self.replace(self.pods, Source::Pods(pods.to_vec()));
+    }
+
+    /// Publishes the current state with the next serial: the current Unix time, or the last
+    /// serial + 1 when the clock has not moved past it (so every snapshot's serial is larger
+    /// than the previous one's).
+    pub fn snapshot(&mut self) -> ZoneSnapshot {
+        let now = unix_serial();
+        let serial = if now > self.serial {
+            now
+        } else {
+            self.serial.wrapping_add(1)
+        };
+        self.snapshot_with_serial(serial)
+    }
+
+    /// Publishes the current state with a given SOA serial.
+    pub fn snapshot_with_serial(&mut self, serial: u32) -> ZoneSnapshot {
+        self.serial = serial;
+        if self.skipped_changed {
+            self.skipped = self.collect_skipped().into();
+            self.skipped_changed = false;
+        }
+        if self.ctx.is_none() {
+            return ZoneSnapshot::empty(serial, self.skipped.to_vec());
+        }
+        // The SOA (at each apex and in every negative answer) carries the serial.
+        self.replace(self.apex, Source::Apex(serial));
+        self.rebuild_pending();
+        let ctx = self.ctx.as_mut().expect("checked above");
+        let apex = records::apex_records(&self.config, &ctx.zones, serial);
+        ctx.refresh_negatives(&self.config, &apex);
+        ZoneSnapshot {
+            serial,
+            zones: ctx.served.clone().into(),
+            shards: self.shards.clone(),
+            names: self.names,
+            skipped: self.skipped.clone(),
+            insecure_pod_ttl: (self.config.pods == PodMode::Insecure).then_some(self.config.ttl),
+        }
+    }
+
+    /// Every RRset of the zone, for display (`podns get records`): apex first, then Services
+    /// in key order, then pods; records several Services share are merged into one RRset.
+    /// Computed from the fragments' sources (the snapshot keeps only wire answers).
+    pub fn rrsets(&self) -> Vec<RRset> {
+        let Some(ctx) = &self.ctx else {
+            return Vec::new();
+        };
+        let mut out: Vec<RRset> = Vec::new();
+        let mut index: HashMap<(Name, RType), usize> = HashMap::new();
+        let order = std::iter::once(self.apex)
+            .chain(self.services.values().copied())
+            .chain(std::iter::once(self.pods));
+        for id in order {
+            for set in self.records_of(ctx, id).rrsets {
+                match index.entry((set.name.clone(), set.rtype)) {
+                    Entry::Occupied(e) => merge_into(&mut out[*e.get()], &set),
+                    Entry::Vacant(e) => {
+                        e.insert(out.len());
+                        out.push(set);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Bytes the builder holds on the heap beyond its published shards (an estimate from the
+    /// sizes of its collections and sources; see [`ZoneSnapshot::heap_size`] for the shards).
+    pub fn heap_size(&self) -> usize {
+        let name = |n: &Name| n.as_wire().len();
+        let string = |s: &String| s.capacity();
+        let sources: usize = self
+            .frags
+            .iter()
+            .flatten()
+            .map(|f| {
+                size_of::<Option<Fragment>>()
+                    + match &f.source {
+                        Source::Service(s) => {
+                            string(&s.key.name)
+                                + string(&s.key.namespace)
+                                + s.ports.capacity() * size_of::<podns_view::PortView>()
+                                + s.endpoints.capacity() * size_of::<podns_view::EndpointView>()
+                                + s.endpoints
+                                    .iter()
+                                    .map(|e| {
+                                        e.addresses.capacity() * size_of::<std::net::IpAddr>()
+                                            + e.hostname.as_ref().map_or(0, string)
+                                            + e.target_pod.as_ref().map_or(0, string)
+                                    })
+                                    .sum::<usize>()
+                        }
+                        Source::Namespaces(n) => n.iter().map(string).sum(),
+                        Source::Pods(p) => p.len() * size_of::<PodView>(),
+                        Source::Apex(_) | Source::Empty => 0,
+                    }
+            })
+            .sum();
+        let keys: usize = self
+            .services
+            .keys()
+            .map(|k| 48 + k.name.len() + k.namespace.len())
+            .sum();
+        let shared: usize = self
+            .shared
+            .iter()
+            .map(|(n, s)| {
+                (size_of::<Name>() + size_of::<Shared>()) * 8 / 7
+                    + name(n)
+                    + s.holders.capacity() * 4
+            })
+            .sum();
+        sources + keys + shared + self.frags.capacity() * size_of::<Option<Fragment>>()
+    }
+
+    // --- fragments ---
+
+    fn frag(&self, id: FragId) -> &Fragment {
+        self.frags[id as usize].as_ref().expect("live fragment")
+    }
+
+    fn alloc(&mut self, order: Order) -> FragId {
+        let frag = Fragment {
+            order,
+            source: Source::Empty,
+            skipped: Vec::new(),
+        };
+        match self.free.pop() {
+            Some(id) => {
+                self.frags[id as usize] = Some(frag);
+                id
+            }
+            None => {
+                self.frags.push(Some(frag));
+                (self.frags.len() - 1) as FragId
+            }
+        }
+    }
+
+    fn records_of(&self, ctx: &Ctx, id: FragId) -> Records {
+        source_records(&self.config, &ctx.zones, &self.frag(id).source)
+    }
+
+    /// Replaces fragment `id`'s source and updates every entry its old or new records touch.
+    fn replace(&mut self, id: FragId, source: Source) {
+        let Some(ctx) = &self.ctx else {
+            self.frags[id as usize].as_mut().expect("live").source = source;
+            self.skipped_changed = true;
+            return;
+        };
+        let old = ctx.local(&self.config, self.records_of(ctx, id));
+        let new = ctx.local(
+            &self.config,
+            source_records(&self.config, &ctx.zones, &source),
+        );
+        let roots = if ctx.private_subtrees {
+            private_roots(&ctx.zones, &self.frag(id).order)
+        } else {
+            Vec::new()
+        };
+        let private = |name: &Name| roots.iter().any(|r| name.is_in(r));
+
+        // Private names: this fragment alone decides them.
+        let mut writes: Vec<(Name, Option<Node>)> = Vec::new();
+        for name in old.names.keys().filter(|n| private(n)) {
+            if !new.names.contains_key(name) {
+                writes.push((name.clone(), None));
+            }
+        }
+        for (name, local) in new.names.iter().filter(|(n, _)| private(n)) {
+            let node = ctx.node_from_local(&self.config, name, local, &new);
+            writes.push((name.clone(), Some(node)));
+        }
+
+        // Shared names: counts, holders, and entries whose content changed.
+        let mut touched: Vec<Name> = Vec::new();
+        for (name, was) in old.names.iter().filter(|(n, _)| !private(n)) {
+            let now = new.names.get(name);
+            let same = now.is_some_and(|now| contribution_eq(&old, was, &new, now));
+            if same {
+                continue;
+            }
+            let entry = self.shared.get_mut(name).expect("counted when added");
+            if now.is_none() {
+                entry.refs -= 1;
+            }
+            if was.holds() {
+                entry.holders.retain(|h| *h != id);
+            }
+            touched.push(name.clone());
+        }
+        for (name, now) in new.names.iter().filter(|(n, _)| !private(n)) {
+            let was = old.names.get(name);
+            if was.is_some_and(|was| contribution_eq(&old, was, &new, now)) {
+                continue;
+            }
+            let entry = self.shared.entry(name.clone()).or_default();
+            if was.is_none() {
+                entry.refs += 1;
+            }
+            if now.holds() {
+                let frags = &self.frags;
+                let order = |h: &FragId| &frags[*h as usize].as_ref().expect("live").order;
+                let mine = order(&id);
+                let at = entry.holders.partition_point(|h| order(h) < mine);
+                entry.holders.insert(at, id);
+            }
+            if was.is_none() || !now.holds() {
+                touched.push(name.clone());
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for name in touched {
+            let entry = &self.shared[&name];
+            if entry.refs == 0 {
+                self.shared.remove(&name);
+                self.pending.remove(&name);
+                writes.push((name, None));
+            } else if entry.holders.iter().all(|h| *h == id)
+                && let Some(node) = ctx.shared_node_from(&self.config, &name, &new, entry)
+            {
+                // Only this fragment holds records here: build now, from what is at hand.
+                self.pending.remove(&name);
+                writes.push((name, Some(node)));
+            } else {
+                self.pending.insert(name);
+            }
+        }
+
+        let frag = self.frags[id as usize].as_mut().expect("live");
+        frag.source = source;
+        if frag.skipped != new.records.skipped {
+            frag.skipped = new.records.skipped;
+            self.skipped_changed = true;
+        }
+        for (name, node) in writes {
+            self.write(&name, node);
+        }
+    }
+
+    /// Rebuilds the shared names that several fragments hold records at.
+    fn rebuild_pending(&mut self) {
+        let Some(ctx) = &self.ctx else {
+            return;
+        };
+        let mut memo: FxMap<FragId, Local> = FxMap::default();
+        let mut writes = Vec::new();
+        for name in std::mem::take(&mut self.pending) {
+            let Some(entry) = self.shared.get(&name) else {
+                writes.push((name, None));
+                continue;
+            };
+            let node = self.merged_node(ctx, &name, entry, &mut memo);
+            writes.push((name, Some(node)));
+        }
+        for (name, node) in writes {
+            self.write(&name, node);
+        }
+    }
+
+    /// A shared name's entry from all of its holders, records merged in fragment order.
+    fn merged_node(
+        &self,
+        ctx: &Ctx,
+        name: &Name,
+        entry: &Shared,
+        memo: &mut FxMap<FragId, Local>,
+    ) -> Node {
+        let (sets, insecure_pods) = self.merged_sets(ctx, name, entry, memo);
+        // Additional records (RFC 2782 targets, NS glue) at shared names come from shared names.
+        let mut extra: Vec<RRset> = Vec::new();
+        for target in targets(sets.iter()) {
+            if let Some(t) = self.shared.get(target) {
+                extra.extend(self.merged_sets(ctx, target, t, memo).0);
+            }
+        }
+        let refs: Vec<&RRset> = sets.iter().collect();
+        let find = |target: &Name, rtype: RType| {
+            extra.iter().find(|s| s.name == *target && s.rtype == rtype)
+        };
+        ctx.encode(name, &refs, insecure_pods, &find)
+    }
+
+    fn merged_sets(
+        &self,
+        ctx: &Ctx,
+        name: &Name,
+        entry: &Shared,
+        memo: &mut FxMap<FragId, Local>,
+    ) -> (Vec<RRset>, bool) {
+        let mut sets: Vec<RRset> = Vec::new();
+        let mut insecure_pods = false;
+        for &h in &entry.holders {
+            let local = memo
+                .entry(h)
+                .or_insert_with(|| ctx.local(&self.config, self.records_of(ctx, h)));
+            let Some(here) = local.names.get(name) else {
+                continue;
+            };
+            insecure_pods |= here.insecure_pods;
+            for &i in &here.sets {
+                let set = &local.records.rrsets[i as usize];
+                match sets.iter_mut().find(|s| s.rtype == set.rtype) {
+                    Some(existing) => merge_into(existing, set),
+                    None => sets.push(set.clone()),
+                }
+            }
+        }
+        (sets, insecure_pods)
+    }
+
+    /// Stores (or, with `None`, removes) the entry of `name` in the next snapshot's shards.
+    fn write(&mut self, name: &Name, node: Option<Node>) {
+        let ctx = self.ctx.as_ref().expect("only called with zones");
+        let Some(zone) = zone_of(&ctx.served, name.as_wire()) else {
+            return;
+        };
+        let index = shard_index(&ctx.served[zone], name.as_wire());
+        let (block, at) = (index / BLOCK, index % BLOCK);
+        if node.is_none() && !self.shards[block][at].nodes.contains(name.as_wire()) {
+            return;
+        }
+        // Copy-on-write: the root, the block and the shard are copied only while a published
+        // snapshot still shares them.
+        let block = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[block]);
+        let shard = Arc::make_mut(&mut block[at]);
+        match node {
+            Some(node) => {
+                if shard.nodes.replace(node).is_none() {
+                    self.names += 1;
+                }
+            }
+            None => {
+                shard.nodes.remove(name.as_wire());
+                self.names -= 1;
+            }
+        }
+    }
+
+    fn collect_skipped(&self) -> Vec<Skipped> {
+        let mut out = self.config_skipped.clone();
+        let order = [self.apex, self.namespaces]
+            .into_iter()
+            .chain(self.services.values().copied())
+            .chain(std::iter::once(self.pods));
+        for id in order {
+            out.extend(self.frag(id).skipped.iter().cloned());
+        }
+        out
+    }
+}
+
+// === impl Ctx ===
+
+impl Ctx {
+    fn new(config: &ZoneConfig, zones: Zones) -> Self {
+        let apex = records::apex_records(config, &zones, 0);
+        let all: Vec<&Name> = zones.clusters.iter().chain(&zones.reverse).collect();
+        let private_subtrees = !all.iter().any(|a| all.iter().any(|b| a != b && a.is_in(b)));
+        let in_addr = Name::from_dotted("in-addr.arpa").expect("valid");
+        let ip6 = Name::from_dotted("ip6.arpa").expect("valid");
+        let mut served: Vec<ServedZone> = Vec::new();
+        for set in apex.rrsets.iter().filter(|s| s.rtype == RType::SOA) {
+            let apex = &set.name;
+            if served.iter().any(|z| z.apex == *apex) {
+                continue;
+            }
+            let labels = apex.labels().count();
+            // The group is where one Service's names (or one /24, /120 of PTRs) meet.
+            let group = if zones.clusters.contains(apex) {
+                labels + 3
+            } else if apex.is_in(&in_addr) {
+                labels.max(5)
+            } else if apex.is_in(&ip6) {
+                labels.max(32)
+            } else {
+                labels + 3
+            };
+            served.push(ServedZone {
+                apex: apex.clone(),
+                group_labels: group.min(u8::MAX as usize) as u8,
+                negative: Negative::new(set, config.negative_ttl, false),
+            });
+        }
+        served.sort_by_key(|z| std::cmp::Reverse(z.apex.as_wire().len()));
+        let mut ctx = Self {
+            zones,
+            served,
+            private_subtrees,
+        };
+        ctx.refresh_negatives(config, &apex);
+        ctx
+    }
+
+    /// The negative answers of every served zone, from the apex records of one serial.
+    fn refresh_negatives(&mut self, config: &ZoneConfig, apex: &Records) {
+        let fallthrough: Vec<Name> = config
+            .fallthrough
+            .iter()
+            .filter_map(|zone| Name::from_dotted(zone).ok())
+            .collect();
+        for zone in &mut self.served {
+            let Some(soa) = apex
+                .rrsets
+                .iter()
+                .find(|s| s.name == zone.apex && s.rtype == RType::SOA)
+            else {
+                continue;
+            };
+            let falls_through = fallthrough.iter().any(|f| zone.apex.is_in(f));
+            // RFC 2308 §5: the SOA's TTL in a negative answer is min(TTL, MINIMUM).
+            zone.negative = Negative::new(soa, config.negative_ttl, falls_through);
+        }
+    }
+
+    /// Every name `records` make exist, with the RRsets at each.
+    fn local(&self, config: &ZoneConfig, records: Records) -> Local {
+        let mut names: FxMap<Name, LocalName> = FxMap::default();
+        for (i, set) in records.rrsets.iter().enumerate() {
+            if let Some(local) = self.mark(&mut names, &set.name) {
+                local.sets.push(i as u32);
+            }
+        }
+        for name in &records.names {
+            self.mark(&mut names, name);
+        }
+        for name in &records.pod_namespaces {
+            if let Some(local) = self.mark(&mut names, name) {
+                local.insecure_pods |= config.pods == PodMode::Insecure;
+            }
+        }
+        Local { records, names }
+    }
+
+    /// Records that `name` exists, and so do its ancestors up to its zone's apex (RFC 8020
+    /// §2). Names outside every served zone are ignored.
+    fn mark<'n>(
+        &self,
+        names: &'n mut FxMap<Name, LocalName>,
+        name: &Name,
+    ) -> Option<&'n mut LocalName> {
+        let zone = zone_of(&self.served, name.as_wire())?;
+        if !names.contains_key(name) {
+            let apex = &self.served[zone].apex;
+            let mut current = name.clone();
+            while current != *apex {
+                current = current.parent().expect("below an apex, so not the root");
+                if names.contains_key(&current) {
+                    break;
+                }
+                names.insert(current.clone(), LocalName::default());
+            }
+        }
+        Some(names.entry(name.clone()).or_default())
+    }
+
+    /// A name's entry from one fragment's records (private names; additional records come from
+    /// the same fragment, whose subtree holds every SRV target).
+    fn node_from_local(
+        &self,
+        _config: &ZoneConfig,
+        name: &Name,
+        here: &LocalName,
+        local: &Local,
+    ) -> Node {
+        let sets: Vec<&RRset> = here
+            .sets
+            .iter()
+            .map(|&i| &local.records.rrsets[i as usize])
+            .collect();
+        let find = |target: &Name, rtype: RType| local_set(local, target, rtype);
+        self.encode(name, &sets, here.insecure_pods, &find)
+    }
+
+    /// A shared name's entry when `local` is its only holder, if every additional record it
+    /// needs is in `local` too; `None` means "merge later, from every fragment".
+    fn shared_node_from(
+        &self,
+        config: &ZoneConfig,
+        name: &Name,
+        local: &Local,
+        entry: &Shared,
+    ) -> Option<Node> {
+        let here = match local.names.get(name) {
+            Some(here) if !entry.holders.is_empty() => here,
+            // An empty non-terminal, or a name this fragment only makes exist.
+            _ if entry.holders.is_empty() => {
+                return Some(self.encode(name, &[], false, &|_, _| None));
+            }
+            _ => return None,
+        };
+        let sets: Vec<&RRset> = here
+            .sets
+            .iter()
+            .map(|&i| &local.records.rrsets[i as usize])
+            .collect();
+        for target in targets(sets.iter().copied()) {
+            if local.names.get(target).is_none_or(|t| t.sets.is_empty()) {
+                return None;
+            }
+        }
+        Some(self.node_from_local(config, name, here, local))
+    }
+
+    /// Prepares every answer of `name` (RRsets in order; `additional` finds SRV/NS targets'
+    /// addresses) into one entry.
+    fn encode<'a>(
+        &self,
+        name: &Name,
+        sets: &[&RRset],
+        insecure_pods: bool,
+        additional: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
+    ) -> Node {
+        let mut answers: Vec<Vec<u8>> = Vec::new();
+        let mut types: Vec<(u16, usize)> = Vec::new();
+        let mut cname = false;
+        let mut any: Option<(usize, usize)> = None;
+        for set in sets {
+            let extra = additional_for(set, additional);
+            let mut bytes = Vec::new();
+            PreparedAnswer::prepare(&mut bytes, name, set, &extra);
+            if set.rtype == RType::CNAME {
+                // RFC 1034 §3.6.2: the CNAME is the name's only answer.
+                cname = true;
+                answers = vec![bytes];
+                types = vec![(RType::CNAME.0, 0)];
+                break;
+            }
+            types.push((set.rtype.0, answers.len()));
+            let rank = ANY_PREFERENCE
+                .iter()
+                .position(|t| *t == set.rtype)
+                .unwrap_or(usize::MAX);
+            if any.is_none_or(|(r, _)| rank < r) {
+                any = Some((rank, answers.len()));
+            }
+            answers.push(bytes);
+        }
+        if let (false, Some((_, index))) = (cname, any) {
+            types.push((RType::ANY.0, index));
+        }
+        let mut flags = 0;
+        if cname {
+            flags |= FLAG_CNAME;
+        }
+        if insecure_pods {
+            flags |= FLAG_INSECURE_PODS;
+        }
+        Node::encode(name, flags, &types, &answers)
+    }
+}
+
+/// The records of a fragment source.
+fn source_records(config: &ZoneConfig, zones: &Zones, source: &Source) -> Records {
+    match source {
+        Source::Apex(serial) => records::apex_records(config, zones, *serial),
+        Source::Namespaces(ns) => records::namespace_records(config, zones, ns),
+        Source::Service(svc) => records::service_records(config, zones, svc),
+        Source::Pods(pods) => records::pod_records(config, zones, pods),
+        Source::Empty => Records::default(),
+    }
+}
+
+/// The names whose subtrees only this fragment can fill: a Service's name in each cluster zone.
+fn private_roots(zones: &Zones, order: &Order) -> Vec<Name> {
+    let Order::Service(key) = order else {
+        return Vec::new();
+    };
+    zones
+        .clusters
+        .iter()
+        .filter_map(|zone| names::service(&key.name, &key.namespace, zone).ok())
+        .collect()
+}
+
+/// A Service view reduced to what its records are made from, so that the builder keeps less
+/// and an update that DNS cannot see compares equal: only ready endpoints with addresses
+/// count (spec §2.4.1), and only headless Services read endpoints at all.
+fn strip(config: &ZoneConfig, svc: &ServiceView) -> ServiceView {
+    let endpoints = match svc.kind {
+        ServiceKind::Headless if !config.no_endpoints => svc
+            .endpoints
+            .iter()
+            .filter(|ep| ep.conditions.ready && !ep.addresses.is_empty())
+            .map(|ep| podns_view::EndpointView {
+                addresses: ep.addresses.clone(),
+                hostname: ep.hostname.clone(),
+                conditions: podns_view::EndpointConditions::READY,
+                ports: ep.ports.clone(),
+                node_name: None,
+                zone: None,
+                target_pod: ep
+                    .target_pod
+                    .clone()
+                    .filter(|_| config.endpoint_pod_names && ep.hostname.is_none()),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    ServiceView {
+        key: svc.key.clone(),
+        kind: svc.kind.clone(),
+        ports: svc.ports.clone(),
+        endpoints,
+    }
+}
+
+/// Whether a fragment contributes the same records and flags at a name before and after.
+fn contribution_eq(old: &Local, was: &LocalName, new: &Local, now: &LocalName) -> bool {
+    was.insecure_pods == now.insecure_pods
+        && was.sets.len() == now.sets.len()
+        && was
+            .sets
+            .iter()
+            .zip(&now.sets)
+            .all(|(a, b)| old.records.rrsets[*a as usize] == new.records.rrsets[*b as usize])
+}
+
+/// The RRset of `local` at (`name`, `rtype`).
+fn local_set<'a>(local: &'a Local, name: &Name, rtype: RType) -> Option<&'a RRset> {
+    let here = local.names.get(name)?;
+    here.sets
+        .iter()
+        .map(|&i| &local.records.rrsets[i as usize])
+        .find(|s| s.rtype == rtype)
+}
+
+/// SRV and NS targets of `sets`, each once.
+fn targets<'a>(sets: impl Iterator<Item = &'a RRset>) -> Vec<&'a Name> {
+    let mut out: Vec<&Name> = Vec::new();
+    let mut seen: HashSet<&Name> = HashSet::new();
+    for set in sets {
+        for rdata in &set.rdata {
+            if let RData::Srv { target, .. } | RData::Ns(target) = rdata
+                && seen.insert(target)
+            {
+                out.push(target);
+            }
+        }
+    }
+    out
+}
+
+/// The additional records of an answer: addresses of SRV targets and NS hosts (RFC 2782
+/// "Usage rules": additional A records for targets; RFC 1035 §3.3.11 / §6.3.1: glue for NS).
+fn additional_for<'a>(
+    set: &RRset,
+    find: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
+) -> Vec<&'a RRset> {
+    let mut out = Vec::new();
+    for target in targets(std::iter::once(set)) {
+        for rtype in [RType::A, RType::AAAA] {
+            out.extend(find(target, rtype));
+        }
+    }
+    out
+}
+
+/// Adds `from`'s records to `into` (same owner and type); RFC 2181 §5: no duplicates.
+fn merge_into(into: &mut RRset, from: &RRset) {
+    let mut seen: HashSet<&RData> = into.rdata.iter().collect();
+    let fresh: Vec<RData> = from
+        .rdata
+        .iter()
+        .filter(|r| seen.insert(r))
+        .cloned()
+        .collect();
+    into.rdata.extend(fresh);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,470 @@
+//! The builder against the reference one-pass build: random change sequences must end in a
+//! snapshot that answers every question exactly as a full build of the final view, plus the
+//! publishing properties (serials, sharing of untouched shards).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use podns_view::{
+    ClusterView, EndpointConditions, EndpointView, PodView, PortView, Protocol, ServiceKey,
+    ServiceKind, ServiceView,
+};
+use proptest::prelude::*;
+
+use super::*;
+use crate::Lookup;
+use crate::snapshot::reference;
+
+const QTYPES: [RType; 10] = [
+    RType::A,
+    RType::AAAA,
+    RType::SRV,
+    RType::PTR,
+    RType::CNAME,
+    RType::TXT,
+    RType::SOA,
+    RType::NS,
+    RType::ANY,
+    RType(99),
+];
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn http() -> PortView {
+    PortView {
+        name: Some("http".into()),
+        protocol: Protocol::Tcp,
+        port: 80,
+    }
+}
+
+fn ep(addr: &str, hostname: Option<&str>) -> EndpointView {
+    EndpointView {
+        addresses: vec![ip(addr)],
+        hostname: hostname.map(str::to_owned),
+        conditions: EndpointConditions::READY,
+        ports: Arc::from(vec![PortView {
+            port: 8080,
+            ..http()
+        }]),
+        node_name: Some("node-1".into()),
+        zone: None,
+        target_pod: None,
+    }
+}
+
+fn headless(ns: &str, name: &str, endpoints: Vec<EndpointView>) -> ServiceView {
+    ServiceView {
+        key: ServiceKey::new(ns, name),
+        kind: ServiceKind::Headless,
+        ports: vec![http()],
+        endpoints,
+    }
+}
+
+/// Every name either snapshot knows, with a child and a pod-style sibling of each (misses).
+fn questions(a: &ZoneSnapshot, r: &reference::ZoneSnapshot) -> Vec<Vec<u8>> {
+    let mut names: Vec<Vec<u8>> = a.names().chain(r.names()).map(<[u8]>::to_vec).collect();
+    let mut misses = Vec::new();
+    for n in &names {
+        for label in [&b"zz"[..], b"10-0-0-1", b"fd00--1", b"_tcp"] {
+            let mut miss = vec![label.len() as u8];
+            miss.extend_from_slice(label);
+            miss.extend_from_slice(n);
+            misses.push(miss);
+        }
+    }
+    names.extend(misses);
+    names.push(Name::from_dotted("example.com").unwrap().as_wire().to_vec());
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Asserts that `snapshot` answers every question as the reference build of `view`.
+fn assert_equivalent(config: &ZoneConfig, view: &ClusterView, snapshot: &ZoneSnapshot) {
+    let reference = reference::build_with_serial(config, view, snapshot.serial());
+    assert_eq!(snapshot.serial(), reference.serial());
+    for qname in questions(snapshot, &reference) {
+        for qtype in QTYPES {
+            let got: crate::snapshot::Said = snapshot.said(&qname, qtype.0);
+            let want = reference.lookup(&qname, qtype.0);
+            assert_eq!(
+                got,
+                want,
+                "{:?} {qtype}",
+                Name::from_wire(&qname).map(|n| n.to_string())
+            );
+        }
+    }
+    assert_eq!(snapshot.name_count(), reference.names().count());
+    let sorted = |s: &[Skipped]| {
+        let mut v: Vec<String> = s.iter().map(ToString::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(snapshot.skipped()), sorted(reference.skipped()));
+}
+
+/// How many shards of `b` are not shared with `a`.
+fn copied_shards(a: &ZoneSnapshot, b: &ZoneSnapshot) -> usize {
+    let flat = |s: &ZoneSnapshot| -> Vec<Arc<crate::snapshot::Shard>> {
+        s.shards.iter().flat_map(|b| b.iter().cloned()).collect()
+    };
+    flat(a)
+        .iter()
+        .zip(&flat(b))
+        .filter(|(x, y)| !Arc::ptr_eq(x, y))
+        .count()
+}
+
+// === unit tests ===
+
+#[test]
+fn serial_increases_on_every_snapshot() {
+    let mut b = ZoneBuilder::new(ZoneConfig::default());
+    let first = b.snapshot();
+    let second = b.snapshot();
+    assert!(second.serial() > first.serial());
+    let third = b.snapshot_with_serial(7);
+    assert_eq!(third.serial(), 7);
+    assert!(b.snapshot().serial() > 7);
+}
+
+#[test]
+fn published_snapshots_do_not_change_and_untouched_shards_are_shared() {
+    let config = ZoneConfig::default();
+    let mut b = ZoneBuilder::new(config.clone());
+    let mut view = ClusterView {
+        namespaces: vec!["default".into()],
+        ..ClusterView::default()
+    };
+    for i in 0..200u32 {
+        let eps = (0..10)
+            .map(|e| ep(&format!("10.1.{i}.{e}"), Some(&format!("h{e}"))))
+            .collect();
+        view.services
+            .push(headless("default", &format!("s{i}"), eps));
+    }
+    view.services.sort_by(|a, b| a.key.cmp(&b.key));
+    b.replace_all(&view);
+    let before = b.snapshot_with_serial(1);
+    let q = Name::from_dotted("h3.s7.default.svc.cluster.local").unwrap();
+    assert!(matches!(before.lookup(q.as_wire(), 1), Lookup::Answer(_)));
+
+    // One endpoint of one Service goes away.
+    let i = view
+        .services
+        .iter()
+        .position(|s| s.key.name == "s7")
+        .unwrap();
+    view.services[i].endpoints.remove(3);
+    b.upsert_service(&view.services[i]);
+    let after = b.snapshot_with_serial(2);
+    assert!(matches!(before.lookup(q.as_wire(), 1), Lookup::Answer(_)));
+    assert!(matches!(after.lookup(q.as_wire(), 1), Lookup::NxDomain(_)));
+    let copied = copied_shards(&before, &after);
+    // The Service's shard, its PTR's shard, and the shards of the three apexes (cluster.local,
+    // in-addr.arpa, ip6.arpa), whose SOA carries the serial.
+    assert!(copied <= 5, "{copied} shards copied");
+    assert_equivalent(&config, &view, &after);
+
+    // An upsert that DNS cannot see (a node name) publishes nothing new but the SOA.
+    view.services[i].endpoints[0].node_name = Some("elsewhere".into());
+    b.upsert_service(&view.services[i]);
+    let same = b.snapshot_with_serial(3);
+    let copied = copied_shards(&after, &same);
+    assert!(copied <= 3, "{copied} shards copied");
+}
+
+#[test]
+fn shared_ptrs_and_empty_non_terminals_follow_their_contributors() {
+    let config = ZoneConfig::default();
+    let mut b = ZoneBuilder::new(config.clone());
+    let a = headless("ns1", "a", vec![ep("10.0.0.1", Some("x"))]);
+    let c = headless("ns1", "c", vec![ep("10.0.0.1", Some("y"))]);
+    let ptr = Name::from_dotted("1.0.0.10.in-addr.arpa").unwrap();
+    let ns = Name::from_dotted("ns1.svc.cluster.local").unwrap();
+    b.upsert_service(&a);
+    b.upsert_service(&c);
+    let both = b.snapshot_with_serial(1);
+    let Lookup::Answer(answer) = both.lookup(ptr.as_wire(), RType::PTR.0) else {
+        panic!("PTR expected");
+    };
+    assert_eq!(answer.answer_count(), 2);
+    // The namespace is not listed, yet exists: a Service is in it.
+    assert!(matches!(both.lookup(ns.as_wire(), 1), Lookup::NoData(_)));
+    let view = |services: Vec<ServiceView>| ClusterView {
+        services,
+        ..ClusterView::default()
+    };
+    assert_equivalent(&config, &view(vec![a.clone(), c.clone()]), &both);
+
+    b.remove_service(&a.key);
+    let one = b.snapshot_with_serial(2);
+    let Lookup::Answer(answer) = one.lookup(ptr.as_wire(), RType::PTR.0) else {
+        panic!("PTR expected");
+    };
+    assert_eq!(answer.answer_count(), 1);
+    assert_equivalent(&config, &view(vec![c.clone()]), &one);
+
+    b.remove_service(&c.key);
+    let none = b.snapshot_with_serial(3);
+    assert!(matches!(
+        none.lookup(ptr.as_wire(), 12),
+        Lookup::NxDomain(_)
+    ));
+    assert!(matches!(none.lookup(ns.as_wire(), 1), Lookup::NxDomain(_)));
+    assert_equivalent(&config, &view(vec![]), &none);
+}
+
+#[test]
+fn rrsets_merge_shared_owners() {
+    let mut b = ZoneBuilder::new(ZoneConfig::default());
+    b.upsert_service(&headless("ns1", "a", vec![ep("10.0.0.1", Some("x"))]));
+    b.upsert_service(&headless("ns1", "c", vec![ep("10.0.0.1", Some("y"))]));
+    b.snapshot_with_serial(5);
+    let sets = b.rrsets();
+    let ptr = Name::from_dotted("1.0.0.10.in-addr.arpa").unwrap();
+    let ptrs: Vec<&RRset> = sets.iter().filter(|s| s.name == ptr).collect();
+    assert_eq!(ptrs.len(), 1);
+    assert_eq!(ptrs[0].rdata.len(), 2);
+    assert!(sets.iter().any(|s| s.rtype == RType::SOA));
+}
+
+#[test]
+fn nested_zones_are_still_exact() {
+    // `svc.cluster.local` inside `cluster.local`: Service subtrees are not private any more.
+    let config = ZoneConfig {
+        cluster_domains: vec!["cluster.local".into(), "default.svc.cluster.local".into()],
+        ..ZoneConfig::default()
+    };
+    let mut b = ZoneBuilder::new(config.clone());
+    let a = headless("default", "a", vec![ep("10.0.0.1", Some("x"))]);
+    let svc = headless("svc", "default", vec![ep("10.0.0.2", Some("a"))]);
+    b.upsert_service(&a);
+    b.upsert_service(&svc);
+    let view = ClusterView {
+        namespaces: vec!["default".into(), "svc".into()],
+        services: vec![a, svc],
+        pods: vec![],
+    };
+    b.set_namespaces(&view.namespaces);
+    assert_equivalent(&config, &view, &b.snapshot_with_serial(1));
+    b.remove_service(&ServiceKey::new("svc", "default"));
+    let mut rest = view.clone();
+    rest.services.pop();
+    assert_equivalent(&config, &rest, &b.snapshot_with_serial(2));
+}
+
+// === the equivalence property ===
+
+/// One change to the cluster.
+#[derive(Clone, Debug)]
+enum Change {
+    Upsert(ServiceView),
+    Remove(ServiceKey),
+    Namespaces(Vec<String>),
+    Pods(Vec<PodView>),
+    Publish,
+}
+
+const NAMESPACES: [&str; 2] = ["default", "prod"];
+const SERVICES: [&str; 3] = ["a", "web", "db"];
+const ADDRESSES: [&str; 6] = [
+    "10.0.0.1",
+    "10.0.0.2",
+    "10.0.1.3",
+    "10.96.0.1",
+    "fd00::1",
+    "fd00::2",
+];
+
+fn key() -> impl Strategy<Value = ServiceKey> {
+    (0..NAMESPACES.len(), 0..SERVICES.len())
+        .prop_map(|(n, s)| ServiceKey::new(NAMESPACES[n], SERVICES[s]))
+}
+
+fn address() -> impl Strategy<Value = IpAddr> {
+    (0..ADDRESSES.len()).prop_map(|i| ip(ADDRESSES[i]))
+}
+
+fn port() -> impl Strategy<Value = PortView> {
+    prop_oneof![
+        Just(http()),
+        Just(PortView {
+            name: None,
+            protocol: Protocol::Tcp,
+            port: 81
+        }),
+        Just(PortView {
+            name: Some("dns".into()),
+            protocol: Protocol::Udp,
+            port: 53
+        }),
+    ]
+}
+
+fn endpoint() -> impl Strategy<Value = EndpointView> {
+    (
+        address(),
+        prop_oneof![Just(None), Just(Some("h0")), Just(Some("h1"))],
+        any::<bool>(),
+        prop_oneof![Just(None), Just(Some("p0")), Just(Some("bad.name"))],
+        prop::collection::vec(port(), 0..3),
+    )
+        .prop_map(|(addr, hostname, ready, pod, ports)| {
+            let ports = ports
+                .into_iter()
+                .map(|p| PortView {
+                    port: p.port + 8000,
+                    ..p
+                })
+                .collect::<Vec<_>>();
+            EndpointView {
+                addresses: vec![addr],
+                hostname: hostname.map(str::to_owned),
+                conditions: EndpointConditions {
+                    ready,
+                    ..EndpointConditions::READY
+                },
+                ports: ports.into(),
+                node_name: None,
+                zone: None,
+                target_pod: pod.map(str::to_owned),
+            }
+        })
+}
+
+fn service() -> impl Strategy<Value = ServiceView> {
+    let kind = prop_oneof![
+        3 => Just(ServiceKind::Headless),
+        2 => prop::collection::vec(address(), 0..3)
+            .prop_map(|cluster_ips| ServiceKind::ClusterIp { cluster_ips }),
+        1 => prop_oneof![Just("example.com"), Just("bad..name")].prop_map(|n| {
+            ServiceKind::ExternalName {
+                external_name: n.to_owned(),
+            }
+        }),
+    ];
+    (
+        key(),
+        kind,
+        prop::collection::vec(port(), 0..3),
+        prop::collection::vec(endpoint(), 0..5),
+    )
+        .prop_map(|(key, kind, ports, endpoints)| ServiceView {
+            key,
+            kind,
+            ports,
+            endpoints,
+        })
+}
+
+fn pods() -> impl Strategy<Value = Vec<PodView>> {
+    prop::collection::vec(
+        (0..NAMESPACES.len(), prop::collection::vec(address(), 1..3)),
+        0..4,
+    )
+    .prop_map(|pods| {
+        pods.into_iter()
+            .enumerate()
+            .map(|(i, (ns, addresses))| PodView {
+                namespace: NAMESPACES[ns].into(),
+                name: format!("pod-{i}"),
+                addresses,
+            })
+            .collect()
+    })
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        6 => service().prop_map(Change::Upsert),
+        2 => key().prop_map(Change::Remove),
+        1 => prop::sample::subsequence(NAMESPACES.to_vec(), 0..=2)
+            .prop_map(|n| Change::Namespaces(n.into_iter().map(str::to_owned).collect())),
+        1 => pods().prop_map(Change::Pods),
+        2 => Just(Change::Publish),
+    ]
+}
+
+fn config() -> impl Strategy<Value = ZoneConfig> {
+    (
+        prop_oneof![
+            Just(PodMode::Disabled),
+            Just(PodMode::Insecure),
+            Just(PodMode::Verified)
+        ],
+        any::<bool>(),
+        prop_oneof![4 => Just(false), 1 => Just(true)],
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(pods, pod_names, no_endpoints, two_domains, ns_address)| {
+            let mut config = ZoneConfig {
+                pods,
+                endpoint_pod_names: pod_names,
+                no_endpoints,
+                ..ZoneConfig::default()
+            };
+            if two_domains {
+                config.cluster_domains.push("example.local".into());
+                config.reverse_zones = vec!["10.0.0.0/16".into(), "fd00::/8".into()];
+            }
+            if ns_address {
+                config.nameservers = vec![ip("10.96.0.10")];
+            }
+            config
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// The test that matters most: any sequence of changes, published at any points, ends in
+    /// a snapshot that answers every (name, type) as a full reference build of the final view.
+    #[test]
+    fn incremental_snapshots_answer_as_a_full_build(
+        config in config(),
+        changes in prop::collection::vec(change(), 1..24),
+    ) {
+        let mut builder = ZoneBuilder::new(config.clone());
+        let mut services: BTreeMap<ServiceKey, ServiceView> = BTreeMap::new();
+        let mut view = ClusterView::default();
+        let mut serial = 1;
+        for change in changes {
+            match change {
+                Change::Upsert(svc) => {
+                    builder.upsert_service(&svc);
+                    services.insert(svc.key.clone(), svc);
+                }
+                Change::Remove(key) => {
+                    builder.remove_service(&key);
+                    services.remove(&key);
+                }
+                Change::Namespaces(ns) => {
+                    builder.set_namespaces(&ns);
+                    view.namespaces = ns;
+                }
+                Change::Pods(pods) => {
+                    builder.set_pods(&pods);
+                    view.pods = pods;
+                }
+                Change::Publish => {
+                    serial += 1;
+                    view.services = services.values().cloned().collect();
+                    assert_equivalent(&config, &view, &builder.snapshot_with_serial(serial));
+                }
+            }
+        }
+        serial += 1;
+        view.services = services.values().cloned().collect();
+        assert_equivalent(&config, &view, &builder.snapshot_with_serial(serial));
+        // And a fresh builder fed the final view at once (what `build` does) agrees too.
+        assert_equivalent(&config, &view, &crate::build_with_serial(&config, &view, serial));
+    }
+}
