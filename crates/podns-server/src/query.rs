@@ -346,7 +346,7 @@ impl Writer<'_> {
 
     fn positive(
         mut self,
-        prepared: &PreparedAnswer,
+        prepared: PreparedAnswer<'_>,
         rotation: u32,
         limit: usize,
         config: &QueryConfig,

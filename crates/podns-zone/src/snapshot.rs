@@ -104,7 +104,7 @@ pub enum Lookup<'a> {
     /// The name is outside every served zone.
     NotServed,
     /// NOERROR with records.
-    Answer(&'a PreparedAnswer),
+    Answer(PreparedAnswer<'a>),
     /// NOERROR, no records: the name exists without this type. Authority: the zone's SOA.
     NoData(&'a Negative),
     /// NXDOMAIN: no name at or below the question name. Authority: the zone's SOA.
@@ -293,7 +293,7 @@ impl Node {
     }
 
     /// The `(qtype, answer)` pairs of this name.
-    pub(crate) fn types(&self) -> impl Iterator<Item = (u16, &PreparedAnswer)> {
+    pub(crate) fn types(&self) -> impl Iterator<Item = (u16, PreparedAnswer<'_>)> {
         let t = self.tail();
         let count = self.0[t + 1] as usize;
         (0..count).map(move |k| {
@@ -305,7 +305,7 @@ impl Node {
         })
     }
 
-    fn answer(&self, qtype: u16) -> Option<&PreparedAnswer> {
+    fn answer(&self, qtype: u16) -> Option<PreparedAnswer<'_>> {
         if self.flags() & FLAG_CNAME != 0 {
             // RFC 1034 §3.6.2: a CNAME owner has no other data; every type gets the CNAME.
             return self.types().next().map(|(_, a)| a);
