@@ -44,11 +44,11 @@ pub struct ZoneGuard(Guard<Arc<ZoneSnapshot>>);
 // === impl ZoneWriter ===
 
 impl ZoneWriter {
-    /// Makes `snapshot` the one every reader loads from now on.
-    pub fn publish(&self, snapshot: ZoneSnapshot) {
-        // The previous snapshot is dropped here, on the builder's thread, unless a reader still
-        // holds it (then the last guard frees it).
-        drop(self.shared.swap(Arc::new(snapshot)));
+    /// Makes `snapshot` the one every reader loads from now on, and hands back the previous
+    /// one. Freeing a large snapshot takes a while (hundreds of ms at 100k endpoints), so a
+    /// caller with more to do drops it elsewhere; readers still holding it keep it alive.
+    pub fn publish(&self, snapshot: ZoneSnapshot) -> Arc<ZoneSnapshot> {
+        self.shared.swap(Arc::new(snapshot))
     }
 
     /// Another reader of this zone.

@@ -11,7 +11,7 @@ use podns_cluster::{
     ClusterEvent, ClusterStore, ControllerConfig, DerivedCluster, Object, ViewConfig,
 };
 use podns_view::ClusterView;
-use podns_zone::{ZoneConfig, ZoneSnapshot};
+use podns_zone::{ZoneBuilder, ZoneSnapshot};
 
 use crate::settings::Settings;
 
@@ -28,7 +28,9 @@ pub(crate) struct Pipeline {
     store: ClusterStore,
     controllers: Controllers,
     view: ViewConfig,
-    zone: ZoneConfig,
+    /// Long-lived, so a publish costs what changed: Services whose views are unchanged are
+    /// kept as they are (one comparison each) and only touched shards are copied.
+    zone: ZoneBuilder,
 }
 
 /// What one run of the pipeline produced.
@@ -48,7 +50,7 @@ impl Pipeline {
             store: ClusterStore::default(),
             controllers: Controllers::Standalone(settings.controller.clone()),
             view: settings.view.clone(),
-            zone: settings.zone.clone(),
+            zone: ZoneBuilder::new(settings.zone.clone()),
         }
     }
 
@@ -58,7 +60,7 @@ impl Pipeline {
             store: ClusterStore::default(),
             controllers: Controllers::Observed,
             view: settings.view.clone(),
-            zone: settings.zone.clone(),
+            zone: ZoneBuilder::new(settings.zone.clone()),
         }
     }
 
@@ -68,7 +70,10 @@ impl Pipeline {
             controller.clone_from(&settings.controller);
         }
         self.view.clone_from(&settings.view);
-        self.zone.clone_from(&settings.zone);
+        if self.zone.config() != &settings.zone {
+            // Different zone options change most records: start from a fresh builder.
+            self.zone = ZoneBuilder::new(settings.zone.clone());
+        }
     }
 
     /// Replaces the cluster state with a complete object set and derives everything from it.
@@ -83,14 +88,15 @@ impl Pipeline {
     }
 
     /// Derives everything from the current store.
-    pub(crate) fn build(&self) -> anyhow::Result<Derived> {
+    pub(crate) fn build(&mut self) -> anyhow::Result<Derived> {
         let cluster = match &self.controllers {
             Controllers::Standalone(controller) => podns_cluster::derive(&self.store, controller)
                 .context("deriving pods and endpoint slices")?,
             Controllers::Observed => podns_cluster::observed(&self.store),
         };
         let view = podns_cluster::cluster_view(&cluster, &self.view);
-        let snapshot = podns_zone::build(&self.zone, &view);
+        self.zone.replace_all(&view);
+        let snapshot = self.zone.snapshot();
         for skipped in snapshot.skipped() {
             tracing::warn!("not in DNS: {skipped}");
         }
@@ -99,6 +105,13 @@ impl Pipeline {
             view,
             snapshot,
         })
+    }
+}
+
+impl Pipeline {
+    /// The zone's records as RRsets (for `podns get records`).
+    pub(crate) fn rrsets(&self) -> Vec<podns_zone::RRset> {
+        self.zone.rrsets()
     }
 }
 

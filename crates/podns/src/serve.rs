@@ -135,13 +135,13 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             () = config_watch.changed() => {
                 match reconfigure(&args, &mut settings, &mut pipeline, &mut source, &forward).await {
-                    Ok(()) => publish(&pipeline, &zone_writer, &metrics, &[]),
+                    Ok(()) => publish(&mut pipeline, &zone_writer, &metrics, &[]),
                     Err(err) => error!("configuration rejected, keeping the last good one: {err:#}"),
                 }
             }
             update = source.next(&mut pipeline) => match update {
                 Some(SourceUpdate::Changed { started }) => {
-                    publish(&pipeline, &zone_writer, &metrics, &started);
+                    publish(&mut pipeline, &zone_writer, &metrics, &started);
                 }
                 Some(SourceUpdate::Unchanged) => {}
                 None => {
@@ -261,7 +261,7 @@ async fn reconfigure(
 /// Builds and publishes the zone from the pipeline's current state; a failed build keeps the
 /// last good zone. `started` are the moments the changes in it began (API events).
 fn publish(
-    pipeline: &Pipeline,
+    pipeline: &mut Pipeline,
     zone_writer: &podns_zone::ZoneWriter,
     metrics: &Metrics,
     started: &[source::ChangeStart],
@@ -271,12 +271,20 @@ fn publish(
         Ok(derived) => {
             let counts = derived.counts();
             record_zone(metrics, &derived, build_started.elapsed());
-            zone_writer.publish(derived.into_snapshot());
+            let Derived {
+                cluster,
+                view,
+                snapshot,
+            } = derived;
+            let previous = zone_writer.publish(snapshot);
             let now = SystemTime::now();
             for change in started {
                 metrics.observe_programming_latency(change.service_kind, change.elapsed(now));
             }
             metrics.set_last_update(now);
+            // Freeing the old zone (and the derived objects) is off the event loop, so the
+            // next change is not kept waiting behind it.
+            tokio::task::spawn_blocking(move || drop((previous, cluster, view)));
             info!(serial = counts.serial, "zone published: {counts}");
         }
         Err(err) => error!("change rejected, still serving the last good zone: {err:#}"),

@@ -110,12 +110,8 @@ pub(crate) fn run(args: &GetArgs) -> anyhow::Result<()> {
             render(&items, args.output, &scope, pod_table)?
         }
         Resource::All => all(&derived.cluster, &scope, args.output)?,
-        Resource::Records => {
-            // The snapshot keeps wire answers only; the records are rendered from a builder.
-            let mut zone = podns_zone::ZoneBuilder::new(settings.zone.clone());
-            zone.replace_all(&derived.view);
-            records(&zone.rrsets(), &zones, &scope, args.output)?
-        }
+        // The snapshot keeps wire answers only; the records come from the pipeline's builder.
+        Resource::Records => records(&pipeline.rrsets(), &zones, &scope, args.output)?,
     };
     print!("{out}");
     Ok(())
