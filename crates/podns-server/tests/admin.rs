@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use podns_server::metrics::CONTENT_TYPE;
 use podns_server::{AdminConfig, Metrics, Readiness, Transport, serve_admin_with};
+use podns_testkit::prometheus::{Sample, parse, series, value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -98,71 +99,6 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
     }
 }
 
-/// One sample line of the text format.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: f64,
-}
-
-fn parse_metrics(text: &str) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (head, value) = line.rsplit_once(' ').expect("name and value");
-        let (name, labels) = match head.split_once('{') {
-            None => (head.to_owned(), Vec::new()),
-            Some((name, rest)) => {
-                let body = rest.strip_suffix('}').expect("closing brace");
-                let labels = body
-                    .split("\",")
-                    .map(|kv| {
-                        let (k, v) = kv.split_once("=\"").expect("key=\"value\"");
-                        (k.to_owned(), v.trim_end_matches('"').to_owned())
-                    })
-                    .collect();
-                (name.to_owned(), labels)
-            }
-        };
-        let value = match value {
-            "+Inf" => f64::INFINITY,
-            v => v
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
-        };
-        samples.push(Sample {
-            name,
-            labels,
-            value,
-        });
-    }
-    samples
-}
-
-/// The samples named `name` whose labels are exactly `labels` plus, for buckets, `le`.
-fn series<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
-    samples
-        .iter()
-        .filter(|s| s.name == name)
-        .filter(|s| {
-            let own: Vec<_> = s.labels.iter().filter(|(k, _)| k != "le").collect();
-            own.len() == labels.len()
-                && labels
-                    .iter()
-                    .all(|(k, v)| own.iter().any(|(sk, sv)| sk == k && sv == v))
-        })
-        .collect()
-}
-
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let found = series(samples, name, labels);
-    assert!(found.len() <= 1, "{name} {labels:?}: {found:?}");
-    found.first().map(|s| s.value)
-}
-
 #[tokio::test]
 async fn health_answers_ok() {
     let admin = start(AdminConfig::default()).await;
@@ -248,7 +184,7 @@ async fn metrics_expose_recorded_queries() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some(CONTENT_TYPE));
     assert_eq!(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
-    let s = parse_metrics(&r.body);
+    let s = parse(&r.body);
 
     let req = "podns_dns_requests_total";
     let cl = ("zone", "cluster.local.");
@@ -306,7 +242,7 @@ async fn metrics_expose_recorded_queries() {
 
     // A second scrape sees new recordings.
     q.record(cluster, Transport::Udp, 1, 3, 120, Duration::from_micros(1));
-    let s = parse_metrics(&request(admin.addr, "GET", "/metrics").await.body);
+    let s = parse(&request(admin.addr, "GET", "/metrics").await.body);
     assert_eq!(value(&s, req, &udp_a), Some(6.0));
 }
 

@@ -25,6 +25,7 @@
 //! token is accepted).
 
 mod api;
+pub mod prometheus;
 mod selector;
 
 use std::convert::Infallible;

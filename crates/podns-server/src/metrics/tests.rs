@@ -2,6 +2,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use podns_testkit::prometheus::{Sample, parse, value};
+
 use super::*;
 use crate::query::Transport;
 
@@ -14,67 +16,6 @@ fn wire(name: &str) -> Vec<u8> {
     }
     out.push(0);
     out
-}
-
-/// One sample line of the text format.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: f64,
-}
-
-/// Parses the sample lines (comments skipped); panics on anything malformed.
-fn parse(text: &str) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (head, value) = line.rsplit_once(' ').expect("name and value");
-        let (name, labels) = match head.split_once('{') {
-            None => (head.to_owned(), Vec::new()),
-            Some((name, rest)) => {
-                let body = rest.strip_suffix('}').expect("closing brace");
-                let labels = body
-                    .split("\",")
-                    .map(|kv| {
-                        let (k, v) = kv.split_once("=\"").expect("key=\"value\"");
-                        (k.to_owned(), v.trim_end_matches('"').to_owned())
-                    })
-                    .collect();
-                (name.to_owned(), labels)
-            }
-        };
-        let value = match value {
-            "+Inf" => f64::INFINITY,
-            v => v
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
-        };
-        samples.push(Sample {
-            name,
-            labels,
-            value,
-        });
-    }
-    samples
-}
-
-/// The value of the one sample named `name` whose labels include all of `labels`.
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let found: Vec<_> = samples
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
-                && s.labels.len() == labels.len()
-        })
-        .collect();
-    assert!(found.len() <= 1, "{name} {labels:?} matched {found:?}");
-    found.first().map(|s| s.value)
 }
 
 const ZONES: [&str; 3] = ["cluster.local.", "in-addr.arpa.", "ip6.arpa."];
