@@ -155,7 +155,53 @@ struct Shared {
     /// Fragments in which the name exists.
     refs: u32,
     /// Fragments with records or flags at the name, in fragment order.
-    holders: Vec<FragId>,
+    holders: Holders,
+}
+
+/// A shared name's holders: most names (PTR owners) have one, kept without an allocation.
+#[derive(Debug, Default)]
+enum Holders {
+    #[default]
+    None,
+    One(FragId),
+    Many(Vec<FragId>),
+}
+
+impl Holders {
+    fn as_slice(&self) -> &[FragId] {
+        match self {
+            Self::None => &[],
+            Self::One(h) => std::slice::from_ref(h),
+            Self::Many(v) => v,
+        }
+    }
+
+    fn remove(&mut self, id: FragId) {
+        let mut rest = self.as_slice().to_vec();
+        rest.retain(|h| *h != id);
+        *self = Self::from(rest);
+    }
+
+    fn insert(&mut self, at: usize, id: FragId) {
+        let mut all = self.as_slice().to_vec();
+        all.insert(at, id);
+        *self = Self::from(all);
+    }
+
+    fn from(list: Vec<FragId>) -> Self {
+        match *list {
+            [] => Self::None,
+            [one] => Self::One(one),
+            _ => Self::Many(list),
+        }
+    }
+
+    fn heap_size(&self) -> usize {
+        match self {
+            Self::Many(v) => v.capacity() * size_of::<FragId>(),
+            _ => 0,
+        }
+    }
 }
 
 /// One name of a fragment: its RRsets (indexes into the fragment's records) and flags.
@@ -440,9 +486,7 @@ impl ZoneBuilder {
             .shared
             .iter()
             .map(|(n, s)| {
-                (size_of::<Name>() + size_of::<Shared>()) * 8 / 7
-                    + name(n)
-                    + s.holders.capacity() * 4
+                (size_of::<Name>() + size_of::<Shared>()) * 8 / 7 + name(n) + s.holders.heap_size()
             })
             .sum();
         sources + keys + shared + self.frags.capacity() * size_of::<Option<Fragment>>()
@@ -521,7 +565,7 @@ impl ZoneBuilder {
                 entry.refs -= 1;
             }
             if was.holds() {
-                entry.holders.retain(|h| *h != id);
+                entry.holders.remove(id);
             }
             touched.push(name.clone());
         }
@@ -538,22 +582,24 @@ impl ZoneBuilder {
                 let frags = &self.frags;
                 let order = |h: &FragId| &frags[*h as usize].as_ref().expect("live").order;
                 let mine = order(&id);
-                let at = entry.holders.partition_point(|h| order(h) < mine);
+                let at = entry
+                    .holders
+                    .as_slice()
+                    .partition_point(|h| order(h) < mine);
                 entry.holders.insert(at, id);
             }
-            if was.is_none() || !now.holds() {
+            // A name the old records had is touched already (the loop above): each name once.
+            if was.is_none() {
                 touched.push(name.clone());
             }
         }
-        touched.sort_unstable();
-        touched.dedup();
         for name in touched {
             let entry = &self.shared[&name];
             if entry.refs == 0 {
                 self.shared.remove(&name);
                 self.pending.remove(&name);
                 writes.push((name, None));
-            } else if entry.holders.iter().all(|h| *h == id)
+            } else if entry.holders.as_slice().iter().all(|h| *h == id)
                 && let Some(node) = ctx.shared_node_from(&self.config, &name, &new, entry)
             {
                 // Only this fragment holds records here: build now, from what is at hand.
@@ -627,7 +673,7 @@ impl ZoneBuilder {
     ) -> (Vec<RRset>, bool) {
         let mut sets: Vec<RRset> = Vec::new();
         let mut insecure_pods = false;
-        for &h in &entry.holders {
+        for &h in entry.holders.as_slice() {
             let local = memo
                 .entry(h)
                 .or_insert_with(|| ctx.local(&self.config, self.records_of(ctx, h)));
@@ -819,9 +865,9 @@ impl Ctx {
         entry: &Shared,
     ) -> Option<Node> {
         let here = match local.names.get(name) {
-            Some(here) if !entry.holders.is_empty() => here,
+            Some(here) if !entry.holders.as_slice().is_empty() => here,
             // An empty non-terminal, or a name this fragment only makes exist.
-            _ if entry.holders.is_empty() => {
+            _ if entry.holders.as_slice().is_empty() => {
                 return Some(self.encode(name, &[], false, &|_, _| None));
             }
             _ => return None,
