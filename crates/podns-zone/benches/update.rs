@@ -6,6 +6,8 @@
 //!   1,000 other endpoints (every name removed and re-added), then a snapshot published;
 //! - `one endpoint changed`: one endpoint of one Service moves to another address, then a
 //!   snapshot published;
+//! - `replace_all, one service changed`: the pipeline's path: the whole 10k-Service view handed
+//!   to [`ZoneBuilder::replace_all`] with one endpoint of one Service moved, then a snapshot;
 //! - `full build`: [`podns_zone::build`] of the whole view, for comparison.
 //!
 //! The previous snapshot stays alive while the next is built, as the published one does, so
@@ -210,6 +212,24 @@ fn bench(c: &mut Criterion) {
             published = builder.snapshot();
         })
     });
+
+    // (d) The pipeline's path: the whole view handed over, one Service changed in it.
+    let mut views = [view.clone(), view.clone()];
+    views[1].services[4321] = moved[1].clone();
+    builder.replace_all(&views[0]);
+    published = builder.snapshot();
+    let mut turn = 0;
+    c.bench_function(
+        "replace_all, one service changed + snapshot (10k×10 zone)",
+        |b| {
+            b.iter(|| {
+                turn ^= 1;
+                builder.replace_all(black_box(&views[turn]));
+                published = builder.snapshot();
+            })
+        },
+    );
+    drop(views);
     black_box(&published);
     drop(published);
     drop(builder);

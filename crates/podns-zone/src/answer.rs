@@ -119,13 +119,35 @@ impl<'a> PreparedAnswer<'a> {
 
     /// Appends the prepared form of `answer` (whose owner is `qname`) and `additional` for the
     /// question `qname` to `out`.
+    #[cfg(test)]
     pub(crate) fn prepare(out: &mut Vec<u8>, qname: &Name, answer: &RRset, additional: &[&RRset]) {
-        let mut bytes = Vec::new();
-        let mut bounds: Vec<u16> = Vec::with_capacity(answer.rdata.len() + 1);
+        Self::prepare_with(
+            out,
+            &mut Vec::new(),
+            &mut Vec::new(),
+            qname,
+            answer,
+            additional,
+        );
+    }
+
+    /// [`PreparedAnswer::prepare`] with reused buffers for the records and their bounds
+    /// (cleared first), so that preparing many answers allocates nothing once they have grown.
+    pub(crate) fn prepare_with(
+        out: &mut Vec<u8>,
+        bytes: &mut Vec<u8>,
+        bounds: &mut Vec<u16>,
+        qname: &Name,
+        answer: &RRset,
+        additional: &[&RRset],
+    ) {
+        bytes.clear();
+        bounds.clear();
+        let bytes = &mut *bytes;
         for rdata in &answer.rdata {
             let start = bytes.len();
             bytes.extend_from_slice(&[0xC0, QUESTION_OFFSET as u8]);
-            write_record_tail(&mut bytes, answer.rtype, answer.ttl, rdata, Some(qname));
+            write_record_tail(bytes, answer.rtype, answer.ttl, rdata, Some(qname));
             if bytes.len() > MAX_PREPARED_LEN {
                 // Not even TCP could carry more (RFC 1035 §4.2.2: 16-bit length); the
                 // records that fit are still a correct, if partial, RRset answer.
@@ -138,8 +160,8 @@ impl<'a> PreparedAnswer<'a> {
         'additional: for set in additional {
             for rdata in &set.rdata {
                 let start = bytes.len();
-                write_name(&mut bytes, &set.name, Some(qname));
-                write_record_tail(&mut bytes, set.rtype, set.ttl, rdata, Some(qname));
+                write_name(bytes, &set.name, Some(qname));
+                write_record_tail(bytes, set.rtype, set.ttl, rdata, Some(qname));
                 if bytes.len() > MAX_PREPARED_LEN {
                     bytes.truncate(start);
                     break 'additional;
@@ -152,10 +174,10 @@ impl<'a> PreparedAnswer<'a> {
         out.reserve(4 + 2 * bounds.len() + bytes.len());
         out.extend_from_slice(&answers.to_le_bytes());
         out.extend_from_slice(&records.to_le_bytes());
-        for b in bounds {
+        for b in bounds.iter() {
             out.extend_from_slice(&b.to_le_bytes());
         }
-        out.extend_from_slice(&bytes);
+        out.extend_from_slice(bytes);
     }
 }
 

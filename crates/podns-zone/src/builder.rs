@@ -37,8 +37,9 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use podns_view::{ClusterView, PodView, ServiceKey, ServiceKind, ServiceView};
+use podns_view::{ClusterView, PodView, ServiceKey, ServiceView};
 
+use self::compact::Compact;
 use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name};
 use crate::records::{self, RData, RRset, RType, Records, Skipped, Zones};
@@ -102,6 +103,8 @@ pub struct ZoneBuilder {
     /// What the last snapshot reported as skipped; recomputed when a fragment's list changes.
     skipped: Arc<[Skipped]>,
     skipped_changed: bool,
+    /// Reused buffer for packing Services ([`Compact`]).
+    scratch: Vec<u8>,
 }
 
 /// What the configuration makes of the zones.
@@ -140,7 +143,7 @@ enum Source {
     /// The apex records at this serial.
     Apex(u32),
     Namespaces(Vec<String>),
-    Service(ServiceView),
+    Service(Compact),
     Pods(Vec<PodView>),
     /// Nothing (a fragment that was removed or never set).
     Empty,
@@ -152,7 +155,53 @@ struct Shared {
     /// Fragments in which the name exists.
     refs: u32,
     /// Fragments with records or flags at the name, in fragment order.
-    holders: Vec<FragId>,
+    holders: Holders,
+}
+
+/// A shared name's holders: most names (PTR owners) have one, kept without an allocation.
+#[derive(Debug, Default)]
+enum Holders {
+    #[default]
+    None,
+    One(FragId),
+    Many(Vec<FragId>),
+}
+
+impl Holders {
+    fn as_slice(&self) -> &[FragId] {
+        match self {
+            Self::None => &[],
+            Self::One(h) => std::slice::from_ref(h),
+            Self::Many(v) => v,
+        }
+    }
+
+    fn remove(&mut self, id: FragId) {
+        let mut rest = self.as_slice().to_vec();
+        rest.retain(|h| *h != id);
+        *self = Self::from(rest);
+    }
+
+    fn insert(&mut self, at: usize, id: FragId) {
+        let mut all = self.as_slice().to_vec();
+        all.insert(at, id);
+        *self = Self::from(all);
+    }
+
+    fn from(list: Vec<FragId>) -> Self {
+        match *list {
+            [] => Self::None,
+            [one] => Self::One(one),
+            _ => Self::Many(list),
+        }
+    }
+
+    fn heap_size(&self) -> usize {
+        match self {
+            Self::Many(v) => v.capacity() * size_of::<FragId>(),
+            _ => 0,
+        }
+    }
 }
 
 /// One name of a fragment: its RRsets (indexes into the fragment's records) and flags.
@@ -228,6 +277,7 @@ impl ZoneBuilder {
             names: 0,
             skipped: Arc::new([]),
             skipped_changed: true,
+            scratch: Vec::new(),
         };
         builder.apex = builder.alloc(Order::Apex);
         builder.namespaces = builder.alloc(Order::Namespaces);
@@ -247,40 +297,71 @@ impl ZoneBuilder {
     pub fn replace_all(&mut self, cluster: &ClusterView) {
         self.set_namespaces(&cluster.namespaces);
         self.set_pods(&cluster.pods);
-        let keep: HashSet<&ServiceKey> = cluster.services.iter().map(|s| &s.key).collect();
-        let gone: Vec<ServiceKey> = self
-            .services
-            .keys()
-            .filter(|k| !keep.contains(k))
-            .cloned()
-            .collect();
+        let services = &cluster.services;
+        let (changed, gone) = if services.is_sorted_by(|a, b| a.key < b.key) {
+            // The usual case (views list Services in key order, each once): one walk over
+            // both, one key comparison and one allocation-free source comparison per Service.
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let mut changed: Vec<&ServiceView> = Vec::new();
+            let mut gone: Vec<ServiceKey> = Vec::new();
+            let mut view = services.iter().peekable();
+            for (key, &id) in &self.services {
+                while let Some(svc) = view.next_if(|s| s.key < *key) {
+                    changed.push(svc);
+                }
+                match view.next_if(|s| s.key == *key) {
+                    Some(svc) if self.same_service(id, svc, &mut scratch) => {}
+                    Some(svc) => changed.push(svc),
+                    None => gone.push(key.clone()),
+                }
+            }
+            changed.extend(view);
+            self.scratch = scratch;
+            (changed, gone)
+        } else {
+            let keep: HashSet<&ServiceKey> = services.iter().map(|s| &s.key).collect();
+            let gone = self
+                .services
+                .keys()
+                .filter(|k| !keep.contains(k))
+                .cloned()
+                .collect();
+            (services.iter().collect(), gone)
+        };
         for key in &gone {
             self.remove_service(key);
         }
-        for svc in &cluster.services {
+        for svc in changed {
             self.upsert_service(svc);
         }
+    }
+
+    /// Whether fragment `id` was built from what `svc` packs to.
+    fn same_service(&self, id: FragId, svc: &ServiceView, scratch: &mut Vec<u8>) -> bool {
+        matches!(&self.frag(id).source, Source::Service(old) if old.same_as(&self.config, svc, scratch))
     }
 
     /// Adds or replaces one Service. Costs a comparison when DNS would not change (only the
     /// fields records are made from are compared), otherwise O(size of the old and new
     /// Service).
     pub fn upsert_service(&mut self, service: &ServiceView) {
-        let stripped = strip(&self.config, service);
-        let id = match self.services.get(&service.key) {
-            Some(&id) => {
-                if matches!(&self.frag(id).source, Source::Service(old) if *old == stripped) {
-                    return;
-                }
-                id
-            }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let existing = self.services.get(&service.key).copied();
+        let same = existing.is_some_and(|id| self.same_service(id, service, &mut scratch));
+        let compact = (!same).then(|| Compact::new(&self.config, service, &mut scratch));
+        self.scratch = scratch;
+        let Some(compact) = compact else {
+            return;
+        };
+        let id = match existing {
+            Some(id) => id,
             None => {
                 let id = self.alloc(Order::Service(service.key.clone()));
                 self.services.insert(service.key.clone(), id);
                 id
             }
         };
-        self.replace(id, Source::Service(stripped));
+        self.replace(id, Source::Service(compact));
     }
 
     /// Removes one Service (nothing happens for an unknown key).
@@ -389,20 +470,7 @@ impl ZoneBuilder {
             .map(|f| {
                 size_of::<Option<Fragment>>()
                     + match &f.source {
-                        Source::Service(s) => {
-                            string(&s.key.name)
-                                + string(&s.key.namespace)
-                                + s.ports.capacity() * size_of::<podns_view::PortView>()
-                                + s.endpoints.capacity() * size_of::<podns_view::EndpointView>()
-                                + s.endpoints
-                                    .iter()
-                                    .map(|e| {
-                                        e.addresses.capacity() * size_of::<std::net::IpAddr>()
-                                            + e.hostname.as_ref().map_or(0, string)
-                                            + e.target_pod.as_ref().map_or(0, string)
-                                    })
-                                    .sum::<usize>()
-                        }
+                        Source::Service(s) => s.heap_size(),
                         Source::Namespaces(n) => n.iter().map(string).sum(),
                         Source::Pods(p) => p.len() * size_of::<PodView>(),
                         Source::Apex(_) | Source::Empty => 0,
@@ -418,9 +486,7 @@ impl ZoneBuilder {
             .shared
             .iter()
             .map(|(n, s)| {
-                (size_of::<Name>() + size_of::<Shared>()) * 8 / 7
-                    + name(n)
-                    + s.holders.capacity() * 4
+                (size_of::<Name>() + size_of::<Shared>()) * 8 / 7 + name(n) + s.holders.heap_size()
             })
             .sum();
         sources + keys + shared + self.frags.capacity() * size_of::<Option<Fragment>>()
@@ -451,7 +517,8 @@ impl ZoneBuilder {
     }
 
     fn records_of(&self, ctx: &Ctx, id: FragId) -> Records {
-        source_records(&self.config, &ctx.zones, &self.frag(id).source)
+        let frag = self.frag(id);
+        source_records(&self.config, &ctx.zones, &frag.order, &frag.source)
     }
 
     /// Replaces fragment `id`'s source and updates every entry its old or new records touch.
@@ -464,7 +531,7 @@ impl ZoneBuilder {
         let old = ctx.local(&self.config, self.records_of(ctx, id));
         let new = ctx.local(
             &self.config,
-            source_records(&self.config, &ctx.zones, &source),
+            source_records(&self.config, &ctx.zones, &self.frag(id).order, &source),
         );
         let roots = if ctx.private_subtrees {
             private_roots(&ctx.zones, &self.frag(id).order)
@@ -498,7 +565,7 @@ impl ZoneBuilder {
                 entry.refs -= 1;
             }
             if was.holds() {
-                entry.holders.retain(|h| *h != id);
+                entry.holders.remove(id);
             }
             touched.push(name.clone());
         }
@@ -515,22 +582,24 @@ impl ZoneBuilder {
                 let frags = &self.frags;
                 let order = |h: &FragId| &frags[*h as usize].as_ref().expect("live").order;
                 let mine = order(&id);
-                let at = entry.holders.partition_point(|h| order(h) < mine);
+                let at = entry
+                    .holders
+                    .as_slice()
+                    .partition_point(|h| order(h) < mine);
                 entry.holders.insert(at, id);
             }
-            if was.is_none() || !now.holds() {
+            // A name the old records had is touched already (the loop above): each name once.
+            if was.is_none() {
                 touched.push(name.clone());
             }
         }
-        touched.sort_unstable();
-        touched.dedup();
         for name in touched {
             let entry = &self.shared[&name];
             if entry.refs == 0 {
                 self.shared.remove(&name);
                 self.pending.remove(&name);
                 writes.push((name, None));
-            } else if entry.holders.iter().all(|h| *h == id)
+            } else if entry.holders.as_slice().iter().all(|h| *h == id)
                 && let Some(node) = ctx.shared_node_from(&self.config, &name, &new, entry)
             {
                 // Only this fragment holds records here: build now, from what is at hand.
@@ -604,7 +673,7 @@ impl ZoneBuilder {
     ) -> (Vec<RRset>, bool) {
         let mut sets: Vec<RRset> = Vec::new();
         let mut insecure_pods = false;
-        for &h in &entry.holders {
+        for &h in entry.holders.as_slice() {
             let local = memo
                 .entry(h)
                 .or_insert_with(|| ctx.local(&self.config, self.records_of(ctx, h)));
@@ -796,9 +865,9 @@ impl Ctx {
         entry: &Shared,
     ) -> Option<Node> {
         let here = match local.names.get(name) {
-            Some(here) if !entry.holders.is_empty() => here,
+            Some(here) if !entry.holders.as_slice().is_empty() => here,
             // An empty non-terminal, or a name this fragment only makes exist.
-            _ if entry.holders.is_empty() => {
+            _ if entry.holders.as_slice().is_empty() => {
                 return Some(self.encode(name, &[], false, &|_, _| None));
             }
             _ => return None,
@@ -825,53 +894,84 @@ impl Ctx {
         insecure_pods: bool,
         additional: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
     ) -> Node {
-        let mut answers: Vec<Vec<u8>> = Vec::new();
-        let mut types: Vec<(u16, usize)> = Vec::new();
-        let mut cname = false;
-        let mut any: Option<(usize, usize)> = None;
-        for set in sets {
-            let extra = additional_for(set, additional);
-            let mut bytes = Vec::new();
-            PreparedAnswer::prepare(&mut bytes, name, set, &extra);
-            if set.rtype == RType::CNAME {
-                // RFC 1034 §3.6.2: the CNAME is the name's only answer.
-                cname = true;
-                answers = vec![bytes];
-                types = vec![(RType::CNAME.0, 0)];
-                break;
+        ENCODE.with_borrow_mut(|scratch| {
+            let Encode {
+                body,
+                records,
+                bounds,
+                blob,
+                types,
+            } = scratch;
+            body.clear();
+            types.clear();
+            let mut cname = false;
+            let mut any: Option<(usize, usize)> = None;
+            for set in sets {
+                let extra = additional_for(set, additional);
+                let start = body.len();
+                PreparedAnswer::prepare_with(body, records, bounds, name, set, &extra);
+                if set.rtype == RType::CNAME {
+                    // RFC 1034 §3.6.2: the CNAME is the name's only answer.
+                    cname = true;
+                    body.drain(..start);
+                    types.clear();
+                    types.push((RType::CNAME.0, 0, body.len()));
+                    break;
+                }
+                let rank = ANY_PREFERENCE
+                    .iter()
+                    .position(|t| *t == set.rtype)
+                    .unwrap_or(usize::MAX);
+                if any.is_none_or(|(r, _)| rank < r) {
+                    any = Some((rank, types.len()));
+                }
+                types.push((set.rtype.0, start, body.len()));
             }
-            types.push((set.rtype.0, answers.len()));
-            let rank = ANY_PREFERENCE
-                .iter()
-                .position(|t| *t == set.rtype)
-                .unwrap_or(usize::MAX);
-            if any.is_none_or(|(r, _)| rank < r) {
-                any = Some((rank, answers.len()));
+            if let (false, Some((_, index))) = (cname, any) {
+                let (_, start, end) = types[index];
+                types.push((RType::ANY.0, start, end));
             }
-            answers.push(bytes);
-        }
-        if let (false, Some((_, index))) = (cname, any) {
-            types.push((RType::ANY.0, index));
-        }
-        let mut flags = 0;
-        if cname {
-            flags |= FLAG_CNAME;
-        }
-        if insecure_pods {
-            flags |= FLAG_INSECURE_PODS;
-        }
-        Node::encode(name, flags, &types, &answers)
+            let mut flags = 0;
+            if cname {
+                flags |= FLAG_CNAME;
+            }
+            if insecure_pods {
+                flags |= FLAG_INSECURE_PODS;
+            }
+            Node::encode(name, flags, types, body, blob)
+        })
     }
 }
 
+/// Reused buffers of [`Ctx::encode`] (the builder is used from one thread at a time; a
+/// thread-local keeps them without threading a buffer through every caller).
+#[derive(Default)]
+struct Encode {
+    /// The name's answers, back to back.
+    body: Vec<u8>,
+    /// One answer's records and their bounds, while it is prepared.
+    records: Vec<u8>,
+    bounds: Vec<u16>,
+    /// The node being assembled.
+    blob: Vec<u8>,
+    /// `(qtype, start, end)` of each answer in `body`.
+    types: Vec<(u16, usize, usize)>,
+}
+
+thread_local! {
+    static ENCODE: std::cell::RefCell<Encode> = std::cell::RefCell::default();
+}
+
 /// The records of a fragment source.
-fn source_records(config: &ZoneConfig, zones: &Zones, source: &Source) -> Records {
-    match source {
-        Source::Apex(serial) => records::apex_records(config, zones, *serial),
-        Source::Namespaces(ns) => records::namespace_records(config, zones, ns),
-        Source::Service(svc) => records::service_records(config, zones, svc),
-        Source::Pods(pods) => records::pod_records(config, zones, pods),
-        Source::Empty => Records::default(),
+fn source_records(config: &ZoneConfig, zones: &Zones, order: &Order, source: &Source) -> Records {
+    match (source, order) {
+        (Source::Apex(serial), _) => records::apex_records(config, zones, *serial),
+        (Source::Namespaces(ns), _) => records::namespace_records(config, zones, ns),
+        (Source::Service(svc), Order::Service(key)) => {
+            records::service_records(config, zones, &svc.view(key))
+        }
+        (Source::Pods(pods), _) => records::pod_records(config, zones, pods),
+        (Source::Service(_) | Source::Empty, _) => Records::default(),
     }
 }
 
@@ -885,38 +985,6 @@ fn private_roots(zones: &Zones, order: &Order) -> Vec<Name> {
         .iter()
         .filter_map(|zone| names::service(&key.name, &key.namespace, zone).ok())
         .collect()
-}
-
-/// A Service view reduced to what its records are made from, so that the builder keeps less
-/// and an update that DNS cannot see compares equal: only ready endpoints with addresses
-/// count (spec §2.4.1), and only headless Services read endpoints at all.
-fn strip(config: &ZoneConfig, svc: &ServiceView) -> ServiceView {
-    let endpoints = match svc.kind {
-        ServiceKind::Headless if !config.no_endpoints => svc
-            .endpoints
-            .iter()
-            .filter(|ep| ep.conditions.ready && !ep.addresses.is_empty())
-            .map(|ep| podns_view::EndpointView {
-                addresses: ep.addresses.clone(),
-                hostname: ep.hostname.clone(),
-                conditions: podns_view::EndpointConditions::READY,
-                ports: ep.ports.clone(),
-                node_name: None,
-                zone: None,
-                target_pod: ep
-                    .target_pod
-                    .clone()
-                    .filter(|_| config.endpoint_pod_names && ep.hostname.is_none()),
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    ServiceView {
-        key: svc.key.clone(),
-        kind: svc.kind.clone(),
-        ports: svc.ports.clone(),
-        endpoints,
-    }
 }
 
 /// Whether a fragment contributes the same records and flags at a name before and after.
@@ -942,7 +1010,7 @@ fn local_set<'a>(local: &'a Local, name: &Name, rtype: RType) -> Option<&'a RRse
 /// SRV and NS targets of `sets`, each once.
 fn targets<'a>(sets: impl Iterator<Item = &'a RRset>) -> Vec<&'a Name> {
     let mut out: Vec<&Name> = Vec::new();
-    let mut seen: HashSet<&Name> = HashSet::new();
+    let mut seen: FxSet<&Name> = FxSet::default();
     for set in sets {
         for rdata in &set.rdata {
             if let RData::Srv { target, .. } | RData::Ns(target) = rdata
@@ -972,7 +1040,7 @@ fn additional_for<'a>(
 
 /// Adds `from`'s records to `into` (same owner and type); RFC 2181 §5: no duplicates.
 fn merge_into(into: &mut RRset, from: &RRset) {
-    let mut seen: HashSet<&RData> = into.rdata.iter().collect();
+    let mut seen: FxSet<&RData> = into.rdata.iter().collect();
     let fresh: Vec<RData> = from
         .rdata
         .iter()
@@ -982,5 +1050,6 @@ fn merge_into(into: &mut RRset, from: &RRset) {
     into.rdata.extend(fresh);
 }
 
+mod compact;
 #[cfg(test)]
 mod tests;

@@ -319,7 +319,7 @@ struct Builder<'z> {
     zones: &'z Zones,
     /// Whether the names being built are PTR targets (true in the primary zone only).
     ptrs: bool,
-    index: HashMap<(Name, RType), usize>,
+    index: HashMap<(Name, RType), usize, BuildHasherDefault<FxHasher>>,
     /// (RRset index, hash of RDATA) of every record added: duplicate checks compare RDATA only
     /// on a hash match, so a 1,000-record RRset is built in linear time.
     seen: HashSet<(usize, u64), BuildHasherDefault<FxHasher>>,
@@ -335,7 +335,7 @@ impl<'z> Builder<'z> {
             config,
             zones,
             ptrs: true,
-            index: HashMap::new(),
+            index: HashMap::default(),
             seen: HashSet::default(),
             out: Records::default(),
         }

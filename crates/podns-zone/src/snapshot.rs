@@ -313,36 +313,31 @@ impl Node {
         self.types().find(|(t, _)| *t == qtype).map(|(_, a)| a)
     }
 
-    /// Encodes a node: `types` holds `(qtype, index into answers)`, several qtypes may share
-    /// one answer (ANY).
+    /// Encodes a node: `types` holds `(qtype, start, end)`: the answer of `qtype` is
+    /// `body[start..end]` (several qtypes may share one answer: ANY). `blob` is a reused
+    /// buffer: the node itself is the one allocation.
     pub(crate) fn encode(
         name: &Name,
         flags: u8,
-        types: &[(u16, usize)],
-        answers: &[Vec<u8>],
+        types: &[(u16, usize, usize)],
+        body: &[u8],
+        blob: &mut Vec<u8>,
     ) -> Self {
         let wire = name.as_wire();
         let head = 1 + wire.len() + 2 + 10 * types.len();
-        let mut starts = Vec::with_capacity(answers.len());
-        let mut at = head;
-        for a in answers {
-            starts.push(at);
-            at += a.len();
-        }
-        let mut blob = Vec::with_capacity(at);
+        blob.clear();
+        blob.reserve(head + body.len());
         blob.push(wire.len() as u8);
         blob.extend_from_slice(wire);
         blob.push(flags);
         blob.push(types.len() as u8);
-        for &(qtype, i) in types {
+        for &(qtype, start, end) in types {
             blob.extend_from_slice(&qtype.to_le_bytes());
-            blob.extend_from_slice(&(starts[i] as u32).to_le_bytes());
-            blob.extend_from_slice(&((starts[i] + answers[i].len()) as u32).to_le_bytes());
+            blob.extend_from_slice(&((head + start) as u32).to_le_bytes());
+            blob.extend_from_slice(&((head + end) as u32).to_le_bytes());
         }
-        for a in answers {
-            blob.extend_from_slice(a);
-        }
-        Self(blob.into())
+        blob.extend_from_slice(body);
+        Self(Arc::from(&blob[..]))
     }
 }
 

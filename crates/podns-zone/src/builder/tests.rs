@@ -269,6 +269,8 @@ enum Change {
     Remove(ServiceKey),
     Namespaces(Vec<String>),
     Pods(Vec<PodView>),
+    /// `replace_all` with these Services (in key order when the flag is set, else as drawn).
+    ReplaceAll(Vec<ServiceView>, bool),
     Publish,
 }
 
@@ -388,6 +390,8 @@ fn change() -> impl Strategy<Value = Change> {
         1 => prop::sample::subsequence(NAMESPACES.to_vec(), 0..=2)
             .prop_map(|n| Change::Namespaces(n.into_iter().map(str::to_owned).collect())),
         1 => pods().prop_map(Change::Pods),
+        1 => (prop::collection::vec(service(), 0..5), any::<bool>())
+            .prop_map(|(services, sorted)| Change::ReplaceAll(services, sorted)),
         2 => Just(Change::Publish),
     ]
 }
@@ -453,6 +457,21 @@ proptest! {
                 Change::Pods(pods) => {
                     builder.set_pods(&pods);
                     view.pods = pods;
+                }
+                Change::ReplaceAll(list, sorted) => {
+                    // A view lists each key once; the last one wins when a list repeats one.
+                    let mut next: BTreeMap<ServiceKey, ServiceView> = BTreeMap::new();
+                    for svc in list {
+                        next.insert(svc.key.clone(), svc);
+                    }
+                    let mut all = view.clone();
+                    all.services = if sorted {
+                        next.values().cloned().collect()
+                    } else {
+                        next.values().rev().cloned().collect()
+                    };
+                    builder.replace_all(&all);
+                    services = next;
                 }
                 Change::Publish => {
                     serial += 1;
