@@ -166,6 +166,18 @@ impl fmt::Display for ObjectRef {
 
 // === impl Object ===
 
+macro_rules! from_kind {
+    ($($variant:ident),*) => {$(
+        impl From<$variant> for Object {
+            fn from(object: $variant) -> Self {
+                Self::$variant(object)
+            }
+        }
+    )*};
+}
+
+from_kind!(Namespace, Service, EndpointSlice, Endpoints, Pod, StatefulSet, Deployment, ReplicaSet, DaemonSet);
+
 impl Object {
     /// The object's kind.
     pub fn kind(&self) -> Kind {
