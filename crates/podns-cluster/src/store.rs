@@ -139,7 +139,7 @@ impl ClusterStore {
     /// Namespaces, by name.
     pub fn namespaces(&self) -> impl Iterator<Item = &Namespace> {
         self.of_kind(Kind::Namespace).filter_map(|o| match o {
-            Object::Namespace(x) => Some(x),
+            Object::Namespace(x) => Some(&**x),
             _ => None,
         })
     }
@@ -147,7 +147,7 @@ impl ClusterStore {
     /// Services, by namespace and name.
     pub fn services(&self) -> impl Iterator<Item = &Service> {
         self.of_kind(Kind::Service).filter_map(|o| match o {
-            Object::Service(x) => Some(x),
+            Object::Service(x) => Some(&**x),
             _ => None,
         })
     }
@@ -155,7 +155,7 @@ impl ClusterStore {
     /// EndpointSlices, by namespace and name.
     pub fn endpoint_slices(&self) -> impl Iterator<Item = &EndpointSlice> {
         self.of_kind(Kind::EndpointSlice).filter_map(|o| match o {
-            Object::EndpointSlice(x) => Some(x),
+            Object::EndpointSlice(x) => Some(&**x),
             _ => None,
         })
     }
@@ -163,7 +163,7 @@ impl ClusterStore {
     /// Legacy Endpoints, by namespace and name.
     pub fn endpoints(&self) -> impl Iterator<Item = &Endpoints> {
         self.of_kind(Kind::Endpoints).filter_map(|o| match o {
-            Object::Endpoints(x) => Some(x),
+            Object::Endpoints(x) => Some(&**x),
             _ => None,
         })
     }
@@ -171,7 +171,7 @@ impl ClusterStore {
     /// Pods, by namespace and name.
     pub fn pods(&self) -> impl Iterator<Item = &Pod> {
         self.of_kind(Kind::Pod).filter_map(|o| match o {
-            Object::Pod(x) => Some(x),
+            Object::Pod(x) => Some(&**x),
             _ => None,
         })
     }
@@ -179,7 +179,7 @@ impl ClusterStore {
     /// StatefulSets, by namespace and name.
     pub fn stateful_sets(&self) -> impl Iterator<Item = &StatefulSet> {
         self.of_kind(Kind::StatefulSet).filter_map(|o| match o {
-            Object::StatefulSet(x) => Some(x),
+            Object::StatefulSet(x) => Some(&**x),
             _ => None,
         })
     }
@@ -187,7 +187,7 @@ impl ClusterStore {
     /// Deployments, by namespace and name.
     pub fn deployments(&self) -> impl Iterator<Item = &Deployment> {
         self.of_kind(Kind::Deployment).filter_map(|o| match o {
-            Object::Deployment(x) => Some(x),
+            Object::Deployment(x) => Some(&**x),
             _ => None,
         })
     }
@@ -195,7 +195,7 @@ impl ClusterStore {
     /// ReplicaSets, by namespace and name.
     pub fn replica_sets(&self) -> impl Iterator<Item = &ReplicaSet> {
         self.of_kind(Kind::ReplicaSet).filter_map(|o| match o {
-            Object::ReplicaSet(x) => Some(x),
+            Object::ReplicaSet(x) => Some(&**x),
             _ => None,
         })
     }
@@ -203,7 +203,7 @@ impl ClusterStore {
     /// DaemonSets, by namespace and name.
     pub fn daemon_sets(&self) -> impl Iterator<Item = &DaemonSet> {
         self.of_kind(Kind::DaemonSet).filter_map(|o| match o {
-            Object::DaemonSet(x) => Some(x),
+            Object::DaemonSet(x) => Some(&**x),
             _ => None,
         })
     }
@@ -226,7 +226,7 @@ mod tests {
             }]),
             ..Default::default()
         });
-        Object::Service(svc)
+        Object::from(svc)
     }
 
     #[test]
@@ -262,7 +262,7 @@ mod tests {
     fn mk_namespace(name: &str) -> Object {
         let mut ns = Namespace::default();
         ns.metadata.name = Some(name.to_owned());
-        Object::Namespace(ns)
+        Object::from(ns)
     }
 
     #[test]

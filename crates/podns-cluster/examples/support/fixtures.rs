@@ -41,7 +41,7 @@ pub fn namespace(n: usize) -> Object {
 
 /// Service `i` as the API server has it: headless for even `i`, a ClusterIP otherwise.
 pub fn service(i: usize) -> Object {
-    let headless = i % 2 == 0;
+    let headless = i.is_multiple_of(2);
     let ip = if headless {
         "None".to_owned()
     } else {
@@ -67,14 +67,14 @@ pub fn service(i: usize) -> Object {
 /// The `slice`-th EndpointSlice of service `i` with `endpoints` endpoints; `generation` varies
 /// the addresses' readiness so a bench can change a slice.
 pub fn endpoint_slice(i: usize, slice: usize, endpoints: usize, generation: usize) -> Object {
-    let headless = i % 2 == 0;
+    let headless = i.is_multiple_of(2);
     let ns = namespace_of(i);
     let svc = format!("svc-{i}");
     let eps: Vec<_> = (0..endpoints)
         .map(|e| {
             let n = i * 100 + slice * endpoints + e;
             let pod = format!("{svc}-{}", slice * endpoints + e);
-            let ready = (e + generation) % 7 != 0;
+            let ready = !(e + generation).is_multiple_of(7);
             json!({
                 "addresses": [format!("10.{}.{}.{}", 128 + n / 62500 % 64, n / 250 % 250, n % 250 + 1)],
                 "conditions": {"ready": ready, "serving": ready, "terminating": false},
@@ -130,7 +130,7 @@ pub fn manifests(services: usize, replicas: usize) -> Vec<Object> {
     for i in 0..services {
         let name = format!("app-{i}");
         let ns = namespace_of(i);
-        let headless = i % 2 == 0;
+        let headless = i.is_multiple_of(2);
         objects.push(
             from::<Service>(json!({
                 "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
@@ -160,13 +160,17 @@ pub fn manifests(services: usize, replicas: usize) -> Vec<Object> {
             let mut spec = spec;
             spec["serviceName"] = json!(name);
             objects.push(
-                from::<StatefulSet>(json!({"metadata": {"name": name, "namespace": ns}, "spec": spec}))
-                    .into(),
+                from::<StatefulSet>(
+                    json!({"metadata": {"name": name, "namespace": ns}, "spec": spec}),
+                )
+                .into(),
             );
         } else {
             objects.push(
-                from::<Deployment>(json!({"metadata": {"name": name, "namespace": ns}, "spec": spec}))
-                    .into(),
+                from::<Deployment>(
+                    json!({"metadata": {"name": name, "namespace": ns}, "spec": spec}),
+                )
+                .into(),
             );
         }
     }
