@@ -24,7 +24,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use podns_cluster::{ClusterStore, ControllerConfig, ViewConfig, cluster_view, derive, observed};
+use podns_cluster::{
+    ClusterStore, ControllerConfig, IncrementalView, ViewConfig, cluster_view, derive, observed,
+};
 
 /// Counts live heap bytes and their high-water mark.
 struct Counting;
@@ -111,7 +113,10 @@ fn main() {
         cluster_view(&observed(&store), &ViewConfig::default())
     });
     drop(view);
-    drop(store);
+    let incremental = measure("IncrementalView::from_store (views kept beside it)", || {
+        IncrementalView::from_store(store, ViewConfig::default())
+    });
+    drop(incremental);
 
     println!("\nstandalone: {SERVICES} Services over StatefulSets/Deployments of 10 replicas");
     let objects = measure("manifest objects (Vec<Object>)", || {

@@ -14,7 +14,7 @@
 //! Objects are [`Object`]s: a pointer each ([`Object`] holds its kind behind an `Arc`), so the
 //! B-tree nodes stay small and a clone of the store or of one object copies no object.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
@@ -31,10 +31,11 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub struct ClusterStore {
     /// Per kind: (namespace, name) → object. Namespaces have an empty namespace.
     kinds: BTreeMap<Kind, BTreeMap<(String, String), Object>>,
-    /// (namespace, [`SERVICE_NAME_LABEL`]) → names of the slices carrying it, in name order
-    /// (the order views list their endpoints in). Derived from `kinds`; kept in step by every
-    /// method that changes EndpointSlices.
-    slices_by_service: BTreeMap<(String, String), BTreeSet<String>>,
+    /// (namespace, [`SERVICE_NAME_LABEL`]) → names of the slices carrying it, sorted (the
+    /// order views list their endpoints in). Derived from `kinds`; kept in step by every
+    /// method that changes EndpointSlices. A sorted `Vec`, not a `BTreeSet`: most Services
+    /// have one to three slices, and a B-tree leaf is allocated for eleven.
+    slices_by_service: BTreeMap<(String, String), Vec<String>>,
 }
 
 /// The Service an EndpointSlice belongs to: its [`SERVICE_NAME_LABEL`], if any.
@@ -295,16 +296,21 @@ impl ClusterStore {
 
 impl ClusterStore {
     fn index_slice(&mut self, namespace: String, service: &str, name: String) {
-        self.slices_by_service
+        let names = self
+            .slices_by_service
             .entry((namespace, service.to_owned()))
-            .or_default()
-            .insert(name);
+            .or_default();
+        if let Err(at) = names.binary_search(&name) {
+            names.insert(at, name);
+        }
     }
 
     fn unindex_slice(&mut self, namespace: &str, service: &str, name: &str) {
         let key = (namespace.to_owned(), service.to_owned());
         if let Some(names) = self.slices_by_service.get_mut(&key) {
-            names.remove(name);
+            if let Ok(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
+                names.remove(at);
+            }
             if names.is_empty() {
                 self.slices_by_service.remove(&key);
             }
@@ -313,7 +319,8 @@ impl ClusterStore {
 
     /// Rebuilds the index from the slices (after a relist replaced them all).
     fn reindex_slices(&mut self) {
-        let mut index: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        // Slices come in (namespace, name) order, so each list is built sorted.
+        let mut index: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         for ((namespace, name), object) in
             self.kinds.get(&Kind::EndpointSlice).into_iter().flatten()
         {
@@ -321,7 +328,7 @@ impl ClusterStore {
                 index
                     .entry((namespace.clone(), service.to_owned()))
                     .or_default()
-                    .insert(name.clone());
+                    .push(name.clone());
             }
         }
         self.slices_by_service = index;
