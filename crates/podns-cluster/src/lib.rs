@@ -11,17 +11,23 @@
 //!                  cluster:    controller::observed    │ Pods with IPs, EndpointSlices)
 //!                                                      ▼
 //!                                view::cluster_view ─▶ podns_view::ClusterView
+//!
+//!  cluster mode, one event at a time:
+//!  ClusterEvent ─▶ view::IncrementalView (owns the store) ─▶ ViewDelta (changed Services only)
 //! ```
 //!
 //! Start from [`source::manifest::watch`] (or [`source::manifest::load`]), feed its events to a
 //! [`store::ClusterStore`], then call [`controller::derive`] and [`view::cluster_view`] (with a
 //! [`view::ViewConfig`]: CoreDNS's `namespaces`/`labels`/`namespace_labels` filters, parsed by
-//! [`selector::LabelSelector`]) after each change. Invariants:
+//! [`selector::LabelSelector`]) after each change. In cluster mode, [`view::IncrementalView`]
+//! does the same per event and reports only the Services that changed. Invariants:
 //! - every stage is deterministic: the same objects give the same pods, IPs, slices and views;
 //! - a broken manifest set is reported whole ([`source::manifest::ManifestErrors`]) and never
 //!   replaces the last good state;
 //! - [`controller::derive`] is pure; [`view::cluster_view`] never fails (bad data is skipped
-//!   with a warning).
+//!   with a warning);
+//! - [`view::IncrementalView`] always holds what [`view::cluster_view`] gives for its store;
+//! - an [`Object`] is a shared pointer: cloning one (or a store) copies no object.
 
 pub mod controller;
 pub mod object;
@@ -44,4 +50,5 @@ pub use source::manifest::{
     ManifestError, ManifestErrors, ManifestEvent, ManifestWatch, WatchError, load, watch,
 };
 pub use store::ClusterStore;
-pub use view::{ViewConfig, cluster_view};
+pub use store::{SERVICE_NAME_LABEL, service_name_of};
+pub use view::{IncrementalView, ViewConfig, ViewDelta, cluster_view};

@@ -10,6 +10,7 @@
 //! apply` does), so every namespaced [`Object`] past a source has a namespace.
 
 use std::fmt;
+use std::sync::Arc;
 
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -21,26 +22,39 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// One Kubernetes object of a kind podns understands.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Each variant holds its object behind an [`Arc`], so an `Object` is two words whatever its
+/// kind: the store's B-tree nodes hold eleven entries inline, and with the objects themselves
+/// inline (≈ 2.5 kB, the size of the largest k8s-openapi type) they were most of its heap
+/// (BENCHMARKS.md, the massif profile). Sharing also makes a clone a reference-count increment,
+/// so the manifest watcher's copy of the last set, an event handed to both the store and an
+/// [`IncrementalView`](crate::view::IncrementalView), and a relist compared against the store
+/// cost no second copy of the objects. Build one with `Object::from(service)` (or `.into()`);
+/// change one with [`Object::metadata_mut`], which copies only a shared object
+/// ([`Arc::make_mut`]).
+///
+/// Equality compares contents, but two `Object`s sharing one allocation are equal without
+/// looking inside (a relist that hands back the objects the store already has is cheap).
+#[derive(Clone, Debug)]
 pub enum Object {
     /// `v1 Namespace` (cluster-scoped).
-    Namespace(Namespace),
+    Namespace(Arc<Namespace>),
     /// `v1 Service`.
-    Service(Service),
+    Service(Arc<Service>),
     /// `discovery.k8s.io/v1 EndpointSlice`.
-    EndpointSlice(EndpointSlice),
+    EndpointSlice(Arc<EndpointSlice>),
     /// `v1 Endpoints` (legacy; mirrored to EndpointSlices for selectorless Services).
-    Endpoints(Endpoints),
+    Endpoints(Arc<Endpoints>),
     /// `v1 Pod`.
-    Pod(Pod),
+    Pod(Arc<Pod>),
     /// `apps/v1 StatefulSet`.
-    StatefulSet(StatefulSet),
+    StatefulSet(Arc<StatefulSet>),
     /// `apps/v1 Deployment`.
-    Deployment(Deployment),
+    Deployment(Arc<Deployment>),
     /// `apps/v1 ReplicaSet`.
-    ReplicaSet(ReplicaSet),
+    ReplicaSet(Arc<ReplicaSet>),
     /// `apps/v1 DaemonSet`.
-    DaemonSet(DaemonSet),
+    DaemonSet(Arc<DaemonSet>),
 }
 
 /// The kinds of [`Object`], in the order the store keeps them.
@@ -166,6 +180,46 @@ impl fmt::Display for ObjectRef {
 
 // === impl Object ===
 
+/// `From<T>` and `From<Arc<T>>` for each kind, and contents equality with a pointer fast path.
+macro_rules! object_kinds {
+    ($($variant:ident),*) => {
+        $(
+            impl From<$variant> for Object {
+                fn from(object: $variant) -> Self {
+                    Self::$variant(Arc::new(object))
+                }
+            }
+
+            impl From<Arc<$variant>> for Object {
+                fn from(object: Arc<$variant>) -> Self {
+                    Self::$variant(object)
+                }
+            }
+        )*
+
+        impl PartialEq for Object {
+            fn eq(&self, other: &Self) -> bool {
+                match (self, other) {
+                    $((Self::$variant(a), Self::$variant(b)) => Arc::ptr_eq(a, b) || a == b,)*
+                    _ => false,
+                }
+            }
+        }
+    };
+}
+
+object_kinds!(
+    Namespace,
+    Service,
+    EndpointSlice,
+    Endpoints,
+    Pod,
+    StatefulSet,
+    Deployment,
+    ReplicaSet,
+    DaemonSet
+);
+
 impl Object {
     /// The object's kind.
     pub fn kind(&self) -> Kind {
@@ -197,18 +251,18 @@ impl Object {
         }
     }
 
-    /// The object's metadata, mutably.
+    /// The object's metadata, mutably; copies the object first if it is shared.
     pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
         match self {
-            Self::Namespace(o) => &mut o.metadata,
-            Self::Service(o) => &mut o.metadata,
-            Self::EndpointSlice(o) => &mut o.metadata,
-            Self::Endpoints(o) => &mut o.metadata,
-            Self::Pod(o) => &mut o.metadata,
-            Self::StatefulSet(o) => &mut o.metadata,
-            Self::Deployment(o) => &mut o.metadata,
-            Self::ReplicaSet(o) => &mut o.metadata,
-            Self::DaemonSet(o) => &mut o.metadata,
+            Self::Namespace(o) => &mut Arc::make_mut(o).metadata,
+            Self::Service(o) => &mut Arc::make_mut(o).metadata,
+            Self::EndpointSlice(o) => &mut Arc::make_mut(o).metadata,
+            Self::Endpoints(o) => &mut Arc::make_mut(o).metadata,
+            Self::Pod(o) => &mut Arc::make_mut(o).metadata,
+            Self::StatefulSet(o) => &mut Arc::make_mut(o).metadata,
+            Self::Deployment(o) => &mut Arc::make_mut(o).metadata,
+            Self::ReplicaSet(o) => &mut Arc::make_mut(o).metadata,
+            Self::DaemonSet(o) => &mut Arc::make_mut(o).metadata,
         }
     }
 
@@ -234,12 +288,17 @@ impl Object {
     }
 
     /// Sets `metadata.namespace` to `default` on a namespaced object that has none.
+    ///
+    /// Looks before it writes, so a shared object that has a namespace is not copied.
     pub fn default_namespace(&mut self) {
-        if self.kind().is_namespaced() {
-            let meta = self.metadata_mut();
-            if meta.namespace.as_deref().is_none_or(str::is_empty) {
-                meta.namespace = Some(DEFAULT_NAMESPACE.to_owned());
-            }
+        if self.kind().is_namespaced()
+            && self
+                .metadata()
+                .namespace
+                .as_deref()
+                .is_none_or(str::is_empty)
+        {
+            self.metadata_mut().namespace = Some(DEFAULT_NAMESPACE.to_owned());
         }
     }
 }

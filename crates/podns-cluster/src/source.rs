@@ -18,10 +18,6 @@ use crate::object::{Kind, Object, ObjectRef};
 
 /// One change to cluster state, as any source reports it.
 #[derive(Clone, Debug, PartialEq)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "events are moved once from source to store; boxing would only add noise for callers"
-)]
 pub enum ClusterEvent {
     /// An object was created or changed (replaces any object with the same [`ObjectRef`]).
     Apply(Object),

@@ -4,6 +4,15 @@
 //! [`ClusterEvent`]s to them. It is owned by one task (the one that also runs the controllers),
 //! so it needs no locking; it is ordered (BTreeMaps), so everything derived from it is
 //! deterministic. It leaves deriving anything to [`crate::controller`].
+//!
+//! Besides the objects it keeps one index, EndpointSlices by the Service their
+//! [`SERVICE_NAME_LABEL`] names, so that a change to one Service or slice finds that Service's
+//! slices without a scan ([`ClusterStore::slices_of`]); the incremental view
+//! ([`crate::view::IncrementalView`]) relies on it to keep a change's cost proportional to the
+//! Service it touches.
+//!
+//! Objects are [`Object`]s: a pointer each ([`Object`] holds its kind behind an `Arc`), so the
+//! B-tree nodes stay small and a clone of the store or of one object copies no object.
 
 use std::collections::BTreeMap;
 
@@ -14,11 +23,29 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use crate::object::{Kind, Object, ObjectRef};
 use crate::source::ClusterEvent;
 
+/// The EndpointSlice label naming the Service a slice belongs to.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
 /// Objects by kind, then namespace, then name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClusterStore {
     /// Per kind: (namespace, name) → object. Namespaces have an empty namespace.
     kinds: BTreeMap<Kind, BTreeMap<(String, String), Object>>,
+    /// (namespace, [`SERVICE_NAME_LABEL`]) → names of the slices carrying it, sorted (the
+    /// order views list their endpoints in). Derived from `kinds`; kept in step by every
+    /// method that changes EndpointSlices. A sorted `Vec`, not a `BTreeSet`: most Services
+    /// have one to three slices, and a B-tree leaf is allocated for eleven.
+    slices_by_service: BTreeMap<(String, String), Vec<String>>,
+}
+
+/// The Service an EndpointSlice belongs to: its [`SERVICE_NAME_LABEL`], if any.
+pub fn service_name_of(slice: &EndpointSlice) -> Option<&str> {
+    slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .map(String::as_str)
 }
 
 // === impl ClusterStore ===
@@ -47,7 +74,18 @@ impl ClusterStore {
         if objects.get(&key) == Some(&object) {
             return false;
         }
-        objects.insert(key, object);
+        let new_owner = slice_owner(&object).map(str::to_owned);
+        let old = objects.insert(key.clone(), object);
+        let old_owner = old.as_ref().and_then(slice_owner);
+        if old_owner != new_owner.as_deref() {
+            let (namespace, name) = key;
+            if let Some(service) = old_owner {
+                self.unindex_slice(&namespace, service, &name);
+            }
+            if let Some(service) = new_owner {
+                self.index_slice(namespace, &service, name);
+            }
+        }
         true
     }
 
@@ -56,13 +94,14 @@ impl ClusterStore {
         let Some(objects) = self.kinds.get_mut(&r.kind) else {
             return false;
         };
-        let removed = objects
-            .remove(&(r.namespace.clone(), r.name.clone()))
-            .is_some();
+        let removed = objects.remove(&(r.namespace.clone(), r.name.clone()));
         if objects.is_empty() {
             self.kinds.remove(&r.kind);
         }
-        removed
+        if let Some(service) = removed.as_ref().and_then(slice_owner) {
+            self.unindex_slice(&r.namespace, service, &r.name);
+        }
+        removed.is_some()
     }
 
     /// Replaces the whole state with `objects`. Returns whether the store changed.
@@ -89,14 +128,18 @@ impl ClusterStore {
             let r = object.object_ref();
             next.insert((r.namespace, r.name), object);
         }
-        if next.is_empty() {
-            return self.kinds.remove(&kind).is_some();
+        let changed = if next.is_empty() {
+            self.kinds.remove(&kind).is_some()
+        } else if self.kinds.get(&kind) == Some(&next) {
+            false
+        } else {
+            self.kinds.insert(kind, next);
+            true
+        };
+        if changed && kind == Kind::EndpointSlice {
+            self.reindex_slices();
         }
-        if self.kinds.get(&kind) == Some(&next) {
-            return false;
-        }
-        self.kinds.insert(kind, next);
-        true
+        changed
     }
 
     /// Applies one source event. Returns whether the store changed.
@@ -114,6 +157,46 @@ impl ClusterStore {
         self.kinds
             .get(&r.kind)?
             .get(&(r.namespace.clone(), r.name.clone()))
+    }
+
+    /// The EndpointSlices labelled as belonging to Service `service` of `namespace`, in name
+    /// order.
+    pub fn slices_of<'a>(
+        &'a self,
+        namespace: &str,
+        service: &str,
+    ) -> impl Iterator<Item = &'a EndpointSlice> + 'a {
+        let slices = self.kinds.get(&Kind::EndpointSlice);
+        let names = self
+            .slices_by_service
+            .get(&(namespace.to_owned(), service.to_owned()));
+        let namespace = namespace.to_owned();
+        names.into_iter().flatten().filter_map(move |name| {
+            match slices?.get(&(namespace.clone(), name.clone()))? {
+                Object::EndpointSlice(slice) => Some(&**slice),
+                _ => None,
+            }
+        })
+    }
+
+    /// Every object of one kind in one namespace, ordered by name.
+    pub fn of_kind_in<'a>(
+        &'a self,
+        kind: Kind,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = &'a Object> + 'a {
+        self.kinds.get(&kind).into_iter().flat_map(move |objects| {
+            objects
+                .range((namespace.to_owned(), String::new())..)
+                .take_while(move |((ns, _), _)| ns == namespace)
+                .map(|(_, object)| object)
+        })
+    }
+
+    /// Every object of one kind with its (namespace, name), in that order; for diffing two
+    /// states of the store.
+    pub(crate) fn entries(&self, kind: Kind) -> Option<&BTreeMap<(String, String), Object>> {
+        self.kinds.get(&kind)
     }
 
     /// Every object, ordered by kind, namespace and name.
@@ -139,7 +222,7 @@ impl ClusterStore {
     /// Namespaces, by name.
     pub fn namespaces(&self) -> impl Iterator<Item = &Namespace> {
         self.of_kind(Kind::Namespace).filter_map(|o| match o {
-            Object::Namespace(x) => Some(x),
+            Object::Namespace(x) => Some(&**x),
             _ => None,
         })
     }
@@ -147,7 +230,7 @@ impl ClusterStore {
     /// Services, by namespace and name.
     pub fn services(&self) -> impl Iterator<Item = &Service> {
         self.of_kind(Kind::Service).filter_map(|o| match o {
-            Object::Service(x) => Some(x),
+            Object::Service(x) => Some(&**x),
             _ => None,
         })
     }
@@ -155,7 +238,7 @@ impl ClusterStore {
     /// EndpointSlices, by namespace and name.
     pub fn endpoint_slices(&self) -> impl Iterator<Item = &EndpointSlice> {
         self.of_kind(Kind::EndpointSlice).filter_map(|o| match o {
-            Object::EndpointSlice(x) => Some(x),
+            Object::EndpointSlice(x) => Some(&**x),
             _ => None,
         })
     }
@@ -163,7 +246,7 @@ impl ClusterStore {
     /// Legacy Endpoints, by namespace and name.
     pub fn endpoints(&self) -> impl Iterator<Item = &Endpoints> {
         self.of_kind(Kind::Endpoints).filter_map(|o| match o {
-            Object::Endpoints(x) => Some(x),
+            Object::Endpoints(x) => Some(&**x),
             _ => None,
         })
     }
@@ -171,7 +254,7 @@ impl ClusterStore {
     /// Pods, by namespace and name.
     pub fn pods(&self) -> impl Iterator<Item = &Pod> {
         self.of_kind(Kind::Pod).filter_map(|o| match o {
-            Object::Pod(x) => Some(x),
+            Object::Pod(x) => Some(&**x),
             _ => None,
         })
     }
@@ -179,7 +262,7 @@ impl ClusterStore {
     /// StatefulSets, by namespace and name.
     pub fn stateful_sets(&self) -> impl Iterator<Item = &StatefulSet> {
         self.of_kind(Kind::StatefulSet).filter_map(|o| match o {
-            Object::StatefulSet(x) => Some(x),
+            Object::StatefulSet(x) => Some(&**x),
             _ => None,
         })
     }
@@ -187,7 +270,7 @@ impl ClusterStore {
     /// Deployments, by namespace and name.
     pub fn deployments(&self) -> impl Iterator<Item = &Deployment> {
         self.of_kind(Kind::Deployment).filter_map(|o| match o {
-            Object::Deployment(x) => Some(x),
+            Object::Deployment(x) => Some(&**x),
             _ => None,
         })
     }
@@ -195,7 +278,7 @@ impl ClusterStore {
     /// ReplicaSets, by namespace and name.
     pub fn replica_sets(&self) -> impl Iterator<Item = &ReplicaSet> {
         self.of_kind(Kind::ReplicaSet).filter_map(|o| match o {
-            Object::ReplicaSet(x) => Some(x),
+            Object::ReplicaSet(x) => Some(&**x),
             _ => None,
         })
     }
@@ -203,9 +286,60 @@ impl ClusterStore {
     /// DaemonSets, by namespace and name.
     pub fn daemon_sets(&self) -> impl Iterator<Item = &DaemonSet> {
         self.of_kind(Kind::DaemonSet).filter_map(|o| match o {
-            Object::DaemonSet(x) => Some(x),
+            Object::DaemonSet(x) => Some(&**x),
             _ => None,
         })
+    }
+}
+
+// === the slice index ===
+
+impl ClusterStore {
+    fn index_slice(&mut self, namespace: String, service: &str, name: String) {
+        let names = self
+            .slices_by_service
+            .entry((namespace, service.to_owned()))
+            .or_default();
+        if let Err(at) = names.binary_search(&name) {
+            names.insert(at, name);
+        }
+    }
+
+    fn unindex_slice(&mut self, namespace: &str, service: &str, name: &str) {
+        let key = (namespace.to_owned(), service.to_owned());
+        if let Some(names) = self.slices_by_service.get_mut(&key) {
+            if let Ok(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
+                names.remove(at);
+            }
+            if names.is_empty() {
+                self.slices_by_service.remove(&key);
+            }
+        }
+    }
+
+    /// Rebuilds the index from the slices (after a relist replaced them all).
+    fn reindex_slices(&mut self) {
+        // Slices come in (namespace, name) order, so each list is built sorted.
+        let mut index: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for ((namespace, name), object) in
+            self.kinds.get(&Kind::EndpointSlice).into_iter().flatten()
+        {
+            if let Some(service) = slice_owner(object) {
+                index
+                    .entry((namespace.clone(), service.to_owned()))
+                    .or_default()
+                    .push(name.clone());
+            }
+        }
+        self.slices_by_service = index;
+    }
+}
+
+/// The Service an EndpointSlice object belongs to; `None` for other kinds.
+fn slice_owner(object: &Object) -> Option<&str> {
+    match object {
+        Object::EndpointSlice(slice) => service_name_of(slice),
+        _ => None,
     }
 }
 
@@ -226,7 +360,7 @@ mod tests {
             }]),
             ..Default::default()
         });
-        Object::Service(svc)
+        Object::from(svc)
     }
 
     #[test]
@@ -262,7 +396,7 @@ mod tests {
     fn mk_namespace(name: &str) -> Object {
         let mut ns = Namespace::default();
         ns.metadata.name = Some(name.to_owned());
-        Object::Namespace(ns)
+        Object::from(ns)
     }
 
     #[test]

@@ -23,12 +23,16 @@
 //! The pods of [`ClusterView::pods`] are those CoreDNS's `pods verified` watch keeps: phase not
 //! `Succeeded`, `Failed` or `Unknown` (its field selector), no `deletionTimestamp` (`toPod`),
 //! with an IP. hostNetwork pods count, as in CoreDNS (their IP is the node's).
+//!
+//! [`IncrementalView`] gives the same views in cluster mode one change at a time: it keeps the
+//! current view of each Service and, per [`ClusterEvent`](crate::ClusterEvent), recomputes only
+//! the Services the change touches ([`ViewDelta`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::{EndpointPort, EndpointSlice};
 use podns_view::{
     ClusterView, EndpointConditions, EndpointView, PodView, PortView, Protocol, ServiceKey,
@@ -37,6 +41,11 @@ use podns_view::{
 
 use crate::controller::{DerivedCluster, key_of};
 use crate::selector::LabelSelector;
+use crate::store::service_name_of;
+
+mod incremental;
+
+pub use incremental::{IncrementalView, ViewDelta};
 
 /// Which objects the view exposes: CoreDNS's `kubernetes` filters. `Default` exposes
 /// everything.
@@ -56,21 +65,31 @@ pub struct ViewConfig {
 // === impl ViewConfig ===
 
 impl ViewConfig {
-    /// Whether the namespace `ns` is exposed (CoreDNS `namespaceExposed`).
-    fn namespace_exposed(&self, ns: &str, derived: &DerivedCluster) -> bool {
+    /// Whether the namespace `ns` is exposed (CoreDNS `namespaceExposed`), given the Namespace
+    /// objects (all of them, or just the one named `ns`).
+    pub(crate) fn namespace_exposed<'a>(
+        &self,
+        ns: &str,
+        mut objects: impl Iterator<Item = &'a Namespace>,
+    ) -> bool {
         if !self.namespaces.is_empty() && !self.namespaces.contains(ns) {
             return false;
         }
         match &self.namespace_labels {
             None => true,
-            Some(selector) => derived.namespaces.iter().any(|n| {
+            Some(selector) => objects.any(|n| {
                 n.metadata.name.as_deref() == Some(ns)
                     && selector.matches(n.metadata.labels.as_ref())
             }),
         }
     }
 
-    fn labels_match(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+    /// Whether exposing a namespace depends on its Namespace object (`namespace_labels`).
+    pub(crate) fn reads_namespace_objects(&self) -> bool {
+        self.namespace_labels.is_some()
+    }
+
+    pub(crate) fn labels_match(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
         self.labels.as_ref().is_none_or(|s| s.matches(labels))
     }
 }
@@ -79,17 +98,12 @@ impl ViewConfig {
 pub fn cluster_view(derived: &DerivedCluster, config: &ViewConfig) -> ClusterView {
     let mut slices: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
     for slice in &derived.endpoint_slices {
-        let Some(service) = slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("kubernetes.io/service-name"))
-        else {
+        let Some(service) = service_name_of(slice) else {
             continue;
         };
         let (namespace, _) = key_of(&slice.metadata);
         slices
-            .entry((namespace, service.clone()))
+            .entry((namespace, service.to_owned()))
             .or_default()
             .push(slice);
     }
@@ -108,7 +122,7 @@ pub fn cluster_view(derived: &DerivedCluster, config: &ViewConfig) -> ClusterVie
         .collect();
     let namespaces: BTreeSet<String> = known
         .into_iter()
-        .filter(|ns| config.namespace_exposed(ns, derived))
+        .filter(|ns| config.namespace_exposed(ns, derived.namespaces.iter()))
         .collect();
 
     let mut services: Vec<ServiceView> = derived
@@ -146,7 +160,7 @@ pub fn cluster_view(derived: &DerivedCluster, config: &ViewConfig) -> ClusterVie
 /// deleted (`toPod` drops pods with a `deletionTimestamp`), or without an IP. CoreDNS keeps
 /// only `status.podIP`; we keep every `status.podIPs` entry, so a dual-stack pod's IPv6
 /// address is verified too.
-fn pod_view(pod: &Pod) -> Option<PodView> {
+pub(crate) fn pod_view(pod: &Pod) -> Option<PodView> {
     let (namespace, name) = key_of(&pod.metadata);
     let status = pod.status.as_ref()?;
     if matches!(
@@ -181,7 +195,7 @@ fn pod_view(pod: &Pod) -> Option<PodView> {
 }
 
 /// One Service's view; `None` (with a warning) when its spec cannot be used at all.
-fn service_view(svc: &Service, slices: &[&EndpointSlice]) -> Option<ServiceView> {
+pub(crate) fn service_view(svc: &Service, slices: &[&EndpointSlice]) -> Option<ServiceView> {
     let (namespace, name) = key_of(&svc.metadata);
     let key = ServiceKey::new(namespace, name);
     let spec = svc.spec.clone().unwrap_or_default();

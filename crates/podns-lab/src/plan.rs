@@ -307,10 +307,10 @@ pub fn served_objects(objects: &[Object]) -> Result<serde_json::Value> {
     let mut items = Vec::new();
     for object in objects {
         let item = match object {
-            Object::Namespace(o) => serde_json::to_value(o),
-            Object::Service(o) => serde_json::to_value(o),
-            Object::EndpointSlice(o) => serde_json::to_value(o),
-            Object::Endpoints(o) => serde_json::to_value(o),
+            Object::Namespace(o) => serde_json::to_value(&**o),
+            Object::Service(o) => serde_json::to_value(&**o),
+            Object::EndpointSlice(o) => serde_json::to_value(&**o),
+            Object::Endpoints(o) => serde_json::to_value(&**o),
             Object::Pod(_)
             | Object::StatefulSet(_)
             | Object::Deployment(_)

@@ -237,7 +237,7 @@ fn statefulset_pods_have_ordinal_names_and_dns_identity() {
         nodes: vec!["n1".to_owned(), "n2".to_owned()],
         ..ControllerConfig::default()
     };
-    let d = derive(&mk_store(vec![Object::StatefulSet(sts)]), &config).unwrap();
+    let d = derive(&mk_store(vec![Object::from(sts)]), &config).unwrap();
     let names: Vec<_> = d
         .pods
         .iter()
@@ -282,14 +282,14 @@ fn statefulset_pods_have_ordinal_names_and_dns_identity() {
 fn statefulset_replicas_default_to_one() {
     let mut sts = mk_statefulset("default", "db", "db", 1, &[("app", "db")]);
     sts.spec.as_mut().unwrap().replicas = None;
-    let d = run(vec![Object::StatefulSet(sts)]);
+    let d = run(vec![Object::from(sts)]);
     assert_eq!(d.pods.len(), 1);
     assert_eq!(d.pods[0].metadata.name.as_deref(), Some("db-0"));
 }
 
 #[test]
 fn deployment_pods_are_named_by_replica_set_hash_and_suffix_deterministically() {
-    let objects = vec![Object::Deployment(mk_deployment(
+    let objects = vec![Object::from(mk_deployment(
         "default",
         "nginx-deployment",
         3,
@@ -319,7 +319,7 @@ fn daemonset_runs_one_pod_per_node() {
         nodes: vec!["a".to_owned(), "b".to_owned(), "c".to_owned()],
         ..ControllerConfig::default()
     };
-    let store = mk_store(vec![Object::DaemonSet(mk_daemonset(
+    let store = mk_store(vec![Object::from(mk_daemonset(
         "kube-system",
         "multitool",
         &[("app", "multitool")],
@@ -351,8 +351,8 @@ fn ready_annotation_false_makes_pods_not_ready() {
         .unwrap();
     tpl.annotations = Some(labels(&[(READY_ANNOTATION, "false")]));
     let d = run(vec![
-        Object::StatefulSet(sts),
-        Object::Service(mk_service("default", "web", &[("app", "web")], true)),
+        Object::from(sts),
+        Object::from(mk_service("default", "web", &[("app", "web")], true)),
     ]);
     let p = pod(&d, "web-0");
     assert!(!endpoint_slice::is_pod_ready(p));
@@ -379,15 +379,15 @@ fn explicit_pods_are_kept_and_win_over_synthesised_ones() {
     explicit.spec.as_mut().unwrap().hostname = Some("web-0".to_owned());
     let bare = mk_pod("default", "bare", &[], None, true);
     let d = run(vec![
-        Object::StatefulSet(mk_statefulset(
+        Object::from(mk_statefulset(
             "default",
             "web",
             "web",
             2,
             &[("app", "web")],
         )),
-        Object::Pod(explicit.clone()),
-        Object::Pod(bare),
+        Object::from(explicit.clone()),
+        Object::from(bare),
     ]);
     // Kept as written, with the stable UID an API server would have given it.
     explicit.metadata.uid = Some(super::stable_uid("Pod", &explicit.metadata));
@@ -405,13 +405,13 @@ fn explicit_pods_are_kept_and_win_over_synthesised_ones() {
 
 #[test]
 fn pod_ips_are_unique_deterministic_and_skip_taken_ones() {
-    let mut objects = vec![Object::Deployment(mk_deployment(
+    let mut objects = vec![Object::from(mk_deployment(
         "default",
         "d",
         50,
         &[("app", "d")],
     ))];
-    objects.push(Object::Pod(mk_pod(
+    objects.push(Object::from(mk_pod(
         "default",
         "explicit",
         &[],
@@ -445,7 +445,7 @@ fn dual_stack_pods_get_one_ip_per_family() {
         ],
         ..ControllerConfig::default()
     };
-    let store = mk_store(vec![Object::Pod(mk_pod("default", "p", &[], None, true))]);
+    let store = mk_store(vec![Object::from(mk_pod("default", "p", &[], None, true))]);
     let d = derive(&store, &config).unwrap();
     let ips = d.pods[0].status.as_ref().unwrap().pod_ips.clone().unwrap();
     assert_eq!(ips.len(), 2);
@@ -459,7 +459,7 @@ fn exhausted_pod_cidr_names_the_pod_and_the_range() {
         pod_cidrs: vec!["10.1.0.0/30".parse().unwrap()],
         ..ControllerConfig::default()
     };
-    let store = mk_store(vec![Object::StatefulSet(mk_statefulset(
+    let store = mk_store(vec![Object::from(mk_statefulset(
         "default",
         "web",
         "web",
@@ -481,16 +481,16 @@ fn cluster_ips_are_allocated_kept_and_reserved() {
     explicit.spec.as_mut().unwrap().cluster_ip = Some("10.96.204.67".to_owned());
     let mut dns = mk_service("kube-system", "kube-dns", &[], false);
     dns.spec.as_mut().unwrap().cluster_ip = Some("10.96.0.10".to_owned());
-    let mut objects = vec![Object::Service(explicit), Object::Service(dns)];
+    let mut objects = vec![Object::from(explicit), Object::from(dns)];
     for i in 0..40 {
-        objects.push(Object::Service(mk_service(
+        objects.push(Object::from(mk_service(
             "default",
             &format!("s{i}"),
             &[("app", "x")],
             false,
         )));
     }
-    objects.push(Object::Service(mk_service(
+    objects.push(Object::from(mk_service(
         "default",
         "headless",
         &[("app", "x")],
@@ -531,9 +531,9 @@ fn dual_stack_policies_follow_the_api_server() {
     let single = mk_service("default", "single", &[("app", "x")], false);
     let selectorless_headless = mk_service("default", "manual", &[], true);
     let store = mk_store(vec![
-        Object::Service(prefer.clone()),
-        Object::Service(single),
-        Object::Service(selectorless_headless),
+        Object::from(prefer.clone()),
+        Object::from(single),
+        Object::from(selectorless_headless),
     ]);
     let d = derive(&store, &config).unwrap();
     let p = service(&d, "prefer").spec.clone().unwrap();
@@ -555,7 +555,7 @@ fn dual_stack_policies_follow_the_api_server() {
 
     // Single-stack cluster: PreferDualStack stays single; RequireDualStack is refused, as
     // the API server would, and only that Service is left out.
-    let d = run(vec![Object::Service(prefer.clone())]);
+    let d = run(vec![Object::from(prefer.clone())]);
     assert_eq!(
         service(&d, "prefer")
             .spec
@@ -568,8 +568,8 @@ fn dual_stack_policies_follow_the_api_server() {
     );
     prefer.spec.as_mut().unwrap().ip_family_policy = Some("RequireDualStack".to_owned());
     let d = run(vec![
-        Object::Service(prefer),
-        Object::Service(mk_service("default", "fine", &[], false)),
+        Object::from(prefer),
+        Object::from(mk_service("default", "fine", &[], false)),
     ]);
     assert_eq!(d.services.len(), 1);
     assert_eq!(d.rejected.len(), 1);
@@ -593,10 +593,10 @@ fn service_ip_errors_name_the_service() {
     let mut bad = mk_service("default", "bad", &[], false);
     bad.spec.as_mut().unwrap().cluster_ip = Some("10.96.0.300".to_owned());
     let d = run(vec![
-        Object::Service(a),
-        Object::Service(b),
-        Object::Service(v6),
-        Object::Service(bad),
+        Object::from(a),
+        Object::from(b),
+        Object::from(v6),
+        Object::from(bad),
     ]);
     let names: Vec<_> = d
         .services
@@ -620,8 +620,8 @@ fn service_ip_errors_name_the_service() {
         ..ControllerConfig::default()
     };
     let store = mk_store(vec![
-        Object::Service(mk_service("default", "x", &[], false)),
-        Object::Service(mk_service("default", "y", &[], false)),
+        Object::from(mk_service("default", "x", &[], false)),
+        Object::from(mk_service("default", "y", &[], false)),
     ]);
     let err = derive(&store, &config).unwrap_err();
     assert_eq!(
@@ -639,15 +639,15 @@ fn headless_statefulset_slice_has_hostnames_labels_and_resolved_ports() {
     svc.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].target_port =
         Some(IntOrString::String("web".to_owned()));
     let d = run(vec![
-        Object::Service(svc),
-        Object::StatefulSet(mk_statefulset(
+        Object::from(svc),
+        Object::from(mk_statefulset(
             "default",
             "web",
             "web",
             3,
             &[("app", "web")],
         )),
-        Object::StatefulSet(mk_statefulset(
+        Object::from(mk_statefulset(
             "default",
             "other",
             "elsewhere",
@@ -711,15 +711,15 @@ fn pods_without_the_named_port_get_their_own_slice() {
     let mut odd = mk_pod("default", "odd", &[("app", "x")], Some("10.244.0.2"), true);
     odd.spec.as_mut().unwrap().containers[0].ports = None;
     let d = run(vec![
-        Object::Service(svc),
-        Object::Pod(mk_pod(
+        Object::from(svc),
+        Object::from(mk_pod(
             "default",
             "a",
             &[("app", "x")],
             Some("10.244.0.1"),
             true,
         )),
-        Object::Pod(odd),
+        Object::from(odd),
     ]);
     let slices = slices_of(&d, "svc");
     assert_eq!(slices.len(), 2);
@@ -754,32 +754,32 @@ fn conditions_follow_readiness_termination_and_publish_not_ready() {
         ..PodStatus::default()
     });
     let objects = vec![
-        Object::Service(mk_service("default", "svc", &[("app", "x")], true)),
-        Object::Pod(mk_pod(
+        Object::from(mk_service("default", "svc", &[("app", "x")], true)),
+        Object::from(mk_pod(
             "default",
             "a-ready",
             &[("app", "x")],
             Some("10.244.0.1"),
             true,
         )),
-        Object::Pod(mk_pod(
+        Object::from(mk_pod(
             "default",
             "b-unready",
             &[("app", "x")],
             Some("10.244.0.2"),
             false,
         )),
-        Object::Pod(terminating),
-        Object::Pod(done),
-        Object::Pod(pending),
-        Object::Pod(mk_pod(
+        Object::from(terminating),
+        Object::from(done),
+        Object::from(pending),
+        Object::from(mk_pod(
             "other",
             "f-elsewhere",
             &[("app", "x")],
             Some("10.244.0.6"),
             true,
         )),
-        Object::Pod(mk_pod(
+        Object::from(mk_pod(
             "default",
             "g-unlabelled",
             &[("app", "y")],
@@ -816,7 +816,11 @@ fn conditions_follow_readiness_termination_and_publish_not_ready() {
     let Object::Service(svc) = &mut objects[0] else {
         unreachable!()
     };
-    svc.spec.as_mut().unwrap().publish_not_ready_addresses = Some(true);
+    std::sync::Arc::make_mut(svc)
+        .spec
+        .as_mut()
+        .unwrap()
+        .publish_not_ready_addresses = Some(true);
     let d = run(objects);
     assert!(
         slices_of(&d, "svc")[0]
@@ -829,9 +833,9 @@ fn conditions_follow_readiness_termination_and_publish_not_ready() {
 #[test]
 fn slices_hold_at_most_100_endpoints_and_empty_services_get_a_placeholder() {
     let d = run(vec![
-        Object::Service(mk_service("default", "big", &[("app", "big")], true)),
-        Object::Deployment(mk_deployment("default", "big", 250, &[("app", "big")])),
-        Object::Service(mk_service("default", "empty", &[("app", "nobody")], true)),
+        Object::from(mk_service("default", "big", &[("app", "big")], true)),
+        Object::from(mk_deployment("default", "big", 250, &[("app", "big")])),
+        Object::from(mk_service("default", "empty", &[("app", "nobody")], true)),
     ]);
     let sizes: Vec<usize> = slices_of(&d, "big")
         .iter()
@@ -861,8 +865,8 @@ fn dual_stack_services_get_a_slice_per_family() {
     let mut svc = mk_service("default", "web", &[("app", "web")], true);
     svc.spec.as_mut().unwrap().ip_family_policy = Some("PreferDualStack".to_owned());
     let store = mk_store(vec![
-        Object::Service(svc),
-        Object::StatefulSet(mk_statefulset(
+        Object::from(svc),
+        Object::from(mk_statefulset(
             "default",
             "web",
             "web",
@@ -907,10 +911,10 @@ fn endpoints_are_mirrored_only_for_selectorless_services() {
         }]),
     };
     let d = run(vec![
-        Object::Service(mk_service("default", "manual", &[], true)),
-        Object::Endpoints(endpoints("manual")),
-        Object::Service(mk_service("default", "selected", &[("app", "x")], true)),
-        Object::Endpoints(endpoints("selected")),
+        Object::from(mk_service("default", "manual", &[], true)),
+        Object::from(endpoints("manual")),
+        Object::from(mk_service("default", "selected", &[("app", "x")], true)),
+        Object::from(endpoints("selected")),
     ]);
     let m = slices_of(&d, "manual");
     assert_eq!(m.len(), 1);
@@ -971,8 +975,8 @@ fn hand_written_slices_are_kept() {
         ports: None,
     };
     let d = run(vec![
-        Object::Service(mk_service("default", "manual", &[], true)),
-        Object::EndpointSlice(slice.clone()),
+        Object::from(mk_service("default", "manual", &[], true)),
+        Object::from(slice.clone()),
     ]);
     let mut slice = slice;
     slice.metadata.uid = Some(super::stable_uid("EndpointSlice", &slice.metadata));
@@ -1019,7 +1023,7 @@ proptest! {
         cases in prop::collection::vec(pod_case(), 0..260),
         headless in any::<bool>(),
     ) {
-        let mut objects = vec![Object::Service(mk_service("a", "svc", &[("app", "x"), ("tier", "web")], headless))];
+        let mut objects = vec![Object::from(mk_service("a", "svc", &[("app", "x"), ("tier", "web")], headless))];
         for (i, c) in cases.iter().enumerate() {
             let ns = if c.in_ns { "a" } else { "b" };
             let app = if c.matching { "x" } else { "y" };
@@ -1037,7 +1041,7 @@ proptest! {
                 2 => { spec.hostname = Some(format!("h{i}")); spec.subdomain = Some("other".to_owned()); }
                 _ => {}
             }
-            objects.push(Object::Pod(p));
+            objects.push(Object::from(p));
         }
         let d = run(objects);
         let slices = slices_of(&d, "svc");
@@ -1072,13 +1076,13 @@ fn many_services_each_get_their_own_pods() {
     let mut objects = Vec::new();
     for i in 0..300 {
         let name = format!("s{i}");
-        objects.push(Object::Service(mk_service(
+        objects.push(Object::from(mk_service(
             "default",
             &name,
             &[("app", &name)],
             true,
         )));
-        objects.push(Object::StatefulSet(mk_statefulset(
+        objects.push(Object::from(mk_statefulset(
             "default",
             &name,
             &name,

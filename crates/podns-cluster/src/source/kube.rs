@@ -35,7 +35,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod, PodStatus, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
@@ -105,10 +105,6 @@ pub enum KubeError {
 
 /// One report from the watchers.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "events are moved once from watcher to consumer; boxing would only add noise"
-)]
 pub enum KubeEvent {
     /// A change to apply to the store.
     Change {
@@ -252,28 +248,24 @@ pub fn spawn_watch(client: Client, config: KubeWatchConfig) -> KubeWatch {
                 Kind::Namespace => tokio::spawn(watch.run(
                     Api::<Namespace>::all(client.clone()),
                     base.clone(),
-                    Object::Namespace,
+                    Object::from,
                 )),
                 Kind::Service => {
                     let mut wc = base.clone();
                     if let Some(selector) = &service_label_selector {
                         wc = wc.labels(selector);
                     }
-                    tokio::spawn(watch.run(
-                        Api::<Service>::all(client.clone()),
-                        wc,
-                        Object::Service,
-                    ))
+                    tokio::spawn(watch.run(Api::<Service>::all(client.clone()), wc, Object::from))
                 }
                 Kind::EndpointSlice => tokio::spawn(watch.run(
                     Api::<EndpointSlice>::all(client.clone()),
                     base.clone(),
-                    Object::EndpointSlice,
+                    Object::from,
                 )),
                 Kind::Pod => tokio::spawn(watch.run(
                     Api::<Pod>::all(client.clone()),
                     base.clone(),
-                    Object::Pod,
+                    Object::from,
                 )),
                 other => unreachable!("KubeWatchConfig::kinds never lists {other}"),
             }
@@ -495,9 +487,25 @@ impl KindWatch {
 }
 
 /// Drops what podns never reads and what makes objects large, reading the trigger time first.
-fn strip(mut object: Object) -> (Object, Option<SystemTime>) {
+///
+/// Every kind loses `managedFields`, owner references and finalizers (bookkeeping of the
+/// cluster's controllers), the `kubectl apply` copy and the trigger-time annotation. Beyond
+/// that each kind keeps only what [`crate::view`] reads in cluster mode:
+/// - EndpointSlice endpoints lose `hints` and `deprecatedTopology`, and their `targetRef` keeps
+///   only `kind` and `name` (the namespace is the slice's; uid and resourceVersion name a Pod
+///   version nothing here looks up);
+/// - Services lose `status` (load-balancer ingress);
+/// - Namespaces keep only metadata (labels decide `namespace_labels`);
+/// - Pods keep metadata and `status.phase`/`podIP`/`podIPs` (what `pods verified` reads); the
+///   spec and container statuses are most of a Pod and decide no answer.
+///
+/// `uid`, `resourceVersion`, `generation` and `creationTimestamp` stay: they are small, and
+/// they are what one reads in logs to tell object versions apart.
+pub fn strip(mut object: Object) -> (Object, Option<SystemTime>) {
     let meta = object.metadata_mut();
     meta.managed_fields = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
     let mut triggered = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(LAST_APPLIED_ANNOTATION);
@@ -507,6 +515,39 @@ fn strip(mut object: Object) -> (Object, Option<SystemTime>) {
         if annotations.is_empty() {
             meta.annotations = None;
         }
+    }
+    // Fresh from the watcher, so `make_mut` copies nothing.
+    match &mut object {
+        Object::EndpointSlice(slice) => {
+            for endpoint in &mut Arc::make_mut(slice).endpoints {
+                endpoint.hints = None;
+                endpoint.deprecated_topology = None;
+                if let Some(target) = endpoint.target_ref.as_mut() {
+                    *target = ObjectReference {
+                        kind: target.kind.take(),
+                        name: target.name.take(),
+                        ..ObjectReference::default()
+                    };
+                }
+            }
+        }
+        Object::Service(service) => Arc::make_mut(service).status = None,
+        Object::Namespace(namespace) => {
+            let namespace = Arc::make_mut(namespace);
+            namespace.spec = None;
+            namespace.status = None;
+        }
+        Object::Pod(pod) => {
+            let pod = Arc::make_mut(pod);
+            pod.spec = None;
+            pod.status = pod.status.take().map(|status| PodStatus {
+                phase: status.phase,
+                pod_ip: status.pod_ip,
+                pod_ips: status.pod_ips,
+                ..PodStatus::default()
+            });
+        }
+        _ => {}
     }
     (object, triggered)
 }
@@ -646,7 +687,7 @@ mod tests {
                 "2026-11-03T10:00:01.5Z".to_owned(),
             ),
         ]));
-        let (object, triggered) = strip(Object::EndpointSlice(slice.clone()));
+        let (object, triggered) = strip(Object::from(slice.clone()));
         assert_eq!(object.metadata().managed_fields, None);
         assert_eq!(object.metadata().annotations, None);
         assert_eq!(
@@ -658,12 +699,76 @@ mod tests {
             ("team".to_owned(), "dns".to_owned()),
             (TRIGGER_TIME_ANNOTATION.to_owned(), "yesterday".to_owned()),
         ]));
-        let (object, triggered) = strip(Object::EndpointSlice(slice));
+        let (object, triggered) = strip(Object::from(slice));
         assert_eq!(triggered, None, "unparseable: no time, no error");
         assert_eq!(
             object.metadata().annotations,
             Some(BTreeMap::from([("team".to_owned(), "dns".to_owned())]))
         );
+    }
+
+    /// What `strip` drops decides no answer: the views of stripped objects are the views of
+    /// the objects as the API server sent them, pods included.
+    #[test]
+    fn strip_changes_no_view() {
+        let json = serde_json::json!([
+            {"kind": "Namespace", "metadata": {"name": "prod", "labels": {"env": "prod"},
+                "finalizers": ["x"]}, "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"}},
+            {"kind": "Service", "metadata": {"name": "web", "namespace": "prod", "uid": "u1",
+                "labels": {"app": "web"}},
+                "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 80}]},
+                "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}},
+            {"kind": "EndpointSlice", "metadata": {"name": "web-1", "namespace": "prod",
+                "labels": {"kubernetes.io/service-name": "web"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": "web",
+                    "uid": "u1"}]},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.0.0.1"], "hostname": "web-0",
+                    "conditions": {"ready": false}, "nodeName": "n1", "zone": "z",
+                    "hints": {"forZones": [{"name": "z"}]},
+                    "deprecatedTopology": {"a": "b"},
+                    "targetRef": {"kind": "Pod", "namespace": "prod", "name": "web-0",
+                        "uid": "p1", "resourceVersion": "7"}}],
+                "ports": [{"name": "http", "port": 8080}]},
+            {"kind": "Pod", "metadata": {"name": "web-0", "namespace": "prod",
+                "labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}], "hostname": "web-0"},
+                "status": {"phase": "Running", "podIP": "10.0.0.1",
+                    "podIPs": [{"ip": "10.0.0.1"}], "hostIP": "192.168.0.1",
+                    "conditions": [{"type": "Ready", "status": "True"}]}},
+        ]);
+        let objects: Vec<Object> = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| match v["kind"].as_str().unwrap() {
+                "Namespace" => {
+                    Object::from(serde_json::from_value::<Namespace>(v.clone()).unwrap())
+                }
+                "Service" => Object::from(serde_json::from_value::<Service>(v.clone()).unwrap()),
+                "EndpointSlice" => {
+                    Object::from(serde_json::from_value::<EndpointSlice>(v.clone()).unwrap())
+                }
+                _ => Object::from(serde_json::from_value::<Pod>(v.clone()).unwrap()),
+            })
+            .collect();
+        let stripped: Vec<Object> = objects.iter().map(|o| strip(o.clone()).0).collect();
+        assert_ne!(stripped, objects, "something was dropped");
+        let view = |objects: Vec<Object>| {
+            let store = crate::store::ClusterStore::from_objects(objects);
+            crate::view::cluster_view(
+                &crate::controller::observed(&store),
+                &crate::view::ViewConfig::default(),
+            )
+        };
+        let full = view(objects);
+        assert_eq!(full.pods.len(), 1);
+        assert_eq!(
+            full.services[0].endpoints[0].target_pod.as_deref(),
+            Some("web-0")
+        );
+        assert_eq!(view(stripped), full);
     }
 
     #[test]

@@ -32,6 +32,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -370,6 +373,9 @@ impl ManifestEvent {
 #[derive(Debug)]
 enum ReloadState {
     /// The last load was good; these objects were reported (or returned as the initial load).
+    /// They share their allocations with the objects sent on ([`Object`] clones are
+    /// reference counts), so this costs a pointer per object, not a second copy of the set:
+    /// the store holds the same objects until the next reload replaces them.
     Loaded(Vec<Object>),
     /// The last load failed; the consumer serves the last good state.
     Rejected,
@@ -868,15 +874,15 @@ fn typed(kind: Kind, value: Value) -> Result<Object, (Option<String>, String)> {
         })
     }
     Ok(match kind {
-        Kind::Namespace => Object::Namespace(de(value)?),
-        Kind::Service => Object::Service(de(value)?),
-        Kind::EndpointSlice => Object::EndpointSlice(de(value)?),
-        Kind::Endpoints => Object::Endpoints(de(value)?),
-        Kind::Pod => Object::Pod(de(value)?),
-        Kind::StatefulSet => Object::StatefulSet(de(value)?),
-        Kind::Deployment => Object::Deployment(de(value)?),
-        Kind::ReplicaSet => Object::ReplicaSet(de(value)?),
-        Kind::DaemonSet => Object::DaemonSet(de(value)?),
+        Kind::Namespace => de::<Namespace>(value)?.into(),
+        Kind::Service => de::<Service>(value)?.into(),
+        Kind::EndpointSlice => de::<EndpointSlice>(value)?.into(),
+        Kind::Endpoints => de::<Endpoints>(value)?.into(),
+        Kind::Pod => de::<Pod>(value)?.into(),
+        Kind::StatefulSet => de::<StatefulSet>(value)?.into(),
+        Kind::Deployment => de::<Deployment>(value)?.into(),
+        Kind::ReplicaSet => de::<ReplicaSet>(value)?.into(),
+        Kind::DaemonSet => de::<DaemonSet>(value)?.into(),
     })
 }
 

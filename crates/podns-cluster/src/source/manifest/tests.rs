@@ -262,7 +262,7 @@ fn reload_state_reports_changes_rejections_and_recovery() {
     let obj = |n: &str| {
         let mut svc = k8s_openapi::api::core::v1::Service::default();
         svc.metadata.name = Some(n.to_owned());
-        Object::Service(svc)
+        Object::from(svc)
     };
     let mut state = ReloadState::new(&Ok(vec![obj("a")]));
     assert_eq!(

@@ -1,0 +1,141 @@
+//! Heap bytes of the cluster store, measured with a counting global allocator.
+//!
+//! Run with `cargo run --release -p podns-cluster --example store_memory`.
+//!
+//! Two cases, as the binary holds them (BENCHMARKS.md "where the memory is"):
+//! - **cluster mode**: 10k Services and their EndpointSlices (100k endpoints, 10 per Service,
+//!   one slice each), as the Kubernetes source hands them to the store; then the full
+//!   `observed + cluster_view` over them, and the incremental view that replaces it;
+//! - **standalone**: 10k Services over StatefulSets/Deployments of 10 replicas, as manifests in
+//!   the store plus the manifest watcher's copy of the set, and what `derive` makes of them.
+//!
+//! "live" is what stays allocated; "peak" is the high-water mark above the live heap before
+//! the step, i.e. what the step needs transiently.
+//!
+//! This example is, like `podns-server/tests/no_alloc.rs`, an audited exception to
+//! `unsafe_code = "deny"`: a `GlobalAlloc` impl is `unsafe` by definition.
+#![allow(unsafe_code)]
+
+#[path = "support/fixtures.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod fixtures;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use podns_cluster::{
+    ClusterStore, ControllerConfig, IncrementalView, ViewConfig, cluster_view, derive, observed,
+};
+
+/// Counts live heap bytes and their high-water mark.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn grew(by: isize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+// SAFETY:
+// - every method forwards to `System` with the caller's own arguments, so `System`'s
+//   guarantees (alignment, size, validity of returned pointers) are passed through unchanged;
+// - the only extra work is relaxed atomic arithmetic, which neither allocates nor touches the
+//   memory being managed.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size() as isize);
+        // SAFETY: forwarded with the caller's layout (see above).
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System.alloc` with this layout (see above).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        grew(new_size as isize - layout.size() as isize);
+        // SAFETY: forwarded with the caller's pointer and layout (see above).
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Runs `step`, printing the live bytes it leaves and the peak it needed above `base`.
+fn measure<T>(what: &str, step: impl FnOnce() -> T) -> T {
+    let base = live();
+    PEAK.store(base, Ordering::Relaxed);
+    let out = black_box(step());
+    let left = live() - base;
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    println!(
+        "{what:<52} +{:>8.1} MB  peak +{:>8.1} MB  heap {:>8.1} MB",
+        mb(left),
+        mb(peak),
+        mb(live())
+    );
+    out
+}
+
+fn mb(bytes: isize) -> f64 {
+    bytes as f64 / 1e6
+}
+
+fn main() {
+    const SERVICES: usize = 10_000;
+    println!(
+        "size_of::<Object>() = {} bytes",
+        size_of::<podns_cluster::Object>()
+    );
+
+    println!("\ncluster mode: {SERVICES} Services, 100k endpoints (10 per slice)");
+    // As the Kubernetes source hands them on: stripped of what decides no answer.
+    let objects = measure("source objects (Vec<Object>, stripped)", || {
+        fixtures::cluster(SERVICES, 10)
+            .into_iter()
+            .map(|o| podns_cluster::source::kube::strip(o).0)
+            .collect::<Vec<_>>()
+    });
+    let store = measure("ClusterStore (objects moved in)", || {
+        ClusterStore::from_objects(objects)
+    });
+    let view = measure("observed(&store) + cluster_view (ClusterView kept)", || {
+        cluster_view(&observed(&store), &ViewConfig::default())
+    });
+    drop(view);
+    let incremental = measure("IncrementalView::from_store (views kept beside it)", || {
+        IncrementalView::from_store(store, ViewConfig::default())
+    });
+    drop(incremental);
+
+    println!("\nstandalone: {SERVICES} Services over StatefulSets/Deployments of 10 replicas");
+    let objects = measure("manifest objects (Vec<Object>)", || {
+        fixtures::manifests(SERVICES, 10)
+    });
+    let watcher_copy = measure("manifest watcher's copy of the set", || objects.clone());
+    let store = measure("ClusterStore (objects moved in)", || {
+        ClusterStore::from_objects(objects)
+    });
+    let derived = measure("derive (DerivedCluster kept)", || {
+        // A /16 holds 65k pods; 100k need a wider pod network, as a real cluster of this size has.
+        let config = ControllerConfig {
+            pod_cidrs: vec!["10.0.0.0/8".parse().expect("a CIDR")],
+            ..ControllerConfig::default()
+        };
+        derive(&store, &config).expect("derives")
+    });
+    let view = measure("cluster_view (ClusterView kept)", || {
+        cluster_view(&derived, &ViewConfig::default())
+    });
+    drop((view, derived, store, watcher_copy));
+}
