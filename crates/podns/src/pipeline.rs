@@ -1,44 +1,55 @@
 //! The stages after a source: cluster store → controllers → service views → zone snapshot.
 //!
-//! `Pipeline` owns the cluster store and the configurations of the stages after it. In
-//! standalone mode the store holds the manifests and podns runs the controllers a cluster
-//! would; in cluster mode it holds what the API server has, taken as it is. Either way a
-//! rejected build returns an error and the caller keeps serving the previous snapshot
-//! (design decision 6).
+//! `Pipeline` owns the cluster state and the configurations of the stages after it. In
+//! standalone mode it holds the manifests and runs the controllers a cluster would, over the
+//! whole set on every change (pod and virtual IPs depend on the whole set). In cluster mode it
+//! holds what the API server has, taken as it is, in an [`IncrementalView`]: each event yields
+//! only the Services it touches, and only those are rebuilt in the zone, so a publish costs
+//! what changed. Either way a rejected build returns an error and the caller keeps serving the
+//! previous snapshot (design decision 6).
 
 use anyhow::Context as _;
 use podns_cluster::{
-    ClusterEvent, ClusterStore, ControllerConfig, DerivedCluster, Object, ViewConfig,
+    ClusterEvent, ClusterStore, ControllerConfig, DerivedCluster, IncrementalView, Kind, Object,
+    ViewConfig, ViewDelta,
 };
-use podns_view::ClusterView;
 use podns_zone::{ZoneBuilder, ZoneSnapshot};
 
 use crate::settings::Settings;
 
-/// Who makes the pods and endpoint slices the zone is built from.
-enum Controllers {
-    /// podns, from the manifests' workloads and selectors.
-    Standalone(ControllerConfig),
-    /// The cluster's own controllers: objects are served as the API server has them.
-    Observed,
+/// Where the service views come from.
+enum State {
+    /// Manifests, and podns's own controllers over them.
+    Standalone {
+        store: ClusterStore,
+        controller: ControllerConfig,
+        view: ViewConfig,
+    },
+    /// An API server's objects, kept with their views up to date per event.
+    Observed {
+        view: Box<IncrementalView>,
+        /// What changed since the last build.
+        pending: ViewDelta,
+        /// The zone builder must be given the whole view (first build, new zone options).
+        full: bool,
+    },
 }
 
 /// The stages between a source and a zone snapshot.
 pub(crate) struct Pipeline {
-    store: ClusterStore,
-    controllers: Controllers,
-    view: ViewConfig,
+    state: State,
     /// Long-lived, so a publish costs what changed: Services whose views are unchanged are
-    /// kept as they are (one comparison each) and only touched shards are copied.
+    /// kept as they are and only touched shards are copied.
     zone: ZoneBuilder,
 }
 
 /// What one run of the pipeline produced.
 pub(crate) struct Derived {
-    /// The Kubernetes objects, as a cluster would hold them after its controllers ran.
+    /// The objects as a cluster would hold them after its controllers ran (standalone; empty
+    /// in cluster mode, where the API server has them).
     pub(crate) cluster: DerivedCluster,
-    /// The service views the zone was built from.
-    pub(crate) view: ClusterView,
+    /// How much the zone holds.
+    pub(crate) counts: Counts,
     /// The zone, ready to publish.
     pub(crate) snapshot: ZoneSnapshot,
 }
@@ -47,9 +58,11 @@ impl Pipeline {
     /// A pipeline that runs the standalone controllers over manifests.
     pub(crate) fn standalone(settings: &Settings) -> Self {
         Self {
-            store: ClusterStore::default(),
-            controllers: Controllers::Standalone(settings.controller.clone()),
-            view: settings.view.clone(),
+            state: State::Standalone {
+                store: ClusterStore::default(),
+                controller: settings.controller.clone(),
+                view: settings.view.clone(),
+            },
             zone: ZoneBuilder::new(settings.zone.clone()),
         }
     }
@@ -57,81 +70,161 @@ impl Pipeline {
     /// A pipeline over objects from an API server.
     pub(crate) fn observed(settings: &Settings) -> Self {
         Self {
-            store: ClusterStore::default(),
-            controllers: Controllers::Observed,
-            view: settings.view.clone(),
+            state: State::Observed {
+                view: Box::new(IncrementalView::new(settings.view.clone())),
+                pending: ViewDelta::default(),
+                full: true,
+            },
             zone: ZoneBuilder::new(settings.zone.clone()),
         }
     }
 
-    /// Takes new settings (a config reload); the store is kept, the next build uses them.
+    /// Takes new settings (a config reload); the cluster state is kept, the next build uses
+    /// them.
     pub(crate) fn reconfigure(&mut self, settings: &Settings) {
-        if let Controllers::Standalone(controller) = &mut self.controllers {
-            controller.clone_from(&settings.controller);
-        }
-        self.view.clone_from(&settings.view);
-        if self.zone.config() != &settings.zone {
+        let new_zone = self.zone.config() != &settings.zone;
+        if new_zone {
             // Different zone options change most records: start from a fresh builder.
             self.zone = ZoneBuilder::new(settings.zone.clone());
+        }
+        match &mut self.state {
+            State::Standalone {
+                controller, view, ..
+            } => {
+                controller.clone_from(&settings.controller);
+                view.clone_from(&settings.view);
+            }
+            State::Observed {
+                view,
+                pending,
+                full,
+            } => {
+                if view.config() != &settings.view {
+                    pending.merge(view.reconfigure(settings.view.clone()));
+                }
+                *full |= new_zone;
+            }
         }
     }
 
     /// Replaces the cluster state with a complete object set and derives everything from it.
     pub(crate) fn resync(&mut self, objects: Vec<Object>) -> anyhow::Result<Derived> {
-        self.store.resync(objects);
+        self.apply(ClusterEvent::Resync(objects));
         self.build()
     }
 
-    /// Applies one change from a source; whether the store changed.
+    /// Applies one change from a source; whether anything the zone is built from changed.
     pub(crate) fn apply(&mut self, event: ClusterEvent) -> bool {
-        self.store.apply_event(event)
+        match &mut self.state {
+            State::Standalone { store, .. } => store.apply_event(event),
+            State::Observed { view, pending, .. } => {
+                let delta = view.apply(event);
+                let changed = !delta.is_empty();
+                pending.merge(delta);
+                changed
+            }
+        }
     }
 
-    /// Derives everything from the current store.
+    /// Builds the zone from the current state and takes a snapshot of it.
     pub(crate) fn build(&mut self) -> anyhow::Result<Derived> {
-        let cluster = match &self.controllers {
-            Controllers::Standalone(controller) => podns_cluster::derive(&self.store, controller)
-                .context("deriving pods and endpoint slices")?,
-            Controllers::Observed => podns_cluster::observed(&self.store),
+        let cluster = match &mut self.state {
+            State::Standalone {
+                store,
+                controller,
+                view,
+            } => {
+                let cluster = podns_cluster::derive(store, controller)
+                    .context("deriving pods and endpoint slices")?;
+                let view = podns_cluster::cluster_view(&cluster, view);
+                self.zone.replace_all(&view);
+                cluster
+            }
+            State::Observed {
+                view,
+                pending,
+                full,
+            } => {
+                let delta = std::mem::take(pending);
+                if std::mem::take(full) {
+                    self.zone.replace_all(&view.view());
+                } else {
+                    for key in &delta.removed {
+                        self.zone.remove_service(key);
+                    }
+                    for service in &delta.upserted {
+                        self.zone.upsert_service(service);
+                    }
+                    if delta.namespaces_changed {
+                        let namespaces: Vec<String> =
+                            view.namespaces().map(str::to_owned).collect();
+                        self.zone.set_namespaces(&namespaces);
+                    }
+                    if delta.pods_changed {
+                        let pods: Vec<_> = view.pods().cloned().collect();
+                        self.zone.set_pods(&pods);
+                    }
+                }
+                DerivedCluster::default()
+            }
         };
-        let view = podns_cluster::cluster_view(&cluster, &self.view);
-        self.zone.replace_all(&view);
         let snapshot = self.zone.snapshot();
         for skipped in snapshot.skipped() {
             tracing::warn!("not in DNS: {skipped}");
         }
+        let counts = self.counts(&cluster, &snapshot);
         Ok(Derived {
             cluster,
-            view,
+            counts,
             snapshot,
         })
     }
-}
 
-impl Pipeline {
     /// The zone's records as RRsets (for `podns get records`).
     pub(crate) fn rrsets(&self) -> Vec<podns_zone::RRset> {
         self.zone.rrsets()
     }
+
+    fn counts(&self, cluster: &DerivedCluster, snapshot: &ZoneSnapshot) -> Counts {
+        let (namespaces, services, endpoints, pods, endpoint_slices) = match &self.state {
+            State::Standalone { .. } => (
+                cluster.namespaces.len(),
+                cluster.services.len(),
+                cluster
+                    .endpoint_slices
+                    .iter()
+                    .map(|s| s.endpoints.len())
+                    .sum(),
+                cluster.pods.len(),
+                cluster.endpoint_slices.len(),
+            ),
+            State::Observed { view, .. } => (
+                view.namespaces().len(),
+                view.services().len(),
+                view.store()
+                    .endpoint_slices()
+                    .map(|s| s.endpoints.len())
+                    .sum(),
+                view.store().of_kind(Kind::Pod).count(),
+                view.store().of_kind(Kind::EndpointSlice).count(),
+            ),
+        };
+        Counts {
+            namespaces,
+            services,
+            pods,
+            endpoint_slices,
+            endpoints,
+            names: snapshot.name_count(),
+            serial: snapshot.serial(),
+        }
+    }
 }
 
 impl Derived {
-    /// The snapshot alone, dropping the objects and views it was built from.
+    /// The snapshot alone, dropping the objects it was built from.
     pub(crate) fn into_snapshot(self) -> ZoneSnapshot {
         self.snapshot
-    }
-
-    /// Object counts, for the logs and the zone gauges.
-    pub(crate) fn counts(&self) -> Counts {
-        Counts {
-            namespaces: self.view.namespaces.len(),
-            services: self.view.services.len(),
-            pods: self.cluster.pods.len(),
-            endpoint_slices: self.cluster.endpoint_slices.len(),
-            endpoints: self.view.services.iter().map(|s| s.endpoints.len()).sum(),
-            names: self.snapshot.name_count(),
-            serial: self.snapshot.serial(),
-        }
     }
 }
 

@@ -83,7 +83,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let derived = pipeline.build()?;
     record_zone(&metrics, &derived, started.elapsed());
-    info!("zone built: {}", derived.counts());
+    info!("zone built: {}", derived.counts);
     // Only the snapshot is kept: the derived objects and views are dropped here.
     let (zone_writer, zone_reader) = podns_zone::pair(derived.into_snapshot());
     if first.synced {
@@ -269,12 +269,10 @@ fn publish(
     let build_started = Instant::now();
     match pipeline.build() {
         Ok(derived) => {
-            let counts = derived.counts();
+            let counts = derived.counts;
             record_zone(metrics, &derived, build_started.elapsed());
             let Derived {
-                cluster,
-                view,
-                snapshot,
+                cluster, snapshot, ..
             } = derived;
             let previous = zone_writer.publish(snapshot);
             let now = SystemTime::now();
@@ -284,7 +282,7 @@ fn publish(
             metrics.set_last_update(now);
             // Freeing the old zone (and the derived objects) is off the event loop, so the
             // next change is not kept waiting behind it.
-            tokio::task::spawn_blocking(move || drop((previous, cluster, view)));
+            tokio::task::spawn_blocking(move || drop((previous, cluster)));
             info!(serial = counts.serial, "zone published: {counts}");
         }
         Err(err) => error!("change rejected, still serving the last good zone: {err:#}"),
@@ -292,7 +290,7 @@ fn publish(
 }
 
 fn record_zone(metrics: &Metrics, derived: &Derived, build: Duration) {
-    let counts = derived.counts();
+    let counts = derived.counts;
     metrics.set_zone_objects(ZoneObjects {
         services: counts.services as u64,
         endpoints: counts.endpoints as u64,
