@@ -183,7 +183,7 @@ impl RateLimiter {
         entry.suppressed = entry.suppressed.wrapping_add(1);
         match self.config.slip {
             0 => Verdict::Drop,
-            n if entry.suppressed % n == 0 => Verdict::Slip,
+            n if entry.suppressed.is_multiple_of(n) => Verdict::Slip,
             _ => Verdict::Drop,
         }
     }

@@ -279,7 +279,7 @@ async fn opt_records_out_of_place_or_of_unknown_version() {
     v255[6] = 255;
     let request = raw(0x0100, 1, 1, &[WEB_Q, &v255].concat());
     let (_, udp_bytes) = rcode_of(s.addr, &request).await;
-    let tcp_bytes = tcp_raw(s.addr, &[request.clone()]).await.remove(0);
+    let tcp_bytes = tcp_raw(s.addr, std::slice::from_ref(&request)).await.remove(0);
     for bytes in [udp_bytes, tcp_bytes] {
         let opt = &bytes[bytes.len() - 11..];
         assert_eq!(rcode(&bytes), 0);
@@ -328,7 +328,7 @@ async fn every_opcode_other_than_query_is_notimp() {
             let request = raw(opcode << 11 | 0x0100, qd, 0, body);
             let what = format!("opcode {opcode}, QDCOUNT {qd}");
             let (bytes, transport) = if opcode % 4 == 0 {
-                (tcp_raw(s.addr, &[request.clone()]).await.remove(0), "tcp")
+                (tcp_raw(s.addr, std::slice::from_ref(&request)).await.remove(0), "tcp")
             } else {
                 (
                     udp_raw(s.addr, &request, TIMEOUT)
@@ -445,7 +445,7 @@ async fn mutated_queries_get_well_formed_answers_or_nothing() {
     .map(|m| m.to_vec().unwrap())
     .collect();
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut rng = Rng(0x5EED_0F_D05);
+    let mut rng = Rng(0x0005_EED0_FD05);
     let (mut answered, mut silent) = (0, 0);
     let mut buf = vec![0u8; 65535];
     for window in 0..40u16 {
