@@ -279,7 +279,9 @@ async fn opt_records_out_of_place_or_of_unknown_version() {
     v255[6] = 255;
     let request = raw(0x0100, 1, 1, &[WEB_Q, &v255].concat());
     let (_, udp_bytes) = rcode_of(s.addr, &request).await;
-    let tcp_bytes = tcp_raw(s.addr, std::slice::from_ref(&request)).await.remove(0);
+    let tcp_bytes = tcp_raw(s.addr, std::slice::from_ref(&request))
+        .await
+        .remove(0);
     for bytes in [udp_bytes, tcp_bytes] {
         let opt = &bytes[bytes.len() - 11..];
         assert_eq!(rcode(&bytes), 0);
@@ -328,7 +330,12 @@ async fn every_opcode_other_than_query_is_notimp() {
             let request = raw(opcode << 11 | 0x0100, qd, 0, body);
             let what = format!("opcode {opcode}, QDCOUNT {qd}");
             let (bytes, transport) = if opcode % 4 == 0 {
-                (tcp_raw(s.addr, std::slice::from_ref(&request)).await.remove(0), "tcp")
+                (
+                    tcp_raw(s.addr, std::slice::from_ref(&request))
+                        .await
+                        .remove(0),
+                    "tcp",
+                )
             } else {
                 (
                     udp_raw(s.addr, &request, TIMEOUT)
