@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod metrics;
 pub mod query;
+pub mod rrl;
 mod tcp;
 mod udp;
 pub mod wire;
@@ -39,6 +40,7 @@ pub use metrics::{
     ForwardSample, Metrics, QueryMetrics, ServiceKindLabel, UpstreamSample, ZoneObjects,
 };
 pub use query::{Outcome, QueryConfig, Transport, answer};
+pub use rrl::RateLimitConfig;
 
 /// How many times [`bind`] tries to find a port free for both UDP and TCP when the listen port
 /// is 0.
@@ -65,6 +67,9 @@ pub struct ServerConfig {
     /// Forwarded UDP queries waiting for an upstream at once, over all workers; more get
     /// SERVFAIL at once (bounded memory when upstreams are slow). Default 1024.
     pub max_forwards_in_flight: usize,
+    /// Response-rate limiting of UDP answers per client prefix ([`rrl`]). Default off
+    /// (`responses_per_second = 0`).
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +82,7 @@ impl Default for ServerConfig {
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_message_timeout: Duration::from_secs(2),
             max_forwards_in_flight: 1024,
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -215,6 +221,7 @@ pub async fn serve_with(
             socket,
             worker as u32,
             config.query,
+            config.rate_limit,
             services.clone(),
             Arc::clone(&forwards),
             stop_rx.clone(),

@@ -19,6 +19,7 @@
 //! |---|---|---|---|
 //! | `podns_dns_requests_total` | counter | zone (Z), proto (udp, tcp), type (A AAAA SRV PTR TXT SOA NS CNAME ANY other) | Z × 2 × 10 |
 //! | `podns_dns_requests_dropped_total` | counter | proto | 2 |
+//! | `podns_dns_responses_rate_limited_total` | counter | action (drop, slip) | 2 |
 //! | `podns_dns_responses_total` | counter | zone, rcode (NOERROR FORMERR SERVFAIL NXDOMAIN NOTIMP REFUSED BADVERS other) | Z × 8 |
 //! | `podns_dns_request_duration_seconds` | histogram | zone, type; 21 buckets 5 µs … 8.192 s | Z × 10 × 24 |
 //! | `podns_dns_response_size_bytes` | histogram | zone, proto; CoreDNS's 14 size buckets 0 … 64000 | Z × 2 × 17 |

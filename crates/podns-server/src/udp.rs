@@ -8,6 +8,10 @@
 //! them, so a slow upstream never stalls answers from the zone; beyond that bound the query
 //! gets SERVFAIL at once rather than a queue. Errors on a datagram are logged and the worker
 //! goes on; only shutdown ends it.
+//!
+//! With response-rate limiting on, each worker keeps its own [`RateLimiter`] table (no lock
+//! between workers) and asks it before every response it would send or forward: a suppressed
+//! query costs no upstream work, and its answer is dropped or slipped (TC=1, no records).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +21,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::Services;
 use crate::query::{self, Outcome, QueryConfig, Transport};
+use crate::rrl::{self, RateLimitConfig, RateLimiter, Verdict};
 
 /// Largest datagram we read (RFC 1035 §4.2.1 + EDNS: the UDP payload is at most 65,535).
 const RECV_BUFFER: usize = 65535;
@@ -26,10 +31,12 @@ pub(crate) async fn run(
     socket: Arc<UdpSocket>,
     worker: u32,
     config: QueryConfig,
+    rate_limit: RateLimitConfig,
     services: Services,
     forwards: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut limiter = RateLimiter::new(rate_limit);
     let mut recv = vec![0u8; RECV_BUFFER];
     let mut out = Vec::with_capacity(RECV_BUFFER);
     // Workers start at different rotations so that, together, they still spread evenly.
@@ -62,6 +69,32 @@ pub(crate) async fn run(
                 &mut out,
             )
         };
+        if let Some(limiter) = &mut limiter
+            && !matches!(outcome, Outcome::Drop)
+        {
+            match limiter.check(peer.ip(), started) {
+                Verdict::Send => {}
+                verdict => {
+                    let slipped = verdict == Verdict::Slip;
+                    if slipped {
+                        let asked = match outcome {
+                            Outcome::Respond { asked, .. } => asked,
+                            Outcome::Forward { asked, .. } => Some(asked),
+                            Outcome::Drop => None,
+                        };
+                        // QNAME, QTYPE and QCLASS.
+                        rrl::slip(&mut out, asked.map(|a| a.qname_len + 4));
+                        if let Err(error) = socket.send_to(&out, peer).await {
+                            tracing::debug!(%error, %peer, "udp send failed");
+                        }
+                    }
+                    if let Some(metrics) = &services.metrics {
+                        metrics.query().record_rate_limited(slipped);
+                    }
+                    continue;
+                }
+            }
+        }
         let (asked, rcode) = match outcome {
             Outcome::Drop => {
                 if let Some(metrics) = &services.metrics {

@@ -15,7 +15,7 @@
 //! | header layout, 12 octets | RFC 1035 §4.1.1 |
 //! | labels ≤ 63, names ≤ 255 octets | RFC 1035 §2.3.4 |
 //! | no compression pointers in the question (a lone question never needs one, so loops and forward pointers cannot occur) | RFC 1035 §4.1.4 permits them; we refuse them with FORMERR |
-//! | at most one OPT, owned by the root | RFC 6891 §6.1.1 |
+//! | at most one OPT, owned by the root, in the additional section | RFC 6891 §6.1.1; BIND answers an OPT elsewhere with FORMERR too |
 //! | OPT: CLASS = UDP payload size, TTL = extended RCODE, VERSION, DO | RFC 6891 §6.1.2, §6.1.3 |
 
 use podns_zone::{MAX_LABEL_LEN, MAX_NAME_LEN, RType};
@@ -184,6 +184,11 @@ pub enum RecordsError {
     /// An OPT record not owned by the root name (RFC 6891 §6.1.2: "MUST be 0 (root domain)").
     #[error("OPT not owned by the root")]
     OptOwner,
+    /// An OPT record in the answer or authority section (RFC 6891 §6.1.1: it "MAY be placed
+    /// anywhere within the additional data section"). Ignoring it would be the alternative;
+    /// refusing it, as BIND does, keeps a misplaced OPT from ever counting as EDNS.
+    #[error("OPT outside the additional section")]
+    OptOutsideAdditional,
 }
 
 /// Walks the answer, authority and additional records after the question (ending at `start`)
@@ -211,7 +216,10 @@ pub fn scan_records(
             return Err(RecordsError::Malformed);
         }
         pos += rdlen;
-        if rtype == RType::OPT.0 && i >= additional_from {
+        if rtype == RType::OPT.0 && i < additional_from {
+            return Err(RecordsError::OptOutsideAdditional);
+        }
+        if rtype == RType::OPT.0 {
             if edns.is_some() {
                 return Err(RecordsError::MultipleOpt);
             }
@@ -328,6 +336,12 @@ mod tests {
         assert_eq!(
             scan_records(&m, q.end, &Header::parse(&m).unwrap()),
             Err(RecordsError::OptOwner)
+        );
+        let mut m = query(b"\x00", &opt, 0);
+        m[7] = 1; // ANCOUNT 1: the OPT is in the answer section.
+        assert_eq!(
+            scan_records(&m, q.end, &Header::parse(&m).unwrap()),
+            Err(RecordsError::OptOutsideAdditional)
         );
         let m = query(b"\x00", &[0xff], 0);
         assert_eq!(

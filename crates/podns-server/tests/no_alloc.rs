@@ -2,7 +2,8 @@
 //! kind of query (positive, rotated, SRV with additional records, negative, refused, malformed,
 //! truncated, `pods insecure` answers computed per query) over UDP and TCP once the output
 //! buffer has its capacity, and watches the per-query metrics (`QueryMetrics::zone_index`,
-//! `record`, `record_dropped`) count each one.
+//! `record`, `record_dropped`) count each one, and response-rate limiting (`RateLimiter::check`,
+//! `rrl::slip`, `record_rate_limited`) judge each one.
 //!
 //! This file is the workspace's one audited exception to `unsafe_code = "deny"`: a
 //! `GlobalAlloc` impl is `unsafe` by definition.
@@ -122,6 +123,14 @@ fn answering_allocates_nothing() {
         );
     }
 
+    // A low rate, so the counted loop sends, slips and drops; its table is allocated here.
+    let mut limiter = podns_server::rrl::RateLimiter::new(podns_server::RateLimitConfig {
+        responses_per_second: 20,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut verdicts = [0usize; 3];
+
     COUNTING.store(true, Ordering::SeqCst);
     let mut answered = 0;
     for rotation in 0..50u32 {
@@ -140,10 +149,36 @@ fn answering_allocates_nothing() {
                     outcome,
                     podns_server::Outcome::Respond { .. } | podns_server::Outcome::Forward { .. }
                 ));
+                // What the UDP loop does before sending: ask the limiter (clients from 16
+                // prefixes, IPv4 and IPv6), slip or count a suppressed response.
+                let client = if rotation % 2 == 0 {
+                    std::net::IpAddr::from([10, 0, (rotation % 8) as u8, 1])
+                } else {
+                    std::net::IpAddr::from([0xfd00, 0, 0, (rotation % 8) as u16, 0, 0, 0, 1])
+                };
+                let verdict = limiter.check(client, Instant::now());
+                verdicts[verdict as usize] += 1;
+                if verdict != podns_server::rrl::Verdict::Send {
+                    let question = match outcome {
+                        podns_server::Outcome::Respond { asked, .. } => asked,
+                        podns_server::Outcome::Forward { asked, .. } => Some(asked),
+                        podns_server::Outcome::Drop => None,
+                    };
+                    if verdict == podns_server::rrl::Verdict::Slip {
+                        podns_server::rrl::slip(&mut out, question.map(|a| a.qname_len + 4));
+                    }
+                    metrics
+                        .query()
+                        .record_rate_limited(verdict == podns_server::rrl::Verdict::Slip);
+                }
             }
         }
     }
     COUNTING.store(false, Ordering::SeqCst);
+    assert!(
+        verdicts.iter().all(|&n| n > 0),
+        "send, slip, drop: {verdicts:?}"
+    );
     // The metrics did count (scraping allocates, so only after the counted region).
     let text = metrics.encode();
     let total: f64 = text

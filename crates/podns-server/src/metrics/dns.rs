@@ -163,6 +163,8 @@ struct Layout {
     responses: usize,
     /// `[transport]` dropped messages.
     dropped: usize,
+    /// `[drop, slip]` UDP responses suppressed by response-rate limiting.
+    rate_limited: usize,
     /// `[zone][qtype][bucket]` duration counts (non-cumulative; the last bucket is +Inf).
     duration: usize,
     /// `[zone][qtype]` duration sums in nanoseconds.
@@ -180,7 +182,8 @@ impl Layout {
         let requests = GUARD;
         let responses = requests + zones * 2 * QTYPE_BUCKETS;
         let dropped = responses + zones * RCODE_BUCKETS;
-        let duration = dropped + 2;
+        let rate_limited = dropped + 2;
+        let duration = rate_limited + 2;
         let duration_sum = duration + zones * QTYPE_BUCKETS * DURATION_CELLS;
         let size = duration_sum + zones * QTYPE_BUCKETS;
         let size_sum = size + zones * 2 * SIZE_CELLS;
@@ -190,6 +193,7 @@ impl Layout {
             requests,
             responses,
             dropped,
+            rate_limited,
             duration,
             duration_sum,
             size,
@@ -337,6 +341,13 @@ impl QueryMetrics {
         self.shard()[i].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a UDP response suppressed by response-rate limiting ([`crate::rrl`]): dropped,
+    /// or sent as a TC=1 slip when `slipped`.
+    pub fn record_rate_limited(&self, slipped: bool) {
+        let i = self.layout.rate_limited + usize::from(slipped);
+        self.shard()[i].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// This thread's shard.
     fn shard(&self) -> &[AtomicU64] {
         let start = (thread_slot() % self.shards) * self.layout.stride;
@@ -429,6 +440,18 @@ impl Collector for DnsCollector {
         for (t, proto) in TRANSPORTS.iter().enumerate() {
             let n = m.sum(l.dropped + t);
             e.encode_family(&[("proto", *proto)])?
+                .encode_counter::<NoLabelSet, u64, u64>(&n, None)?;
+        }
+
+        let mut e = encoder.encode_descriptor(
+            "dns_responses_rate_limited",
+            "Counter of UDP responses suppressed by response-rate limiting, per action (drop, or slip: sent as TC=1 without records).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, action) in ["drop", "slip"].iter().enumerate() {
+            let n = m.sum(l.rate_limited + i);
+            e.encode_family(&[("action", *action)])?
                 .encode_counter::<NoLabelSet, u64, u64>(&n, None)?;
         }
 

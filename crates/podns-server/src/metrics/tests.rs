@@ -119,6 +119,9 @@ fn recorded_queries_show_with_their_labels() {
     q.record(3, Transport::Udp, 15, 5, 40, Duration::from_secs(20));
     q.record(42, Transport::Udp, 15, 5, 40, Duration::ZERO);
     q.record_dropped(Transport::Tcp);
+    q.record_rate_limited(true);
+    q.record_rate_limited(false);
+    q.record_rate_limited(false);
 
     let s = parse(&m.encode());
     let req = "podns_dns_requests_total";
@@ -147,6 +150,9 @@ fn recorded_queries_show_with_their_labels() {
     let dropped = "podns_dns_requests_dropped_total";
     assert_eq!(value(&s, dropped, &[("proto", "tcp")]), Some(1.0));
     assert_eq!(value(&s, dropped, &[("proto", "udp")]), Some(0.0));
+    let limited = "podns_dns_responses_rate_limited_total";
+    assert_eq!(value(&s, limited, &[("action", "drop")]), Some(2.0));
+    assert_eq!(value(&s, limited, &[("action", "slip")]), Some(1.0));
 
     let d = "podns_dns_request_duration_seconds";
     let a = [cl, ("type", "A")];

@@ -583,25 +583,6 @@ async fn badvers_for_edns_version_above_zero() {
     s.stop().await;
 }
 
-/// A raw query header: ID 0x1234, RD, the given flags word and counts.
-fn raw(flags: u16, qd: u16, ar: u16, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![0x12, 0x34];
-    m.extend_from_slice(&flags.to_be_bytes());
-    m.extend_from_slice(&qd.to_be_bytes());
-    m.extend_from_slice(&[0, 0, 0, 0]);
-    m.extend_from_slice(&ar.to_be_bytes());
-    m.extend_from_slice(body);
-    m
-}
-
-const WEB_Q: &[u8] = b"\x03web\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01";
-const OPT: &[u8] = &[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0];
-
-async fn rcode_of(addr: std::net::SocketAddr, request: &[u8]) -> (Message, Vec<u8>) {
-    let bytes = udp_raw(addr, request, TIMEOUT).await.expect("a response");
-    (Message::from_vec(&bytes).unwrap(), bytes)
-}
-
 #[tokio::test]
 async fn formerr_cases() {
     let s = Server::start().await;

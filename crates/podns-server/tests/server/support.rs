@@ -215,20 +215,45 @@ impl Server {
 
     /// A server for `view` built with `zone` (the option tests).
     pub(crate) async fn start_zone(
-        mut config: podns_server::ServerConfig,
+        config: podns_server::ServerConfig,
         zone: &ZoneConfig,
         view: &ClusterView,
     ) -> Self {
+        Self::start_services(config, zone, view, None).await
+    }
+
+    /// A server for the test cluster that counts into `metrics` (the hostile tests).
+    pub(crate) async fn start_metrics(
+        config: podns_server::ServerConfig,
+        metrics: Arc<podns_server::Metrics>,
+    ) -> Self {
+        Self::start_services(config, &zone_config(), &cluster(), Some(metrics)).await
+    }
+
+    async fn start_services(
+        mut config: podns_server::ServerConfig,
+        zone: &ZoneConfig,
+        view: &ClusterView,
+        metrics: Option<Arc<podns_server::Metrics>>,
+    ) -> Self {
         config.listen = "127.0.0.1:0".parse().unwrap();
-        config.udp_workers = 2;
+        // At most two workers (SO_REUSEPORT spreading is tested); a test may ask for one.
+        config.udp_workers = config.udp_workers.clamp(1, 2);
         let snapshot = podns_zone::build(zone, view);
         let (_writer, reader) = podns_zone::pair(snapshot);
         let bound = podns_server::bind(&config).unwrap();
         let addr = bound.local_addr();
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(podns_server::serve(bound, config, reader, async move {
-            let _ = rx.await;
-        }));
+        let mut services = podns_server::Services::new(reader);
+        services.metrics = metrics;
+        let task = tokio::spawn(podns_server::serve_with(
+            bound,
+            config,
+            services,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Self {
             addr,
             stop: Some(tx),
@@ -322,4 +347,32 @@ pub(crate) fn answers(m: &Message) -> Vec<String> {
 pub(crate) fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
+}
+
+/// A raw message: ID 0x1234, the given flags word, QDCOUNT and ARCOUNT (AN = NS = 0), body.
+pub(crate) fn raw(flags: u16, qd: u16, ar: u16, body: &[u8]) -> Vec<u8> {
+    raw_counts(flags, [qd, 0, 0, ar], body)
+}
+
+/// A raw message: ID 0x1234, the given flags word, the four section counts, body.
+pub(crate) fn raw_counts(flags: u16, counts: [u16; 4], body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0x12, 0x34];
+    m.extend_from_slice(&flags.to_be_bytes());
+    for n in counts {
+        m.extend_from_slice(&n.to_be_bytes());
+    }
+    m.extend_from_slice(body);
+    m
+}
+
+/// The question `web.default.svc.cluster.local. A IN`, wire form.
+pub(crate) const WEB_Q: &[u8] =
+    b"\x03web\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01";
+/// An OPT record: root owner, payload 1232, version 0, no options.
+pub(crate) const OPT: &[u8] = &[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0];
+
+/// Sends raw bytes over UDP and parses the response (which must come).
+pub(crate) async fn rcode_of(addr: SocketAddr, request: &[u8]) -> (Message, Vec<u8>) {
+    let bytes = udp_raw(addr, request, TIMEOUT).await.expect("a response");
+    (Message::from_vec(&bytes).unwrap(), bytes)
 }
