@@ -128,6 +128,8 @@ impl Pipeline {
 
     /// Builds the zone from the current state and takes a snapshot of it.
     pub(crate) fn build(&mut self) -> anyhow::Result<Derived> {
+        // Namespaces as the zone has them (standalone: those the views name).
+        let mut view_namespaces = None;
         let cluster = match &mut self.state {
             State::Standalone {
                 store,
@@ -138,6 +140,7 @@ impl Pipeline {
                     .context("deriving pods and endpoint slices")?;
                 let view = podns_cluster::cluster_view(&cluster, view);
                 self.zone.replace_all(&view);
+                view_namespaces = Some(view.namespaces.len());
                 cluster
             }
             State::Observed {
@@ -172,7 +175,10 @@ impl Pipeline {
         for skipped in snapshot.skipped() {
             tracing::warn!("not in DNS: {skipped}");
         }
-        let counts = self.counts(&cluster, &snapshot);
+        let mut counts = self.counts(&cluster, &snapshot);
+        if let Some(namespaces) = view_namespaces {
+            counts.namespaces = namespaces;
+        }
         Ok(Derived {
             cluster,
             counts,

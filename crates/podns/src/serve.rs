@@ -108,6 +108,8 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(workers) = args.udp_workers {
         config.udp_workers = workers.max(1);
     }
+    config.rate_limit.responses_per_second = args.rrl_responses_per_second;
+    config.rate_limit.slip = args.rrl_slip;
     let bound = podns_server::bind(&config)
         .with_context(|| format!("binding {} (udp, tcp)", args.listen))?;
     info!("listening on {} (udp, tcp)", bound.local_addr());

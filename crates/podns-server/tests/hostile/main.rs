@@ -12,6 +12,7 @@
 //! | [`amplification`] | UDP responses larger than the client may receive (payload sweep 0..=65535) |
 //! | [`tcp_abuse`] | connection floods, half-open and slow (slowloris) connections, clients that never read, pipelining |
 //! | [`rate_limit`] | response-rate limiting per client prefix, slip, never on TCP |
+//! | [`forwarding`] | a slow upstream: forwarded queries bounded in flight, SERVFAIL beyond |
 //!
 //! While each TCP abuse runs, a [`UdpProbe`] keeps asking over UDP and every one of its
 //! queries must be answered promptly: abuse of one transport never costs the other.
@@ -20,6 +21,7 @@
 mod support;
 
 mod amplification;
+mod forwarding;
 mod packets;
 mod rate_limit;
 mod tcp_abuse;

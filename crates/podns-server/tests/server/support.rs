@@ -230,11 +230,30 @@ impl Server {
         Self::start_services(config, &zone_config(), &cluster(), Some(metrics)).await
     }
 
+    /// A server for the test cluster that forwards other names with `forwarder`.
+    #[allow(dead_code, reason = "used by the hostile suite only")]
+    pub(crate) async fn start_forwarding(
+        config: podns_server::ServerConfig,
+        forwarder: podns_forward::Forwarder,
+    ) -> Self {
+        Self::start_services_with(config, &zone_config(), &cluster(), None, Some(forwarder)).await
+    }
+
     async fn start_services(
+        config: podns_server::ServerConfig,
+        zone: &ZoneConfig,
+        view: &ClusterView,
+        metrics: Option<Arc<podns_server::Metrics>>,
+    ) -> Self {
+        Self::start_services_with(config, zone, view, metrics, None).await
+    }
+
+    async fn start_services_with(
         mut config: podns_server::ServerConfig,
         zone: &ZoneConfig,
         view: &ClusterView,
         metrics: Option<Arc<podns_server::Metrics>>,
+        forwarder: Option<podns_forward::Forwarder>,
     ) -> Self {
         config.listen = "127.0.0.1:0".parse().unwrap();
         // At most two workers (SO_REUSEPORT spreading is tested); a test may ask for one.
@@ -246,6 +265,7 @@ impl Server {
         let (tx, rx) = oneshot::channel();
         let mut services = podns_server::Services::new(reader);
         services.metrics = metrics;
+        services.forward.store(forwarder.map(Arc::new));
         let task = tokio::spawn(podns_server::serve_with(
             bound,
             config,

@@ -49,6 +49,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub(crate) debounce_ms: u64,
 
+    /// Response-rate limiting: UDP responses per second per client prefix (/24, /56); 0 (the
+    /// default) turns it off. Pods are individually addressed and CoreDNS has no RRL, so a
+    /// default limit would only throttle legitimate heavy clients (SECURITY.md).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub(crate) rrl_responses_per_second: u32,
+
+    /// With rate limiting on, every Nth suppressed response is sent as a tiny TC=1 answer, so
+    /// a real client retries over TCP (0: never). Default 2, as BIND and NSD.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub(crate) rrl_slip: u32,
+
     /// On SIGTERM, how long to keep answering with /ready at 503 before stopping, so the
     /// Service stops sending queries first (CoreDNS `health { lameduck }`).
     #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DURATION")]
