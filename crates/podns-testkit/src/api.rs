@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::selector::LabelSelector;
+use podns_cluster::LabelSelector;
 
 /// One kind the fake server serves.
 #[derive(Debug, PartialEq, Eq)]
@@ -349,7 +349,9 @@ impl State {
         };
         let selector = match LabelSelector::parse(param("labelSelector").unwrap_or("")) {
             Ok(s) => s,
-            Err(message) => return Reply::Json(400, status(400, "BadRequest", &message)),
+            Err(error) => {
+                return Reply::Json(400, status(400, "BadRequest", &error.to_string()));
+            }
         };
         if let Some(name) = &target.name {
             return self.get(&target, name);
@@ -415,7 +417,7 @@ impl State {
                     .filter(|((r, ns, _), s)| {
                         *r == target.resource
                             && target.namespace.as_ref().is_none_or(|t| t == ns)
-                            && selector.matches(&labels_of(&s.object))
+                            && selector.matches(Some(&labels_of(&s.object)))
                     })
                     .map(|(_, s)| list_item(&s.object))
                     .collect();
@@ -481,7 +483,7 @@ impl State {
             for ((r, ns, _), stored) in &self.objects {
                 if *r == watch.resource
                     && watch.namespace.as_ref().is_none_or(|t| t == ns)
-                    && watch.selector.matches(&labels_of(&stored.object))
+                    && watch.selector.matches(Some(&labels_of(&stored.object)))
                 {
                     let _ = watch
                         .tx
@@ -541,11 +543,11 @@ impl Watch {
         {
             return None;
         }
-        let now = self.selector.matches(&labels_of(&change.object));
+        let now = self.selector.matches(Some(&labels_of(&change.object)));
         let before = change
             .prev
             .as_ref()
-            .is_some_and(|p| self.selector.matches(&labels_of(p)));
+            .is_some_and(|p| self.selector.matches(Some(&labels_of(p))));
         let kind = match (change.kind, before, now) {
             ("MODIFIED", true, true) => "MODIFIED",
             ("MODIFIED", false, true) => "ADDED",

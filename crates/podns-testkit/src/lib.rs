@@ -26,7 +26,6 @@
 
 mod api;
 pub mod prometheus;
-mod selector;
 
 use std::convert::Infallible;
 use std::io;
@@ -48,7 +47,6 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 
-pub use selector::LabelSelector;
 
 use api::{ApiRequest, Reply, State, WatchMsg};
 
