@@ -204,8 +204,15 @@ pub(crate) fn service_view(svc: &Service, slices: &[&EndpointSlice]) -> Option<S
             tracing::warn!(service = %key, "skipping an ExternalName Service without spec.externalName");
             return None;
         };
+        let external = external.strip_suffix('.').unwrap_or(external);
+        if !is_host_name(external) {
+            // The API server validates externalName as a DNS-1123 subdomain; a CNAME to
+            // anything else (`exa mple.com`, `a..b`, `bad_host.x`) leads resolvers nowhere.
+            tracing::warn!(service = %key, external_name = external, "skipping an ExternalName Service whose spec.externalName is not a host name");
+            return None;
+        }
         ServiceKind::ExternalName {
-            external_name: external.trim_end_matches('.').to_owned(),
+            external_name: external.to_owned(),
         }
     } else if spec.cluster_ip.as_deref() == Some("None")
         || spec
@@ -338,6 +345,14 @@ fn port_view(
         protocol,
         port,
     })
+}
+
+/// A host name as Kubernetes validates `externalName` (a DNS-1123 subdomain, ignoring case as
+/// DNS does): at most 253 octets of dot-separated [`is_dns_label`]s.
+pub(crate) fn is_host_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.')
+            .all(|label| is_dns_label(&label.to_ascii_lowercase()))
 }
 
 /// An RFC 1123 label as Kubernetes validates hostnames: 1–63 of `[a-z0-9-]`, alphanumeric at

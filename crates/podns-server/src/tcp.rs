@@ -39,6 +39,10 @@ pub(crate) async fn run(
 ) {
     let slots = Arc::new(Semaphore::new(config.max_tcp_connections));
     let mut connections = JoinSet::new();
+    // Each connection starts its rotation elsewhere: most clients ask one question per
+    // connection, and with every connection starting at the same rotation they would all get
+    // the same first record.
+    let mut opened: u32 = 0;
     loop {
         let accepted = tokio::select! {
             biased;
@@ -58,7 +62,9 @@ pub(crate) async fn run(
             tracing::debug!(%peer, "tcp connection limit reached; closing");
             continue;
         };
+        opened = opened.wrapping_add(1);
         let conn = Connection {
+            rotation: opened.wrapping_mul(0x9E37_79B9),
             config: config.query,
             idle_timeout: config.tcp_idle_timeout,
             message_timeout: config.tcp_message_timeout,
@@ -78,6 +84,8 @@ pub(crate) async fn run(
 
 /// One client connection's settings and state.
 struct Connection {
+    /// Where this connection's answer rotation starts.
+    rotation: u32,
     config: QueryConfig,
     idle_timeout: Duration,
     message_timeout: Duration,
@@ -94,7 +102,7 @@ impl Connection {
         let mut request = vec![0u8; u16::MAX as usize];
         let mut out = Vec::with_capacity(u16::MAX as usize);
         let mut frame = Vec::with_capacity(u16::MAX as usize + 2);
-        let mut rotation: u32 = 0;
+        let mut rotation = self.rotation;
         loop {
             // Idle: wait for the first octet of the next length prefix.
             let first = tokio::select! {

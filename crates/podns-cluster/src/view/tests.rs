@@ -285,6 +285,57 @@ fn dns_labels() {
     assert!(!is_dns_label(&"a".repeat(64)));
 }
 
+#[test]
+fn external_names_must_be_host_names() {
+    let external = |name: &str| {
+        service_view(
+            &mk_service(
+                "ext",
+                ServiceSpec {
+                    type_: Some("ExternalName".to_owned()),
+                    external_name: Some(name.to_owned()),
+                    ..ServiceSpec::default()
+                },
+            ),
+            &[],
+        )
+        .map(|v| v.kind)
+    };
+    for good in [
+        "db.example.com",
+        "db.example.com.",
+        "DB.Example.com",
+        "localhost",
+        "10.0.0.1",
+    ] {
+        assert_eq!(
+            external(good),
+            Some(ServiceKind::ExternalName {
+                external_name: good.trim_end_matches('.').to_owned()
+            }),
+            "{good}"
+        );
+    }
+    let long_label = format!("{}.example.com", "a".repeat(64));
+    let long_name = ["abcdefghi"; 26].join(".");
+    assert!(long_name.len() > 253);
+    for bad in [
+        "exa mple.com",
+        "a..example.com",
+        ".example.com",
+        "bad_host.example.com",
+        "-a.example.com",
+        "a-.example.com",
+        "caf\u{e9}.example.com",
+        "..",
+        long_label.as_str(),
+        long_name.as_str(),
+    ] {
+        assert_eq!(external(bad), None, "{bad:?}");
+    }
+    assert!(is_host_name(&["abcdefghi"; 25].join(".")));
+}
+
 // === ViewConfig: CoreDNS's namespaces / labels / namespace_labels, and the pods view ===
 
 fn meta(ns: &str, name: &str, labels: &[(&str, &str)]) -> ObjectMeta {

@@ -241,6 +241,23 @@ impl Server {
         }
     }
 
+    /// The server's process id (for reading its memory use from `/proc`).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident set size (`VmRSS` in `/proc/PID/status`), in KiB.
+    pub(crate) fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
     /// The fake API server of a cluster-mode server.
     pub(crate) fn api(&self) -> &FakeCluster {
         self.cluster.as_ref().expect("a cluster-mode server")

@@ -10,14 +10,18 @@
 //! - `cluster`: `--kubeconfig` against a fake API server: events, outage, readiness, SIGTERM
 //!   (`spec` and `seeds` also run in cluster mode, through the same fake API server).
 //! - `config`: the CoreDNS-style options as flags and in a reloaded config file; query metrics.
+//! - `baddata`: cluster data DNS cannot use as it is: skipped, logged, the rest answered.
+//! - `overload`: offered load above capacity, a bounded soak: load shed, RSS flat, recovery.
 //! - `forward`: names outside the zones go to an upstream the test runs on loopback.
 
+mod baddata;
 mod client;
 mod cluster;
 mod config;
 mod forward;
 mod get;
 mod harness;
+mod overload;
 mod reload;
 mod seeds;
 mod spec;
