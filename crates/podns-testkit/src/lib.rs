@@ -47,7 +47,6 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 
-
 use api::{ApiRequest, Reply, State, WatchMsg};
 
 /// A fake Kubernetes API server; a cheap handle, clone it freely.

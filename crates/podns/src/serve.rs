@@ -34,6 +34,9 @@ use source::{Source, SourceUpdate};
 const STATUS_INTERVAL: Duration = Duration::from_millis(500);
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Signal handlers first: a SIGTERM or SIGHUP during start-up must not kill the process.
+    let shutdown = shutdown_signal();
+    let mut hangup = reload::hangup()?;
     let file = args.config.as_deref().map(FileConfig::load).transpose()?;
     let mut settings = Settings::resolve(&args.cluster, file.as_ref(), Some(args.listen))?;
 
@@ -125,9 +128,8 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }));
 
     let mut config_watch = reload::ConfigWatch::new(args.config.clone());
-    let mut hangup = reload::hangup()?;
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -303,25 +305,33 @@ fn record_zone(metrics: &Metrics, derived: &Derived, build: Duration) {
     metrics.observe_zone_build(build.as_secs_f64());
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a SIGTERM that arrives during start-up must begin a graceful
+/// stop, not kill the process with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(err) => {
-                    warn!("cannot listen for SIGTERM: {err}");
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+                (term, int) => {
+                    let err = term.err().or(int.err()).map(|e| e.to_string());
+                    warn!("cannot listen for SIGTERM/SIGINT: {err:?}; stopping on Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
