@@ -7,7 +7,8 @@
 //!   one slice each), as the Kubernetes source hands them to the store; then the full
 //!   `observed + cluster_view` over them, and the incremental view that replaces it;
 //! - **standalone**: 10k Services over StatefulSets/Deployments of 10 replicas, as manifests in
-//!   the store plus the manifest watcher's copy of the set, and what `derive` makes of them.
+//!   the store plus the manifest watcher's copy of the set, and what `derive` makes of them,
+//!   with full pods (`get`, `lab`) and with lean ones (`serve`, `ControllerConfig::lean_pods`).
 //!
 //! "live" is what stays allocated; "peak" is the high-water mark above the live heap before
 //! the step, i.e. what the step needs transiently.
@@ -126,16 +127,24 @@ fn main() {
     let store = measure("ClusterStore (objects moved in)", || {
         ClusterStore::from_objects(objects)
     });
-    let derived = measure("derive (DerivedCluster kept)", || {
-        // A /16 holds 65k pods; 100k need a wider pod network, as a real cluster of this size has.
-        let config = ControllerConfig {
-            pod_cidrs: vec!["10.0.0.0/8".parse().expect("a CIDR")],
-            ..ControllerConfig::default()
-        };
-        derive(&store, &config).expect("derives")
-    });
-    let view = measure("cluster_view (ClusterView kept)", || {
-        cluster_view(&derived, &ViewConfig::default())
-    });
-    drop((view, derived, store, watcher_copy));
+    // A /16 holds 65k pods; 100k need a wider pod network, as a real cluster of this size has.
+    let full = ControllerConfig {
+        pod_cidrs: vec!["10.0.0.0/8".parse().expect("a CIDR")],
+        ..ControllerConfig::default()
+    };
+    let lean = ControllerConfig {
+        lean_pods: true,
+        ..full.clone()
+    };
+    for (what, config) in [("full pods: get, lab", &full), ("lean pods: serve", &lean)] {
+        println!("  {what}");
+        let derived = measure("derive (DerivedCluster kept)", || {
+            derive(&store, config).expect("derives")
+        });
+        let view = measure("cluster_view (ClusterView kept)", || {
+            cluster_view(&derived, &ViewConfig::default())
+        });
+        drop((view, derived));
+    }
+    drop((store, watcher_copy));
 }

@@ -26,9 +26,17 @@
 //!   not byte-identical to a real cluster's.
 //! - Synthesised pods are spread over [`ControllerConfig::nodes`] round-robin by replica index;
 //!   DaemonSets get one pod per node.
+//!
+//! With [`ControllerConfig::lean_pods`] (what `podns serve` uses) the pods are made, and kept,
+//! with only what DNS reads: the Services, EndpointSlices and [`cluster_view`] are exactly
+//! those of a full derivation, but a synthesised pod no longer carries a copy of its template
+//! (at 100k pods, most of the memory a derivation holds).
+//!
+//! [`cluster_view`]: crate::view::cluster_view
 
 mod endpoint_slice;
 mod ipam;
+mod lean;
 mod mirroring;
 mod pod_ip;
 mod service_ip;
@@ -61,6 +69,15 @@ pub struct ControllerConfig {
     /// Node names, for DaemonSets (one pod each) and `nodeName` of other synthesised pods.
     /// Default `["node-1"]`.
     pub nodes: Vec<String>,
+    /// Keep only what DNS reads of each pod (default `false`: full pods, as `kubectl get`
+    /// would show them). Pods are made from their templates with just the container ports
+    /// (named `targetPort`s), and once the EndpointSlices are derived
+    /// [`DerivedCluster::pods`] keeps of each pod only what [`cluster_view`] reads: namespace,
+    /// name, uid, labels, `deletionTimestamp`, `status.phase` and the pod IPs. Namespaces,
+    /// Services, EndpointSlices and the view are the same either way.
+    ///
+    /// [`cluster_view`]: crate::view::cluster_view
+    pub lean_pods: bool,
 }
 
 /// The cluster after the controllers ran: what `podns get` shows and views are built from.
@@ -150,20 +167,34 @@ pub fn derive(
     config.validate()?;
     let namespaces: Vec<Namespace> = store.namespaces().cloned().collect();
 
-    let mut pods: Vec<Pod> = store
-        .pods()
-        .map(|p| workload::with_status(p.clone()))
-        .collect();
+    // One vector of pods, sized up front: at 100k pods each doubling would copy hundreds of
+    // megabytes of `Pod` structs.
+    let mut pods: Vec<Pod> =
+        Vec::with_capacity(store.pods().count() + workload::count(store, config));
+    let lean = config.lean_pods.then(|| lean::PortNames::of(store));
+    pods.extend(store.pods().map(|p| match &lean {
+        Some(names) => workload::with_status(lean::pod(p, names)),
+        None => workload::with_status(p.clone()),
+    }));
     let explicit: HashSet<(String, String)> = pods.iter().map(|p| key_of(&p.metadata)).collect();
-    for pod in workload::synthesise(store, config) {
-        let key = key_of(&pod.metadata);
-        if explicit.contains(&key) {
-            tracing::debug!(pod = %format!("{}/{}", key.0, key.1), "an explicit Pod replaces the one its controller would create");
-            continue;
+    let given = pods.len();
+    workload::synthesise(store, config, lean.as_ref(), &mut pods);
+    drop(lean);
+    let mut index = 0;
+    pods.retain(|pod| {
+        index += 1;
+        if index <= given {
+            return true;
         }
-        pods.push(pod);
-    }
-    let mut pods = sorted_by_key(pods);
+        let key = key_of(&pod.metadata);
+        let replaced = explicit.contains(&key);
+        if replaced {
+            tracing::debug!(pod = %format!("{}/{}", key.0, key.1), "an explicit Pod replaces the one its controller would create");
+        }
+        !replaced
+    });
+    drop(explicit);
+    sort_by_key(&mut pods);
     pod_ip::assign(&mut pods, &config.pod_cidrs)?;
     pods.iter_mut()
         .for_each(|p| ensure_uid("Pod", &mut p.metadata));
@@ -181,10 +212,15 @@ pub fn derive(
         .collect();
     endpoint_slices.extend(endpoint_slice::derive(&services, &pods, &mut taken));
     endpoint_slices.extend(mirroring::mirror(&services, store.endpoints(), &mut taken));
-    let mut endpoint_slices = sorted_by_key(endpoint_slices);
+    drop(taken);
+    sort_by_key(&mut endpoint_slices);
     endpoint_slices
         .iter_mut()
         .for_each(|s| ensure_uid("EndpointSlice", &mut s.metadata));
+    if config.lean_pods {
+        // The slices are made: the view needs no pod spec, conditions or annotations.
+        pods.iter_mut().for_each(lean::strip_for_view);
+    }
 
     Ok(DerivedCluster {
         namespaces,
@@ -219,6 +255,7 @@ impl Default for ControllerConfig {
             pod_cidrs: vec!["10.244.0.0/16".parse().expect("a valid CIDR")],
             service_cidrs: vec!["10.96.0.0/12".parse().expect("a valid CIDR")],
             nodes: vec!["node-1".to_owned()],
+            lean_pods: false,
         }
     }
 }
@@ -265,17 +302,33 @@ pub(crate) fn key_of(meta: &ObjectMeta) -> (String, String) {
     )
 }
 
-/// Objects sorted by (namespace, name). Sorts indices, then moves each object once: pods and
-/// slices are large structs, and moving them around in a sort dominated the cost at 20k pods.
-fn sorted_by_key<T: HasMeta>(items: Vec<T>) -> Vec<T> {
+/// Sorts objects by (namespace, name) in place. Sorts indices, then moves each object into
+/// place along the permutation's cycles: pods and slices are large structs (a `Pod` is over
+/// 2 KB), and moving them around in a sort dominated the cost at 20k pods, while a sorted copy
+/// would double the memory they take.
+fn sort_by_key<T: HasMeta>(items: &mut [T]) {
     let keys: Vec<(String, String)> = items.iter().map(|i| key_of(i.meta())).collect();
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
-    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|i| slots[i].take()).collect()
+    drop(keys);
+    // `order[i]` is the index of the object that belongs at `i`. Walking a cycle from `start`,
+    // each swap puts one object in its place; the last one of the cycle is then in place too.
+    let mut placed = vec![false; items.len()];
+    for start in 0..items.len() {
+        let mut i = start;
+        while !placed[i] {
+            placed[i] = true;
+            let from = order[i];
+            if from == start {
+                break;
+            }
+            items.swap(i, from);
+            i = from;
+        }
+    }
 }
 
-/// Objects with metadata, for [`sorted_by_key`].
+/// Objects with metadata, for [`sort_by_key`].
 trait HasMeta {
     fn meta(&self) -> &ObjectMeta;
 }

@@ -147,6 +147,8 @@ impl ClusterArgs {
             pod_cidrs: self.pod_cidrs.clone(),
             service_cidrs: self.service_cidrs.clone(),
             nodes: self.nodes.clone(),
+            // Full pods, for `get` and `lab`; `serve` asks for lean ones (`Pipeline::serving`).
+            lean_pods: false,
         }
     }
 }

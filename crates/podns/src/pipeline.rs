@@ -55,7 +55,8 @@ pub(crate) struct Derived {
 }
 
 impl Pipeline {
-    /// A pipeline that runs the standalone controllers over manifests.
+    /// A pipeline that runs the standalone controllers over manifests, with full pods (what
+    /// `podns get` prints).
     pub(crate) fn standalone(settings: &Settings) -> Self {
         Self {
             state: State::Standalone {
@@ -65,6 +66,16 @@ impl Pipeline {
             },
             zone: ZoneBuilder::new(settings.zone.clone()),
         }
+    }
+
+    /// [`Self::standalone`] for serving: the derived pods keep only what DNS reads
+    /// ([`ControllerConfig::lean_pods`]), for the same zone at a fraction of the memory.
+    pub(crate) fn serving(settings: &Settings) -> Self {
+        let mut pipeline = Self::standalone(settings);
+        if let State::Standalone { controller, .. } = &mut pipeline.state {
+            controller.lean_pods = true;
+        }
+        pipeline
     }
 
     /// A pipeline over objects from an API server.
@@ -91,7 +102,10 @@ impl Pipeline {
             State::Standalone {
                 controller, view, ..
             } => {
-                controller.clone_from(&settings.controller);
+                *controller = ControllerConfig {
+                    lean_pods: controller.lean_pods,
+                    ..settings.controller.clone()
+                };
                 view.clone_from(&settings.view);
             }
             State::Observed {

@@ -11,6 +11,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
+use serde_json::json;
 
 use super::*;
 use crate::object::Object;
@@ -1101,4 +1102,265 @@ fn many_services_each_get_their_own_pods() {
             assert!(host.starts_with(&format!("{}-", svc.key.name)), "{host}");
         }
     }
+}
+
+// === lean pods ===
+
+/// Full and lean derivations of `store` under `config`: the same namespaces, Services,
+/// EndpointSlices, rejections and views (unfiltered and label-filtered), the same pods by name;
+/// the lean pods without spec.
+fn assert_lean_matches_full(what: &str, store: &ClusterStore, config: &ControllerConfig) {
+    use crate::view::{ViewConfig, cluster_view};
+    let full = derive(store, config).unwrap();
+    let lean = derive(
+        store,
+        &ControllerConfig {
+            lean_pods: true,
+            ..config.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(lean.namespaces, full.namespaces, "{what}: namespaces");
+    assert_eq!(lean.services, full.services, "{what}: services");
+    assert_eq!(
+        lean.endpoint_slices.len(),
+        full.endpoint_slices.len(),
+        "{what}: slices"
+    );
+    for (l, f) in lean.endpoint_slices.iter().zip(&full.endpoint_slices) {
+        assert_eq!(l, f, "{what}: slice");
+    }
+    assert_eq!(lean.rejected, full.rejected, "{what}: rejected");
+    let names = |d: &DerivedCluster| -> Vec<(String, String)> {
+        d.pods.iter().map(|p| key_of(&p.metadata)).collect()
+    };
+    assert_eq!(names(&lean), names(&full), "{what}: pods");
+    for (l, f) in lean.pods.iter().zip(&full.pods) {
+        assert_eq!(l.metadata.uid, f.metadata.uid, "{what}: pod uid");
+        assert_eq!(l.metadata.labels, f.metadata.labels, "{what}: pod labels");
+        assert_eq!(l.spec, None, "{what}: a lean pod keeps no spec");
+    }
+    let filtered = ViewConfig {
+        labels: Some("tier=backend".parse().unwrap()),
+        ..ViewConfig::default()
+    };
+    for view in [ViewConfig::default(), filtered] {
+        assert_eq!(
+            cluster_view(&lean, &view),
+            cluster_view(&full, &view),
+            "{what}: view ({view:?})"
+        );
+    }
+}
+
+fn dual_stack() -> ControllerConfig {
+    ControllerConfig {
+        pod_cidrs: vec![
+            "10.244.0.0/16".parse().unwrap(),
+            "fd00:10:244::/56".parse().unwrap(),
+        ],
+        service_cidrs: vec![
+            "10.96.0.0/12".parse().unwrap(),
+            "fd00:10:96::/112".parse().unwrap(),
+        ],
+        nodes: vec![
+            "node-1".to_owned(),
+            "node-2".to_owned(),
+            "node-3".to_owned(),
+        ],
+        lean_pods: false,
+    }
+}
+
+/// Every bundled example and test fixture: lean derivation changes no slice and no view.
+#[test]
+fn lean_pods_change_no_slice_and_no_view_of_the_examples() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs: Vec<std::path::PathBuf> = ["../../examples", "tests/fixtures"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && !p.ends_with("broken"))
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 12, "examples found: {dirs:?}");
+    for dir in &dirs {
+        let store = ClusterStore::from_objects(
+            crate::source::manifest::load(std::slice::from_ref(dir)).unwrap(),
+        );
+        let what = dir.display().to_string();
+        assert!(!store.is_empty(), "{what}: no objects");
+        assert_lean_matches_full(&what, &store, &ControllerConfig::default());
+        assert_lean_matches_full(&what, &store, &dual_stack());
+    }
+}
+
+/// A generated cluster with every kind of workload and what slices read of pods: named
+/// targetPorts some pods lack, restartable and plain init containers, not-ready templates,
+/// explicit pods with and without status (finished, terminating, not ready, replacing a
+/// StatefulSet's pod), more than 100 endpoints per Service.
+#[test]
+fn lean_pods_change_no_slice_and_no_view_of_a_generated_cluster() {
+    fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+    let mut objects: Vec<Object> = Vec::new();
+    for i in 0..60 {
+        let ns = ["default", "prod", "dev"][i % 3];
+        let name = format!("app-{i}");
+        let kind = i % 5;
+        let headless = i % 2 == 0;
+        let target = if i % 4 == 0 {
+            json!("http")
+        } else {
+            json!(8080)
+        };
+        objects.push(Object::from(typed::<Service>(json!({
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": name, "tier": if i % 3 == 0 { "backend" } else { "frontend" }}},
+            "spec": {
+                "clusterIP": if headless { Some("None") } else { None },
+                "selector": {"app": name},
+                "publishNotReadyAddresses": i % 7 == 0,
+                "ports": [
+                    {"name": "http", "port": 80, "targetPort": target},
+                    {"name": "metrics", "port": 9090, "targetPort": "metrics"},
+                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": "dns"},
+                ],
+            },
+        }))));
+        // Odd workloads' containers lack the `metrics` port; every third has a DNS sidecar.
+        let mut ports = vec![json!({"name": "http", "containerPort": 8080})];
+        if i % 2 == 0 {
+            ports.push(json!({"name": "metrics", "containerPort": 9100}));
+        }
+        let init = if i % 3 == 0 {
+            json!([
+                {"name": "dns", "image": "dns", "restartPolicy": "Always",
+                 "ports": [{"name": "dns", "containerPort": 5353, "protocol": "UDP"}]},
+                {"name": "setup", "image": "setup", "command": ["true"],
+                 "ports": [{"name": "metrics", "containerPort": 1}]},
+            ])
+        } else {
+            json!([])
+        };
+        let template = json!({
+            "metadata": {
+                "labels": {"app": name, "tier": "backend"},
+                "annotations": if i % 6 == 1 { json!({READY_ANNOTATION: "false", "note": "x"}) } else { json!({"note": "x"}) },
+            },
+            "spec": {
+                "containers": [
+                    {"name": "app", "image": "registry.example/app:1", "command": ["app"],
+                     "env": [{"name": "MODE", "value": "prod"}], "ports": ports,
+                     "resources": {"requests": {"cpu": "100m"}},
+                     "readinessProbe": {"httpGet": {"path": "/", "port": 8080}}},
+                    {"name": "log", "image": "log"},
+                ],
+                "initContainers": init,
+                "volumes": [{"name": "data", "emptyDir": {}}],
+            },
+        });
+        let replicas = if i == 5 { 130 } else { i % 4 + 1 };
+        let spec = json!({
+            "replicas": replicas,
+            "serviceName": name,
+            "selector": {"matchLabels": {"app": name}},
+            "template": template,
+        });
+        let meta = json!({"name": name, "namespace": ns});
+        let workload = match kind {
+            0 => Object::from(typed::<StatefulSet>(
+                json!({"metadata": meta, "spec": spec}),
+            )),
+            1 => Object::from(typed::<Deployment>(json!({"metadata": meta, "spec": spec}))),
+            2 => Object::from(typed::<k8s_openapi::api::apps::v1::ReplicaSet>(
+                json!({"metadata": meta, "spec": spec}),
+            )),
+            3 => Object::from(typed::<DaemonSet>(json!({"metadata": meta, "spec": spec}))),
+            _ => {
+                // Explicit pods, one of each kind of status.
+                let statuses = [
+                    json!(null),
+                    json!({"phase": "Running", "podIP": format!("10.1.{i}.1"),
+                           "conditions": [{"type": "PodScheduled", "status": "True"},
+                                          {"type": "Ready", "status": "False"}]}),
+                    json!({"phase": "Running", "podIPs": [{"ip": format!("10.1.{i}.2")}, {"ip": format!("fd00::{i}:2")}],
+                           "hostIP": "192.168.0.1",
+                           "conditions": [{"type": "Ready", "status": "True", "reason": "ok"}],
+                           "containerStatuses": [{"name": "app", "image": "i", "imageID": "x", "ready": true, "restartCount": 0}]}),
+                    json!({"phase": "Failed", "podIP": format!("10.1.{i}.3")}),
+                    json!({"phase": "Pending"}),
+                ];
+                for (n, status) in statuses.into_iter().enumerate() {
+                    let mut pod = json!({
+                        "metadata": {"name": format!("{name}-p{n}"), "namespace": ns,
+                                     "labels": {"app": name, "tier": "backend"},
+                                     "annotations": {READY_ANNOTATION: if n == 0 && i % 2 == 0 { "false" } else { "true" }}},
+                        "spec": {"hostname": format!("p{n}"), "subdomain": name, "nodeName": "node-9",
+                                 "containers": template["spec"]["containers"].clone(),
+                                 "initContainers": template["spec"]["initContainers"].clone()},
+                    });
+                    if !status.is_null() {
+                        pod["status"] = status;
+                    }
+                    if n == 1 {
+                        pod["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+                        pod["metadata"]["uid"] = json!("explicit-uid");
+                    }
+                    objects.push(Object::from(typed::<Pod>(pod)));
+                }
+                Object::from(typed::<StatefulSet>(
+                    json!({"metadata": meta, "spec": spec}),
+                ))
+            }
+        };
+        objects.push(workload);
+        if kind == 0 {
+            // An explicit Pod in place of the StatefulSet's first pod.
+            objects.push(Object::from(typed::<Pod>(json!({
+                "metadata": {"name": format!("{name}-0"), "namespace": ns, "labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "other"}]},
+            }))));
+        }
+    }
+    let store = mk_store(objects);
+    let full = derive(&store, &dual_stack()).unwrap();
+    assert!(full.pods.len() > 300, "{} pods", full.pods.len());
+    assert!(
+        full.endpoint_slices
+            .iter()
+            .any(|s| s.endpoints.len() == 100),
+        "a Service with more than 100 endpoints"
+    );
+    assert_lean_matches_full("generated", &store, &ControllerConfig::default());
+    assert_lean_matches_full("generated, dual-stack", &store, &dual_stack());
+}
+
+/// The in-place sort gives what a sorted copy would, whatever the permutation.
+#[test]
+fn sort_by_key_sorts_in_place() {
+    let mut runner = proptest::test_runner::TestRunner::default();
+    runner
+        .run(
+            &prop::collection::vec((0u8..4, 0u16..500), 0..200),
+            |keys| {
+                let mut seen = std::collections::HashSet::new();
+                let mut pods: Vec<Pod> = keys
+                    .into_iter()
+                    .filter(|k| seen.insert(*k))
+                    .map(|(ns, name)| Pod {
+                        metadata: meta(&format!("ns{ns}"), &format!("p{name}")),
+                        ..Pod::default()
+                    })
+                    .collect();
+                let mut want: Vec<(String, String)> =
+                    pods.iter().map(|p| key_of(&p.metadata)).collect();
+                want.sort();
+                sort_by_key(&mut pods);
+                let got: Vec<(String, String)> = pods.iter().map(|p| key_of(&p.metadata)).collect();
+                prop_assert_eq!(got, want);
+                Ok(())
+            },
+        )
+        .unwrap();
 }

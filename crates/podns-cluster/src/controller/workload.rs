@@ -19,30 +19,61 @@ use std::collections::{BTreeMap, HashSet};
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, ReplicaSetSpec, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
-use super::{ControllerConfig, READY_ANNOTATION, generate_name, key_of, owner_ref, template_hash};
+use super::{
+    ControllerConfig, READY_ANNOTATION, generate_name, key_of, lean, owner_ref, template_hash,
+};
 use crate::store::ClusterStore;
 
-/// Every Pod the workload controllers would create, in no particular order. Names never clash
-/// with the store's explicit Pods or with each other.
-pub(crate) fn synthesise(store: &ClusterStore, config: &ControllerConfig) -> Vec<Pod> {
+/// Appends to `pods` every Pod the workload controllers would create, in no particular order.
+/// Names never clash with the store's explicit Pods or with each other.
+/// With `lean` (the port names of [`lean::PortNames`]), the pods are lean.
+pub(crate) fn synthesise(
+    store: &ClusterStore,
+    config: &ControllerConfig,
+    lean: Option<&lean::PortNames>,
+    pods: &mut Vec<Pod>,
+) {
     let mut taken: HashSet<(String, String)> = store.pods().map(|p| key_of(&p.metadata)).collect();
-    let mut pods = Vec::new();
     for sts in store.stateful_sets() {
-        pods.extend(stateful_set_pods(sts, config));
+        pods.extend(stateful_set_pods(sts, config, lean));
     }
     for deploy in store.deployments() {
         let rs = deployment_replica_set(deploy);
-        pods.extend(replica_set_pods(&rs, config, &mut taken));
+        pods.extend(replica_set_pods(&rs, config, lean, &mut taken));
     }
     for rs in store.replica_sets() {
-        pods.extend(replica_set_pods(rs, config, &mut taken));
+        pods.extend(replica_set_pods(rs, config, lean, &mut taken));
     }
     for ds in store.daemon_sets() {
-        pods.extend(daemon_set_pods(ds, config, &mut taken));
+        pods.extend(daemon_set_pods(ds, config, lean, &mut taken));
     }
-    pods
+}
+
+/// How many Pods [`synthesise`] appends.
+pub(crate) fn count(store: &ClusterStore, config: &ControllerConfig) -> usize {
+    let stateful = store
+        .stateful_sets()
+        .filter_map(|s| s.spec.as_ref())
+        .map(|s| replicas(s.replicas));
+    let deployed = store
+        .deployments()
+        .map(|d| d.spec.as_ref().map_or(1, |s| replicas(s.replicas)));
+    let replicated = store
+        .replica_sets()
+        .filter_map(|r| r.spec.as_ref())
+        .filter(|s| s.template.is_some())
+        .map(|s| replicas(s.replicas));
+    let daemons = store
+        .daemon_sets()
+        .filter(|d| d.spec.is_some())
+        .map(|_| config.nodes.len());
+    stateful
+        .chain(deployed)
+        .chain(replicated)
+        .chain(daemons)
+        .sum()
 }
 
 /// An explicit Pod as the kubelet would report it: kept as written when it has a status;
@@ -82,30 +113,50 @@ fn running_status(ready: bool) -> PodStatus {
 }
 
 /// A new pod from a template: labels and annotations from the template, plus `extra_labels`.
+/// With `lean`, only what DNS reads ([`lean`]): no annotations, no
+/// owner, a lean spec and status.
 fn pod_from_template(
     template: &PodTemplateSpec,
     namespace: &str,
     name: String,
     extra_labels: &[(&str, String)],
-    owner: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    owner: impl FnOnce() -> OwnerReference,
+    lean: Option<&lean::PortNames>,
 ) -> Pod {
-    let template_meta = template.metadata.clone().unwrap_or_default();
-    let mut labels = template_meta.labels.clone().unwrap_or_default();
+    let template_meta = template.metadata.as_ref();
+    let mut labels = template_meta
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
     for (k, v) in extra_labels {
         labels.insert((*k).to_owned(), v.clone());
     }
-    let ready = is_marked_ready(&template_meta);
+    let ready = template_meta.is_none_or(is_marked_ready);
+    let (annotations, owner_references, spec, status) = if let Some(names) = lean {
+        let spec = template
+            .spec
+            .as_ref()
+            .map(|s| lean::spec(s, names))
+            .unwrap_or_default();
+        (None, None, spec, lean::status(&running_status(ready)))
+    } else {
+        (
+            template_meta.and_then(|m| m.annotations.clone()),
+            Some(vec![owner()]),
+            template.spec.clone().unwrap_or_default(),
+            running_status(ready),
+        )
+    };
     Pod {
         metadata: ObjectMeta {
             name: Some(name),
             namespace: Some(namespace.to_owned()),
             labels: Some(labels),
-            annotations: template_meta.annotations,
-            owner_references: Some(vec![owner]),
+            annotations,
+            owner_references,
             ..ObjectMeta::default()
         },
-        spec: Some(template.spec.clone().unwrap_or_default()),
-        status: Some(running_status(ready)),
+        spec: Some(spec),
+        status: Some(status),
     }
 }
 
@@ -122,7 +173,11 @@ fn replicas(replicas: Option<i32>) -> usize {
     usize::try_from(replicas.unwrap_or(1)).unwrap_or(0)
 }
 
-fn stateful_set_pods(sts: &StatefulSet, config: &ControllerConfig) -> Vec<Pod> {
+fn stateful_set_pods(
+    sts: &StatefulSet,
+    config: &ControllerConfig,
+    lean: Option<&lean::PortNames>,
+) -> Vec<Pod> {
     let Some(spec) = sts.spec.as_ref() else {
         return Vec::new();
     };
@@ -144,9 +199,15 @@ fn stateful_set_pods(sts: &StatefulSet, config: &ControllerConfig) -> Vec<Pod> {
                 ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
                 ("apps.kubernetes.io/pod-index", ordinal.to_string()),
             ];
-            let owner = owner_ref(StatefulSet::API_VERSION, StatefulSet::KIND, &sts.metadata);
-            let mut pod =
-                pod_from_template(&spec.template, &namespace, pod_name.clone(), &extra, owner);
+            let owner = || owner_ref(StatefulSet::API_VERSION, StatefulSet::KIND, &sts.metadata);
+            let mut pod = pod_from_template(
+                &spec.template,
+                &namespace,
+                pod_name.clone(),
+                &extra,
+                owner,
+                lean,
+            );
             if let Some(pod_spec) = pod.spec.as_mut() {
                 // The StatefulSet controller's identity: hostname = pod name, subdomain = service.
                 pod_spec.hostname = Some(pod_name);
@@ -205,6 +266,7 @@ fn deployment_replica_set(deploy: &Deployment) -> ReplicaSet {
 fn replica_set_pods(
     rs: &ReplicaSet,
     config: &ControllerConfig,
+    lean: Option<&lean::PortNames>,
     taken: &mut HashSet<(String, String)>,
 ) -> Vec<Pod> {
     let Some(spec) = rs.spec.as_ref() else {
@@ -218,8 +280,8 @@ fn replica_set_pods(
         .map(|i| {
             let seed = format!("{namespace}/{name}/{i}");
             let pod_name = generate_name(&namespace, &name, &seed, taken);
-            let owner = owner_ref(ReplicaSet::API_VERSION, ReplicaSet::KIND, &rs.metadata);
-            let mut pod = pod_from_template(template, &namespace, pod_name, &[], owner);
+            let owner = || owner_ref(ReplicaSet::API_VERSION, ReplicaSet::KIND, &rs.metadata);
+            let mut pod = pod_from_template(template, &namespace, pod_name, &[], owner, lean);
             place(&mut pod, config, i);
             pod
         })
@@ -229,6 +291,7 @@ fn replica_set_pods(
 fn daemon_set_pods(
     ds: &DaemonSet,
     config: &ControllerConfig,
+    lean: Option<&lean::PortNames>,
     taken: &mut HashSet<(String, String)>,
 ) -> Vec<Pod> {
     let Some(spec) = ds.spec.as_ref() else {
@@ -246,8 +309,9 @@ fn daemon_set_pods(
                 ("controller-revision-hash", revision.clone()),
                 ("pod-template-generation", "1".to_owned()),
             ];
-            let owner = owner_ref(DaemonSet::API_VERSION, DaemonSet::KIND, &ds.metadata);
-            let mut pod = pod_from_template(&spec.template, &namespace, pod_name, &extra, owner);
+            let owner = || owner_ref(DaemonSet::API_VERSION, DaemonSet::KIND, &ds.metadata);
+            let mut pod =
+                pod_from_template(&spec.template, &namespace, pod_name, &extra, owner, lean);
             if let Some(pod_spec) = pod.spec.as_mut() {
                 pod_spec.node_name = Some(node.clone());
             }

@@ -133,7 +133,7 @@ impl Source {
             watch,
             initial: Some(objects),
         };
-        Ok((source, Pipeline::standalone(settings)))
+        Ok((source, Pipeline::serving(settings)))
     }
 
     /// Connects to the API server and starts watching.
