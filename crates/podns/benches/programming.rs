@@ -48,8 +48,11 @@ use podns_testkit::FakeApiServer;
 use serde_json::{Value, json};
 
 /// Sizes when neither an argument nor `PODNS_PROG_SIZES` gives them. The largest size gets
-/// fewer events: today every change rebuilds the whole zone, seconds each at 100k endpoints.
+/// fewer events, to keep the run about a minute.
 const DEFAULT_SIZES: &str = "100x1,1000x10,10000x10:15";
+/// Sizes under `cargo test --all-targets` (no `--bench` argument): a smoke run that proves the
+/// bench still works, not a measurement, and costs the test suite a second.
+const SMOKE_SIZES: &str = "100x1:5";
 /// K for sizes without `:K`.
 const DEFAULT_EVENTS: usize = 50;
 /// Per size, no new change event starts after this long (the new/delete events still run).
@@ -127,11 +130,12 @@ struct Size {
 /// The sizes: the first non-flag argument (cargo bench passes `--bench`), else
 /// `PODNS_PROG_SIZES`, else [`DEFAULT_SIZES`].
 fn sizes() -> Vec<Size> {
+    let benching = std::env::args().any(|a| a == "--bench");
     let spec = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .or_else(|| std::env::var("PODNS_PROG_SIZES").ok())
-        .unwrap_or_else(|| DEFAULT_SIZES.to_owned());
+        .unwrap_or_else(|| if benching { DEFAULT_SIZES } else { SMOKE_SIZES }.to_owned());
     let events = env_number("PODNS_PROG_EVENTS").map_or(DEFAULT_EVENTS, |n| n as usize);
     spec.split(',')
         .filter(|s| !s.trim().is_empty())
