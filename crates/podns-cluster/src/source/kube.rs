@@ -212,8 +212,18 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<
         None if context.is_some() => kube::Config::from_kubeconfig(&options).await?,
         None => kube::Config::infer().await?,
     };
+    let mut config = config;
+    // A hung API server (accepting, never answering) is noticed by this read timeout. Watches
+    // ask the server to end them after WATCH_TIMEOUT_SECS (then they resume from the last
+    // resourceVersion), so a quiet but healthy watch never runs into it; kube's default (295 s)
+    // would leave podns believing a hung server connected for five minutes.
+    config.read_timeout = Some(Duration::from_secs(u64::from(WATCH_TIMEOUT_SECS) + 15));
     Ok(Client::try_from(config)?)
 }
+
+/// How long the API server keeps one watch open (`timeoutSeconds`) before podns resumes it
+/// from the last resourceVersion; the client's read timeout is this plus a margin.
+pub const WATCH_TIMEOUT_SECS: u32 = 45;
 
 /// Starts one watcher task per kind of `config` on the current tokio runtime.
 ///
@@ -234,7 +244,9 @@ pub fn spawn_watch(client: Client, config: KubeWatchConfig) -> KubeWatch {
         default_namespace,
     );
     let service_label_selector = config.service_label_selector;
-    let base = watcher::Config::default().page_size(config.page_size.max(1));
+    let base = watcher::Config::default()
+        .page_size(config.page_size.max(1))
+        .timeout(WATCH_TIMEOUT_SECS);
     let tasks = kinds
         .iter()
         .map(|&kind| {
