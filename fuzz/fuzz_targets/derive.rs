@@ -150,7 +150,7 @@ fn object(o: &Obj) -> Option<Object> {
         serde_json::from_value(v).ok()
     }
     Some(match o {
-        Obj::Namespace { name } => Object::Namespace(typed::<Namespace>(json!({
+        Obj::Namespace { name } => Object::from(typed::<Namespace>(json!({
             "metadata": { "name": name.get() }
         }))?),
         Obj::Service {
@@ -181,7 +181,7 @@ fn object(o: &Obj) -> Option<Object> {
                 spec["type"] = json!("ExternalName");
                 spec["externalName"] = json!(e.get());
             }
-            Object::Service(typed::<Service>(
+            Object::from(typed::<Service>(
                 json!({ "metadata": meta(ns, name), "spec": spec }),
             )?)
         }
@@ -191,7 +191,7 @@ fn object(o: &Obj) -> Option<Object> {
             service,
             replicas,
             app,
-        } => Object::StatefulSet(typed::<StatefulSet>(json!({
+        } => Object::from(typed::<StatefulSet>(json!({
             "metadata": meta(ns, name),
             "spec": {
                 "serviceName": service.get(),
@@ -215,7 +215,7 @@ fn object(o: &Obj) -> Option<Object> {
             if let Some(s) = subdomain {
                 pod_spec["subdomain"] = json!(s.get());
             }
-            Object::Deployment(typed::<Deployment>(json!({
+            Object::from(typed::<Deployment>(json!({
                 "metadata": meta(ns, name),
                 "spec": {
                     "replicas": replicas,
@@ -254,7 +254,7 @@ fn object(o: &Obj) -> Option<Object> {
             }
             let mut metadata = meta(ns, name);
             metadata["labels"] = json!({ "app": app.get() });
-            Object::Pod(typed::<Pod>(
+            Object::from(typed::<Pod>(
                 json!({ "metadata": metadata, "spec": spec, "status": status }),
             )?)
         }
@@ -288,7 +288,7 @@ fn object(o: &Obj) -> Option<Object> {
                     v
                 })
                 .collect();
-            Object::EndpointSlice(typed::<EndpointSlice>(json!({
+            Object::from(typed::<EndpointSlice>(json!({
                 "metadata": metadata,
                 "addressType": if *ipv6 { "IPv6" } else { "IPv4" },
                 "endpoints": endpoints,
