@@ -146,7 +146,10 @@ class Podns(Server):
 
     def cmd(self):
         return [self.binary, "serve", "--manifests", self.manifests, "--listen", f"127.0.0.1:{self.port}",
-                "--udp-workers", "1", "--ttl", "30", "--pod-cidr", POD_CIDR, "--nameserver-ip", "127.0.0.1"]
+                "--udp-workers", "1", "--ttl", "30", "--pod-cidr", POD_CIDR, "--nameserver-ip", "127.0.0.1",
+                # Like NSD and Knot here: authoritative only, nothing forwarded off the machine;
+                # no admin port either (several servers run at once).
+                "--upstream", "none", "--admin-listen", "none"]
 
 
 class Nsd(Server):

@@ -335,16 +335,7 @@ fn check_key(key: &str) -> Result<(), &'static str> {
             if prefix.is_empty() || prefix.len() > 253 {
                 return Err("the prefix must be 1 to 253 characters");
             }
-            let labels_ok = prefix.split('.').all(|l| {
-                let b = l.as_bytes();
-                !b.is_empty()
-                    && b.len() <= 63
-                    && b.iter()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-                    && b[0] != b'-'
-                    && b[b.len() - 1] != b'-'
-            });
-            if !labels_ok {
+            if !prefix.split('.').all(crate::view::is_dns_label) {
                 return Err("the prefix must be a lower-case DNS subdomain");
             }
             name
