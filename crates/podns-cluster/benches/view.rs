@@ -35,7 +35,7 @@ fn slice_change(c: &mut Criterion) {
         podns_cluster::source::kube::strip(fixtures::endpoint_slice(service, 0, 10, 2)).0,
     ];
 
-    let mut incremental = IncrementalView::from_store(store.clone(), config.clone());
+    let mut incremental = IncrementalView::from_store(&store, config.clone());
     let mut flip = 0;
     group.bench_function("incremental_apply", |b| {
         b.iter(|| {

@@ -4,8 +4,8 @@
 //!
 //! Two cases, as the binary holds them (BENCHMARKS.md "where the memory is"):
 //! - **cluster mode**: 10k Services and their EndpointSlices (100k endpoints, 10 per Service,
-//!   one slice each), as the Kubernetes source hands them to the store; then the full
-//!   `observed + cluster_view` over them, and the incremental view that replaces it;
+//!   one slice each), as the Kubernetes source hands them on; the full `observed +
+//!   cluster_view` over a store of them, and the incremental view `serve` keeps instead;
 //! - **standalone**: 10k Services over StatefulSets/Deployments of 10 replicas, as manifests in
 //!   the store plus the manifest watcher's copy of the set, and what `derive` makes of them,
 //!   with full pods (`get`, `lab`) and with lean ones (`serve`, `ControllerConfig::lean_pods`).
@@ -107,16 +107,24 @@ fn main() {
             .map(|o| podns_cluster::source::kube::strip(o).0)
             .collect::<Vec<_>>()
     });
-    let store = measure("ClusterStore (objects moved in)", || {
-        ClusterStore::from_objects(objects)
+    let store = measure("ClusterStore (objects cloned in)", || {
+        ClusterStore::from_objects(objects.iter().cloned())
     });
     let view = measure("observed(&store) + cluster_view (ClusterView kept)", || {
         cluster_view(&observed(&store), &ViewConfig::default())
     });
     drop(view);
-    let incremental = measure("IncrementalView::from_store (views kept beside it)", || {
-        IncrementalView::from_store(store, ViewConfig::default())
+    drop(store);
+    // What `serve` keeps in cluster mode: the objects go in, parsed, and are dropped.
+    let incremental = measure("IncrementalView (objects moved in, then dropped)", || {
+        let mut incremental = IncrementalView::new(ViewConfig::default());
+        incremental.apply(podns_cluster::ClusterEvent::Resync(objects));
+        incremental
     });
+    let view = measure("IncrementalView::view (whole ClusterView made)", || {
+        incremental.view()
+    });
+    drop(view);
     drop(incremental);
 
     println!("\nstandalone: {SERVICES} Services over StatefulSets/Deployments of 10 replicas");

@@ -5,12 +5,6 @@
 //! so it needs no locking; it is ordered (BTreeMaps), so everything derived from it is
 //! deterministic. It leaves deriving anything to [`crate::controller`].
 //!
-//! Besides the objects it keeps one index, EndpointSlices by the Service their
-//! [`SERVICE_NAME_LABEL`] names, so that a change to one Service or slice finds that Service's
-//! slices without a scan ([`ClusterStore::slices_of`]); the incremental view
-//! ([`crate::view::IncrementalView`]) relies on it to keep a change's cost proportional to the
-//! Service it touches.
-//!
 //! Objects are [`Object`]s: a pointer each ([`Object`] holds its kind behind an `Arc`), so the
 //! B-tree nodes stay small and a clone of the store or of one object copies no object.
 
@@ -31,11 +25,6 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub struct ClusterStore {
     /// Per kind: (namespace, name) → object. Namespaces have an empty namespace.
     kinds: BTreeMap<Kind, BTreeMap<(String, String), Object>>,
-    /// (namespace, [`SERVICE_NAME_LABEL`]) → names of the slices carrying it, sorted (the
-    /// order views list their endpoints in). Derived from `kinds`; kept in step by every
-    /// method that changes EndpointSlices. A sorted `Vec`, not a `BTreeSet`: most Services
-    /// have one to three slices, and a B-tree leaf is allocated for eleven.
-    slices_by_service: BTreeMap<(String, String), Vec<String>>,
 }
 
 /// The Service an EndpointSlice belongs to: its [`SERVICE_NAME_LABEL`], if any.
@@ -74,18 +63,7 @@ impl ClusterStore {
         if objects.get(&key) == Some(&object) {
             return false;
         }
-        let new_owner = slice_owner(&object).map(str::to_owned);
-        let old = objects.insert(key.clone(), object);
-        let old_owner = old.as_ref().and_then(slice_owner);
-        if old_owner != new_owner.as_deref() {
-            let (namespace, name) = key;
-            if let Some(service) = old_owner {
-                self.unindex_slice(&namespace, service, &name);
-            }
-            if let Some(service) = new_owner {
-                self.index_slice(namespace, &service, name);
-            }
-        }
+        objects.insert(key, object);
         true
     }
 
@@ -97,9 +75,6 @@ impl ClusterStore {
         let removed = objects.remove(&(r.namespace.clone(), r.name.clone()));
         if objects.is_empty() {
             self.kinds.remove(&r.kind);
-        }
-        if let Some(service) = removed.as_ref().and_then(slice_owner) {
-            self.unindex_slice(&r.namespace, service, &r.name);
         }
         removed.is_some()
     }
@@ -128,18 +103,14 @@ impl ClusterStore {
             let r = object.object_ref();
             next.insert((r.namespace, r.name), object);
         }
-        let changed = if next.is_empty() {
+        if next.is_empty() {
             self.kinds.remove(&kind).is_some()
         } else if self.kinds.get(&kind) == Some(&next) {
             false
         } else {
             self.kinds.insert(kind, next);
             true
-        };
-        if changed && kind == Kind::EndpointSlice {
-            self.reindex_slices();
         }
-        changed
     }
 
     /// Applies one source event. Returns whether the store changed.
@@ -157,46 +128,6 @@ impl ClusterStore {
         self.kinds
             .get(&r.kind)?
             .get(&(r.namespace.clone(), r.name.clone()))
-    }
-
-    /// The EndpointSlices labelled as belonging to Service `service` of `namespace`, in name
-    /// order.
-    pub fn slices_of<'a>(
-        &'a self,
-        namespace: &str,
-        service: &str,
-    ) -> impl Iterator<Item = &'a EndpointSlice> + 'a {
-        let slices = self.kinds.get(&Kind::EndpointSlice);
-        let names = self
-            .slices_by_service
-            .get(&(namespace.to_owned(), service.to_owned()));
-        let namespace = namespace.to_owned();
-        names.into_iter().flatten().filter_map(move |name| {
-            match slices?.get(&(namespace.clone(), name.clone()))? {
-                Object::EndpointSlice(slice) => Some(&**slice),
-                _ => None,
-            }
-        })
-    }
-
-    /// Every object of one kind in one namespace, ordered by name.
-    pub fn of_kind_in<'a>(
-        &'a self,
-        kind: Kind,
-        namespace: &'a str,
-    ) -> impl Iterator<Item = &'a Object> + 'a {
-        self.kinds.get(&kind).into_iter().flat_map(move |objects| {
-            objects
-                .range((namespace.to_owned(), String::new())..)
-                .take_while(move |((ns, _), _)| ns == namespace)
-                .map(|(_, object)| object)
-        })
-    }
-
-    /// Every object of one kind with its (namespace, name), in that order; for diffing two
-    /// states of the store.
-    pub(crate) fn entries(&self, kind: Kind) -> Option<&BTreeMap<(String, String), Object>> {
-        self.kinds.get(&kind)
     }
 
     /// Every object, ordered by kind, namespace and name.
@@ -289,57 +220,6 @@ impl ClusterStore {
             Object::DaemonSet(x) => Some(&**x),
             _ => None,
         })
-    }
-}
-
-// === the slice index ===
-
-impl ClusterStore {
-    fn index_slice(&mut self, namespace: String, service: &str, name: String) {
-        let names = self
-            .slices_by_service
-            .entry((namespace, service.to_owned()))
-            .or_default();
-        if let Err(at) = names.binary_search(&name) {
-            names.insert(at, name);
-        }
-    }
-
-    fn unindex_slice(&mut self, namespace: &str, service: &str, name: &str) {
-        let key = (namespace.to_owned(), service.to_owned());
-        if let Some(names) = self.slices_by_service.get_mut(&key) {
-            if let Ok(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
-                names.remove(at);
-            }
-            if names.is_empty() {
-                self.slices_by_service.remove(&key);
-            }
-        }
-    }
-
-    /// Rebuilds the index from the slices (after a relist replaced them all).
-    fn reindex_slices(&mut self) {
-        // Slices come in (namespace, name) order, so each list is built sorted.
-        let mut index: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        for ((namespace, name), object) in
-            self.kinds.get(&Kind::EndpointSlice).into_iter().flatten()
-        {
-            if let Some(service) = slice_owner(object) {
-                index
-                    .entry((namespace.clone(), service.to_owned()))
-                    .or_default()
-                    .push(name.clone());
-            }
-        }
-        self.slices_by_service = index;
-    }
-}
-
-/// The Service an EndpointSlice object belongs to; `None` for other kinds.
-fn slice_owner(object: &Object) -> Option<&str> {
-    match object {
-        Object::EndpointSlice(slice) => service_name_of(slice),
-        _ => None,
     }
 }
 

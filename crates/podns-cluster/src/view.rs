@@ -24,26 +24,23 @@
 //! `Succeeded`, `Failed` or `Unknown` (its field selector), no `deletionTimestamp` (`toPod`),
 //! with an IP. hostNetwork pods count, as in CoreDNS (their IP is the node's).
 //!
-//! [`IncrementalView`] gives the same views in cluster mode one change at a time: it keeps the
-//! current view of each Service and, per [`ClusterEvent`](crate::ClusterEvent), recomputes only
-//! the Services the change touches ([`ViewDelta`]).
+//! [`IncrementalView`] gives the same views in cluster mode one change at a time: it keeps each
+//! object parsed once (`parsed.rs`) and, per [`ClusterEvent`](crate::ClusterEvent), recomputes
+//! only the Services the change touches ([`ViewDelta`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
-use k8s_openapi::api::discovery::v1::{EndpointPort, EndpointSlice};
-use podns_view::{
-    ClusterView, EndpointConditions, EndpointView, PodView, PortView, Protocol, ServiceKey,
-    ServiceKind, ServiceView,
-};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use podns_view::{ClusterView, PodView, ServiceView};
 
 use crate::controller::{DerivedCluster, key_of};
 use crate::selector::LabelSelector;
 use crate::store::service_name_of;
+use parsed::{ParsedService, ParsedSlice};
 
 mod incremental;
+mod parsed;
 
 pub use incremental::{IncrementalView, ViewDelta};
 
@@ -96,19 +93,17 @@ impl ViewConfig {
 
 /// The DNS view of a derived cluster, filtered by `config`.
 pub fn cluster_view(derived: &DerivedCluster, config: &ViewConfig) -> ClusterView {
-    let mut slices: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
+    // Per Service, its slices in name order.
+    let mut slices: BTreeMap<(String, String), BTreeMap<String, ParsedSlice>> = BTreeMap::new();
     for slice in &derived.endpoint_slices {
         let Some(service) = service_name_of(slice) else {
             continue;
         };
-        let (namespace, _) = key_of(&slice.metadata);
+        let (namespace, name) = key_of(&slice.metadata);
         slices
             .entry((namespace, service.to_owned()))
             .or_default()
-            .push(slice);
-    }
-    for list in slices.values_mut() {
-        list.sort_by_key(|s| s.metadata.name.clone());
+            .insert(name, ParsedSlice::of(slice));
     }
 
     // Every namespace known to exist, before any filter (a Service left out by `labels` does
@@ -134,8 +129,11 @@ pub fn cluster_view(derived: &DerivedCluster, config: &ViewConfig) -> ClusterVie
             if !namespaces.contains(&key.0) {
                 return None;
             }
-            let own = slices.get(&key).map(Vec::as_slice).unwrap_or_default();
-            service_view(svc, own)
+            let mut view = ParsedService::of(svc).shell?;
+            for slice in slices.get(&key).into_iter().flat_map(BTreeMap::values) {
+                slice.extend_views(&mut view.endpoints);
+            }
+            Some(view)
         })
         .collect();
     services.sort_by(|a, b| a.key.cmp(&b.key));
@@ -191,159 +189,6 @@ pub(crate) fn pod_view(pod: &Pod) -> Option<PodView> {
         namespace,
         name,
         addresses,
-    })
-}
-
-/// One Service's view; `None` (with a warning) when its spec cannot be used at all.
-pub(crate) fn service_view(svc: &Service, slices: &[&EndpointSlice]) -> Option<ServiceView> {
-    let (namespace, name) = key_of(&svc.metadata);
-    let key = ServiceKey::new(namespace, name);
-    let spec = svc.spec.clone().unwrap_or_default();
-    let kind = if spec.type_.as_deref() == Some("ExternalName") {
-        let Some(external) = spec.external_name.as_deref().filter(|n| !n.is_empty()) else {
-            tracing::warn!(service = %key, "skipping an ExternalName Service without spec.externalName");
-            return None;
-        };
-        let external = external.strip_suffix('.').unwrap_or(external);
-        if !is_host_name(external) {
-            // The API server validates externalName as a DNS-1123 subdomain; a CNAME to
-            // anything else (`exa mple.com`, `a..b`, `bad_host.x`) leads resolvers nowhere.
-            tracing::warn!(service = %key, external_name = external, "skipping an ExternalName Service whose spec.externalName is not a host name");
-            return None;
-        }
-        ServiceKind::ExternalName {
-            external_name: external.to_owned(),
-        }
-    } else if spec.cluster_ip.as_deref() == Some("None")
-        || spec
-            .cluster_ips
-            .as_ref()
-            .and_then(|c| c.first())
-            .is_some_and(|c| c == "None")
-    {
-        ServiceKind::Headless
-    } else {
-        let written: Vec<String> = match spec.cluster_ips {
-            Some(ips) if !ips.is_empty() => ips,
-            _ => spec.cluster_ip.into_iter().collect(),
-        };
-        let cluster_ips = written
-            .iter()
-            .filter(|ip| !ip.is_empty())
-            .filter_map(|ip| match ip.parse::<IpAddr>() {
-                Ok(ip) => Some(ip),
-                Err(_) => {
-                    tracing::warn!(service = %key, %ip, "skipping a clusterIP that is not an IP");
-                    None
-                }
-            })
-            .collect();
-        ServiceKind::ClusterIp { cluster_ips }
-    };
-    let ports = spec
-        .ports
-        .iter()
-        .flatten()
-        .filter_map(|p| port_view(&key, p.name.as_deref(), p.protocol.as_deref(), Some(p.port)))
-        .collect();
-    let mut endpoints = Vec::new();
-    for slice in slices {
-        slice_endpoints(&key, slice, &mut endpoints);
-    }
-    Some(ServiceView {
-        key,
-        kind,
-        ports,
-        endpoints,
-    })
-}
-
-fn slice_endpoints(key: &ServiceKey, slice: &EndpointSlice, out: &mut Vec<EndpointView>) {
-    let slice_name = slice.metadata.name.as_deref().unwrap_or("");
-    let want_v4 = match slice.address_type.as_str() {
-        "IPv4" => true,
-        "IPv6" => false,
-        other => {
-            tracing::warn!(service = %key, slice = slice_name, address_type = other, "skipping an EndpointSlice whose addressType is not IPv4 or IPv6");
-            return;
-        }
-    };
-    let ports: Arc<[PortView]> = slice
-        .ports
-        .iter()
-        .flatten()
-        .filter_map(|p: &EndpointPort| {
-            port_view(key, p.name.as_deref(), p.protocol.as_deref(), p.port)
-        })
-        .collect();
-    for ep in &slice.endpoints {
-        let addresses: Vec<IpAddr> = ep
-            .addresses
-            .iter()
-            .filter_map(|a| match a.parse::<IpAddr>() {
-                Ok(ip) if ip.is_ipv4() == want_v4 => Some(ip),
-                _ => {
-                    tracing::warn!(service = %key, slice = slice_name, address = %a, "skipping an address that is not an {} address", slice.address_type);
-                    None
-                }
-            })
-            .collect();
-        if addresses.is_empty() {
-            continue;
-        }
-        let hostname = ep.hostname.clone().filter(|h| {
-            let ok = is_dns_label(h);
-            if !ok {
-                tracing::warn!(service = %key, slice = slice_name, hostname = %h, "ignoring a hostname that is not a DNS label");
-            }
-            ok
-        });
-        let c = ep.conditions.clone().unwrap_or_default();
-        let ready = c.ready.unwrap_or(true);
-        let conditions = EndpointConditions {
-            ready,
-            serving: c.serving.unwrap_or(ready),
-            terminating: c.terminating.unwrap_or(false),
-        };
-        out.push(EndpointView {
-            addresses,
-            hostname,
-            conditions,
-            ports: Arc::clone(&ports),
-            node_name: ep.node_name.clone().filter(|n| !n.is_empty()),
-            zone: ep.zone.clone().filter(|z| !z.is_empty()),
-            target_pod: ep
-                .target_ref
-                .as_ref()
-                .filter(|r| r.kind.as_deref().is_none_or(|k| k == "Pod"))
-                .and_then(|r| r.name.clone()),
-        });
-    }
-}
-
-fn port_view(
-    key: &ServiceKey,
-    name: Option<&str>,
-    protocol: Option<&str>,
-    port: Option<i32>,
-) -> Option<PortView> {
-    let protocol = match protocol.unwrap_or("TCP") {
-        "TCP" => Protocol::Tcp,
-        "UDP" => Protocol::Udp,
-        "SCTP" => Protocol::Sctp,
-        other => {
-            tracing::warn!(service = %key, protocol = other, "skipping a port with an unknown protocol");
-            return None;
-        }
-    };
-    let Some(port) = port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0) else {
-        tracing::warn!(service = %key, ?port, "skipping a port without a valid number");
-        return None;
-    };
-    Some(PortView {
-        name: name.filter(|n| !n.is_empty()).map(str::to_owned),
-        protocol,
-        port,
     })
 }
 

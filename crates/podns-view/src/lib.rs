@@ -39,7 +39,7 @@ pub struct ClusterView {
 }
 
 /// One Pod as `pods verified` sees it: an address that `a-b-c-d.<ns>.pod.<zone>` may name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PodView {
     /// `metadata.namespace`.
     pub namespace: String,
@@ -75,7 +75,7 @@ impl fmt::Display for ServiceKey {
 }
 
 /// One Service as DNS sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServiceView {
     /// Namespace and name.
     pub key: ServiceKey,
@@ -89,7 +89,7 @@ pub struct ServiceView {
 }
 
 /// The DNS-relevant kind of a Service.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ServiceKind {
     /// A Service with virtual IPs (`spec.clusterIPs`, one per IP family): spec §2.3.
     ClusterIp {
@@ -168,7 +168,7 @@ impl EndpointConditions {
 }
 
 /// One endpoint of a Service.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointView {
     /// The endpoint's addresses (all of one family: an EndpointSlice has one `addressType`).
     pub addresses: Vec<IpAddr>,

@@ -10,7 +10,7 @@
 
 use anyhow::Context as _;
 use podns_cluster::{
-    ClusterEvent, ClusterStore, ControllerConfig, DerivedCluster, IncrementalView, Kind, Object,
+    ClusterEvent, ClusterStore, ControllerConfig, DerivedCluster, IncrementalView, Object,
     ViewConfig, ViewDelta,
 };
 use podns_zone::{ZoneBuilder, ZoneSnapshot};
@@ -220,13 +220,10 @@ impl Pipeline {
             ),
             State::Observed { view, .. } => (
                 view.namespaces().len(),
-                view.services().len(),
-                view.store()
-                    .endpoint_slices()
-                    .map(|s| s.endpoints.len())
-                    .sum(),
-                view.store().of_kind(Kind::Pod).count(),
-                view.store().of_kind(Kind::EndpointSlice).count(),
+                view.service_count(),
+                view.endpoint_count(),
+                view.pod_count(),
+                view.slice_count(),
             ),
         };
         Counts {

@@ -1,19 +1,22 @@
 //! Incremental service views for cluster mode: one [`ClusterEvent`] in, the views it changed out.
 //!
-//! [`IncrementalView`] is responsible for keeping, beside the [`ClusterStore`] it owns, the
-//! current [`ServiceView`] of every exposed Service, the exposed namespaces and the pods of
-//! `pods verified`, and for turning each event into a [`ViewDelta`]: the Services whose view
-//! changed (with their new view), the Services that are gone, and whether the namespace or pod
-//! lists changed. At every point its views are exactly what
-//! `cluster_view(&observed(store), config)` gives for its store (a property test holds it to
-//! that), so a consumer that applies the deltas in order holds the same [`ClusterView`] as one
-//! that rebuilds everything.
+//! [`IncrementalView`] is responsible for keeping the objects a view is made of (Namespaces,
+//! Services, EndpointSlices, Pods), each parsed once into the compact form of `parsed.rs`,
+//! and for turning each event into a [`ViewDelta`]: the Services whose view changed (with
+//! their new view), the Services that are gone, and whether the namespace or pod lists
+//! changed. At every point its views are exactly what `cluster_view(&observed(store), config)`
+//! gives for a [`ClusterStore`] that took the same events (a property test holds it to that),
+//! so a consumer that applies the deltas in order holds the same [`ClusterView`] as one that
+//! rebuilds everything.
+//!
+//! It keeps no view, only a 64-bit digest of each (what "changed" is decided by): a consumer
+//! (the zone builder) holds what it needs of them already, and at 100k endpoints the views
+//! were 23 MB beside the objects. A view is made when it changed, or when asked for.
 //!
 //! What a change touches, so that its cost is that of the Services it touches, not of the
 //! cluster:
 //! - an EndpointSlice: the Service its `kubernetes.io/service-name` label names, and the one
-//!   its previous version named if the label changed (the store indexes slices by that label,
-//!   [`ClusterStore::slices_of`]);
+//!   its previous version named if the label changed (slices are indexed by that label);
 //! - a Service: itself (and its namespace's place in the namespace list);
 //! - a Namespace: the namespace list, and with `namespace_labels` (whose answer depends on the
 //!   Namespace object) every Service and Pod in it;
@@ -22,21 +25,23 @@
 //!   between the old and the new list, each as above (objects the relist hands back unchanged
 //!   cost a comparison, shared ones not even that).
 //!
-//! Other kinds (workloads, legacy Endpoints) are stored but change no view: in cluster mode the
-//! cluster's own controllers turned them into the objects above.
+//! Other kinds (workloads, legacy Endpoints) are not kept: in cluster mode the cluster's own
+//! controllers turned them into the objects above.
 //!
 //! A recomputed view equal to the one held is not reported, so a delta lists only real changes.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::Namespace;
 use podns_view::{ClusterView, PodView, ServiceKey, ServiceView};
 
-use super::{ViewConfig, pod_view, service_view};
+use super::ViewConfig;
+use super::parsed::{ParsedPod, ParsedService, ParsedSlice};
 use crate::object::{Kind, Object, ObjectRef};
 use crate::source::ClusterEvent;
-use crate::store::{ClusterStore, service_name_of};
+use crate::store::ClusterStore;
 
 /// The kinds a cluster-mode view is made of (what [`crate::observed`] reads).
 const VIEW_KINDS: [Kind; 4] = [
@@ -46,17 +51,30 @@ const VIEW_KINDS: [Kind; 4] = [
     Kind::Pod,
 ];
 
-/// A cluster store and the service views of what it holds, kept in step one event at a time.
+/// (namespace, name) of a namespaced object.
+type Key = (String, String);
+
+/// The objects a cluster's views are made of, and the digests of those views, kept in step one
+/// event at a time.
 #[derive(Clone, Debug)]
 pub struct IncrementalView {
-    /// The objects; every change goes through [`IncrementalView::apply`] so the views follow.
-    store: ClusterStore,
     /// The filters the views are made with.
     config: ViewConfig,
-    /// The view of every exposed Service.
-    services: BTreeMap<ServiceKey, ServiceView>,
-    /// The `pods verified` view of every exposed Pod, by (namespace, name).
-    pods: BTreeMap<(String, String), PodView>,
+    /// Namespace objects, by name (`namespace_labels` reads their labels).
+    namespace_objects: BTreeMap<String, Arc<Namespace>>,
+    services: BTreeMap<ServiceKey, ParsedService>,
+    slices: BTreeMap<Key, ParsedSlice>,
+    /// (namespace, `kubernetes.io/service-name`) → names of the slices carrying it, sorted
+    /// (the order a view lists their endpoints in). A sorted `Vec`: most Services have one to
+    /// three slices.
+    slices_by_service: BTreeMap<Key, Vec<String>>,
+    /// Endpoints over all slices (for the status counts, without a scan per publish).
+    endpoint_count: usize,
+    pods: BTreeMap<Key, ParsedPod>,
+    /// Digest of the view of every exposed Service.
+    exposed_services: BTreeMap<ServiceKey, u64>,
+    /// Digest of the `pods verified` view of every exposed Pod.
+    exposed_pods: BTreeMap<Key, u64>,
     /// Every namespace known to exist, with what makes it known: `cluster_view` lists a
     /// namespace when a Namespace object, a Service or a Pod is in it (before any filter).
     known: BTreeMap<String, NamespaceRefs>,
@@ -95,7 +113,7 @@ struct NamespaceRefs {
 #[derive(Debug, Default)]
 struct Affected {
     services: BTreeSet<ServiceKey>,
-    pods: BTreeSet<(String, String)>,
+    pods: BTreeSet<Key>,
     /// Namespaces whose place in the namespace list may have changed.
     namespaces: BTreeSet<String>,
     /// Namespaces whose Namespace object changed (their exposure may have).
@@ -105,85 +123,58 @@ struct Affected {
 // === impl IncrementalView ===
 
 impl IncrementalView {
-    /// An empty store and no views.
+    /// No objects and no views.
     pub fn new(config: ViewConfig) -> Self {
-        Self::from_store(ClusterStore::new(), config)
+        Self {
+            config,
+            namespace_objects: BTreeMap::new(),
+            services: BTreeMap::new(),
+            slices: BTreeMap::new(),
+            slices_by_service: BTreeMap::new(),
+            endpoint_count: 0,
+            pods: BTreeMap::new(),
+            exposed_services: BTreeMap::new(),
+            exposed_pods: BTreeMap::new(),
+            known: BTreeMap::new(),
+            namespaces: BTreeSet::new(),
+        }
     }
 
     /// The views of everything in `store`.
-    pub fn from_store(store: ClusterStore, config: ViewConfig) -> Self {
-        let mut view = Self {
-            store: ClusterStore::new(),
-            config,
-            services: BTreeMap::new(),
-            pods: BTreeMap::new(),
-            known: BTreeMap::new(),
-            namespaces: BTreeSet::new(),
-        };
-        let empty = ClusterStore::new();
-        view.store = store;
-        let mut affected = Affected::default();
-        for kind in VIEW_KINDS {
-            diff(
-                &mut view.known,
-                &mut affected,
-                kind,
-                empty.entries(kind),
-                view.store.entries(kind),
-            );
-        }
-        view.settle(affected);
+    pub fn from_store(store: &ClusterStore, config: ViewConfig) -> Self {
+        let mut view = Self::new(config);
+        let objects = VIEW_KINDS
+            .into_iter()
+            .flat_map(|kind| store.of_kind(kind).cloned())
+            .collect();
+        view.apply(ClusterEvent::Resync(objects));
         view
     }
 
-    /// Applies one source event to the store; returns what it changed in the views.
+    /// Applies one source event; returns what it changed in the views.
     ///
-    /// Takes the event by value: the store keeps its objects (an [`Object`] is a shared
-    /// pointer, so a caller that wants the event afterwards clones it for the price of a
-    /// reference count).
+    /// Takes the event by value: objects are parsed and the originals dropped (an [`Object`]
+    /// is a shared pointer, so a caller that wants the event afterwards clones it for the
+    /// price of a reference count).
     pub fn apply(&mut self, event: ClusterEvent) -> ViewDelta {
         let mut affected = Affected::default();
         match event {
-            ClusterEvent::Apply(object) => {
-                let r = object.object_ref();
-                let old = self.store.get(&r).cloned();
-                if self.store.apply(object) {
-                    let new = self.store.get(&r);
-                    note(&mut self.known, &mut affected, &r, old.as_ref(), new);
-                }
-            }
-            ClusterEvent::Delete(r) => {
-                let old = self.store.get(&r).cloned();
-                if self.store.delete(&r) {
-                    note(&mut self.known, &mut affected, &r, old.as_ref(), None);
-                }
-            }
+            ClusterEvent::Apply(object) => self.put(object, &mut affected),
+            ClusterEvent::Delete(r) => self.remove(&r, &mut affected),
             ClusterEvent::Resync(objects) => {
-                // A copy of the maps, not of the objects; a full relist is linear anyway.
-                let old = self.store.clone();
-                if self.store.resync(objects) {
-                    for kind in VIEW_KINDS {
-                        diff(
-                            &mut self.known,
-                            &mut affected,
-                            kind,
-                            old.entries(kind),
-                            self.store.entries(kind),
-                        );
+                let mut by_kind: BTreeMap<Kind, Vec<Object>> =
+                    VIEW_KINDS.into_iter().map(|k| (k, Vec::new())).collect();
+                for object in objects {
+                    if let Some(list) = by_kind.get_mut(&object.kind()) {
+                        list.push(object);
                     }
+                }
+                for (kind, objects) in by_kind {
+                    self.replace_kind(kind, objects, &mut affected);
                 }
             }
             ClusterEvent::ResyncKind { kind, objects } => {
-                let old = self.store.entries(kind).cloned();
-                if self.store.resync_kind(kind, objects) {
-                    diff(
-                        &mut self.known,
-                        &mut affected,
-                        kind,
-                        old.as_ref(),
-                        self.store.entries(kind),
-                    );
-                }
+                self.replace_kind(kind, objects, &mut affected);
             }
         }
         self.settle(affected)
@@ -197,29 +188,16 @@ impl IncrementalView {
             namespaces: self.known.keys().chain(&self.namespaces).cloned().collect(),
             ..Affected::default()
         };
-        affected.services.extend(self.services.keys().cloned());
         affected.services.extend(
-            self.store
-                .of_kind(Kind::Service)
-                .map(|o| ServiceKey::new(o.namespace(), o.name())),
+            self.exposed_services
+                .keys()
+                .chain(self.services.keys())
+                .cloned(),
         );
-        affected.pods.extend(self.pods.keys().cloned());
-        affected.pods.extend(
-            self.store
-                .of_kind(Kind::Pod)
-                .map(|o| (o.namespace().to_owned(), o.name().to_owned())),
-        );
+        affected
+            .pods
+            .extend(self.exposed_pods.keys().chain(self.pods.keys()).cloned());
         self.settle(affected)
-    }
-
-    /// The store the views are made from.
-    pub fn store(&self) -> &ClusterStore {
-        &self.store
-    }
-
-    /// The store, giving up the views.
-    pub fn into_store(self) -> ClusterStore {
-        self.store
     }
 
     /// The filters in use.
@@ -227,14 +205,25 @@ impl IncrementalView {
         &self.config
     }
 
-    /// One Service's view, if it is exposed.
-    pub fn service(&self, key: &ServiceKey) -> Option<&ServiceView> {
-        self.services.get(key)
+    /// One Service's view, if it is exposed (made now).
+    pub fn service(&self, key: &ServiceKey) -> Option<ServiceView> {
+        self.exposed_services
+            .contains_key(key)
+            .then(|| self.service_view(key))
+            .flatten()
     }
 
-    /// Every exposed Service's view, by key.
-    pub fn services(&self) -> impl ExactSizeIterator<Item = &ServiceView> {
-        self.services.values()
+    /// Every exposed Service's view, by key (each made as the iterator gets to it).
+    pub fn services(&self) -> impl ExactSizeIterator<Item = ServiceView> + '_ {
+        self.exposed_services.keys().map(|key| {
+            self.service_view(key)
+                .expect("an exposed Service has a view")
+        })
+    }
+
+    /// How many Services are exposed.
+    pub fn service_count(&self) -> usize {
+        self.exposed_services.len()
     }
 
     /// The exposed namespaces, sorted: [`ClusterView::namespaces`].
@@ -244,17 +233,229 @@ impl IncrementalView {
 
     /// The `pods verified` pods, by namespace and name: [`ClusterView::pods`].
     pub fn pods(&self) -> impl ExactSizeIterator<Item = &PodView> {
-        self.pods.values()
+        self.exposed_pods.keys().map(|key| {
+            self.pods[key]
+                .view
+                .as_ref()
+                .expect("an exposed Pod has a view")
+        })
     }
 
-    /// The whole view, as [`super::cluster_view`] gives it (a copy: for a first build, or
+    /// How many Pods are kept (exposed or not).
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// How many EndpointSlices are kept.
+    pub fn slice_count(&self) -> usize {
+        self.slices.len()
+    }
+
+    /// How many endpoints the slices hold (those DNS can use).
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoint_count
+    }
+
+    /// The whole view, as [`super::cluster_view`] gives it (made now: for a first build, or
     /// a consumer that rebuilds everything).
     pub fn view(&self) -> ClusterView {
         ClusterView {
             namespaces: self.namespaces.iter().cloned().collect(),
-            services: self.services.values().cloned().collect(),
-            pods: self.pods.values().cloned().collect(),
+            services: self.services().collect(),
+            pods: self.pods().cloned().collect(),
         }
+    }
+
+    /// Creates or replaces one object.
+    fn put(&mut self, mut object: Object, affected: &mut Affected) {
+        object.default_namespace();
+        let r = object.object_ref();
+        match &object {
+            Object::Namespace(ns) => self.set_namespace(r.name, Some(Arc::clone(ns)), affected),
+            Object::Service(svc) => {
+                let parsed = ParsedService::of(svc);
+                self.set_service(ServiceKey::new(r.namespace, r.name), Some(parsed), affected);
+            }
+            Object::EndpointSlice(slice) => {
+                let parsed = ParsedSlice::of(slice);
+                self.set_slice(&(r.namespace, r.name), Some(parsed), affected);
+            }
+            Object::Pod(pod) => {
+                let parsed = ParsedPod::of(pod);
+                self.set_pod((r.namespace, r.name), Some(parsed), affected);
+            }
+            Object::Endpoints(_)
+            | Object::StatefulSet(_)
+            | Object::Deployment(_)
+            | Object::ReplicaSet(_)
+            | Object::DaemonSet(_) => {}
+        }
+    }
+
+    /// Deletes one object (a no-op when it is not there).
+    fn remove(&mut self, r: &ObjectRef, affected: &mut Affected) {
+        let key = || (r.namespace.clone(), r.name.clone());
+        match r.kind {
+            Kind::Namespace => self.set_namespace(r.name.clone(), None, affected),
+            Kind::Service => {
+                self.set_service(ServiceKey::new(&r.namespace, &r.name), None, affected);
+            }
+            Kind::EndpointSlice => self.set_slice(&key(), None, affected),
+            Kind::Pod => self.set_pod(key(), None, affected),
+            Kind::Endpoints
+            | Kind::StatefulSet
+            | Kind::Deployment
+            | Kind::ReplicaSet
+            | Kind::DaemonSet => {}
+        }
+    }
+
+    /// Replaces every object of `kind` with `objects`. Objects of another kind are skipped
+    /// (with a warning): a relist of one kind must not touch the others. Objects the relist
+    /// hands back unchanged cost a parse and a comparison.
+    fn replace_kind(&mut self, kind: Kind, objects: Vec<Object>, affected: &mut Affected) {
+        let mut listed: BTreeSet<ObjectRef> = BTreeSet::new();
+        for mut object in objects {
+            if object.kind() != kind {
+                tracing::warn!(object = %object.object_ref(), %kind, "object of another kind in a relist; skipped");
+                continue;
+            }
+            object.default_namespace();
+            listed.insert(object.object_ref());
+            self.put(object, affected);
+        }
+        let gone: Vec<ObjectRef> = match kind {
+            Kind::Namespace => self
+                .namespace_objects
+                .keys()
+                .map(|name| ObjectRef::new(kind, "", name.as_str()))
+                .collect(),
+            Kind::Service => self
+                .services
+                .keys()
+                .map(|k| ObjectRef::new(kind, k.namespace.as_str(), k.name.as_str()))
+                .collect(),
+            Kind::EndpointSlice => refs(kind, self.slices.keys()),
+            Kind::Pod => refs(kind, self.pods.keys()),
+            _ => Vec::new(),
+        };
+        for r in gone.iter().filter(|r| !listed.contains(r)) {
+            self.remove(r, affected);
+        }
+    }
+
+    fn set_namespace(
+        &mut self,
+        name: String,
+        new: Option<Arc<Namespace>>,
+        affected: &mut Affected,
+    ) {
+        let is = new.is_some();
+        let old = match new {
+            Some(ns) => self.namespace_objects.insert(name.clone(), ns),
+            None => self.namespace_objects.remove(&name),
+        };
+        if old.as_ref() == self.namespace_objects.get(&name) {
+            return;
+        }
+        set_known(&mut self.known, affected, &name, |refs| refs.object = is);
+        affected.namespace_objects.insert(name);
+    }
+
+    fn set_service(
+        &mut self,
+        key: ServiceKey,
+        new: Option<ParsedService>,
+        affected: &mut Affected,
+    ) {
+        let is = new.is_some();
+        let old = match new {
+            Some(parsed) => {
+                let old = self.services.insert(key.clone(), parsed);
+                if old.as_ref() == self.services.get(&key) {
+                    return;
+                }
+                old
+            }
+            None => self.services.remove(&key),
+        };
+        let was = old.is_some();
+        if !was && !is {
+            return;
+        }
+        count(&mut self.known, affected, &key.namespace, was, is, |refs| {
+            &mut refs.services
+        });
+        affected.services.insert(key);
+    }
+
+    fn set_slice(&mut self, key: &Key, new: Option<ParsedSlice>, affected: &mut Affected) {
+        let old = match new {
+            Some(parsed) => {
+                let old = self.slices.insert(key.clone(), parsed);
+                if old.as_ref() == self.slices.get(key) {
+                    return;
+                }
+                old
+            }
+            None => match self.slices.remove(key) {
+                Some(old) => Some(old),
+                None => return,
+            },
+        };
+        let new = self.slices.get(key);
+        self.endpoint_count += new.map_or(0, ParsedSlice::endpoint_count);
+        self.endpoint_count -= old.as_ref().map_or(0, ParsedSlice::endpoint_count);
+        let old_owner = old.as_ref().and_then(|s| s.service.as_deref());
+        let new_owner = new.and_then(|s| s.service.as_deref());
+        let (namespace, name) = key;
+        if old_owner != new_owner {
+            if let Some(service) = old_owner {
+                let owner = (namespace.clone(), service.to_owned());
+                if let Some(names) = self.slices_by_service.get_mut(&owner) {
+                    names.retain(|n| n != name);
+                    if names.is_empty() {
+                        self.slices_by_service.remove(&owner);
+                    }
+                }
+            }
+            if let Some(service) = new_owner {
+                let names = self
+                    .slices_by_service
+                    .entry((namespace.clone(), service.to_owned()))
+                    .or_default();
+                if let Err(at) = names.binary_search(name) {
+                    names.insert(at, name.clone());
+                }
+            }
+        }
+        for service in [old_owner, new_owner].into_iter().flatten() {
+            affected
+                .services
+                .insert(ServiceKey::new(namespace.as_str(), service));
+        }
+    }
+
+    fn set_pod(&mut self, key: Key, new: Option<ParsedPod>, affected: &mut Affected) {
+        let is = new.is_some();
+        let old = match new {
+            Some(parsed) => {
+                let old = self.pods.insert(key.clone(), parsed);
+                if old.as_ref() == self.pods.get(&key) {
+                    return;
+                }
+                old
+            }
+            None => self.pods.remove(&key),
+        };
+        let was = old.is_some();
+        if !was && !is {
+            return;
+        }
+        count(&mut self.known, affected, &key.0, was, is, |refs| {
+            &mut refs.pods
+        });
+        affected.pods.insert(key);
     }
 
     /// Recomputes what `affected` names and records what changed.
@@ -263,14 +464,21 @@ impl IncrementalView {
         for ns in std::mem::take(&mut affected.namespace_objects) {
             if self.config.reads_namespace_objects() {
                 // The namespace's exposure may have flipped: everything in it may have.
-                for o in self.store.of_kind_in(Kind::Service, &ns) {
-                    affected
-                        .services
-                        .insert(ServiceKey::new(ns.clone(), o.name()));
-                }
-                for o in self.store.of_kind_in(Kind::Pod, &ns) {
-                    affected.pods.insert((ns.clone(), o.name().to_owned()));
-                }
+                let start = ServiceKey::new(ns.as_str(), "");
+                affected.services.extend(
+                    self.services
+                        .range(start..)
+                        .map(|(k, _)| k)
+                        .take_while(|k| k.namespace == ns)
+                        .cloned(),
+                );
+                affected.pods.extend(
+                    self.pods
+                        .range((ns.clone(), String::new())..)
+                        .map(|(k, _)| k)
+                        .take_while(|k| k.0 == ns)
+                        .cloned(),
+                );
             }
             affected.namespaces.insert(ns);
         }
@@ -286,76 +494,79 @@ impl IncrementalView {
         for key in affected.services {
             match self.service_view(&key) {
                 Some(view) => {
-                    if self.services.get(&key) != Some(&view) {
-                        self.services.insert(key, view.clone());
+                    let now = digest(&view);
+                    if self.exposed_services.insert(key, now) != Some(now) {
                         delta.upserted.push(view);
                     }
                 }
                 None => {
-                    if self.services.remove(&key).is_some() {
+                    if self.exposed_services.remove(&key).is_some() {
                         delta.removed.push(key);
                     }
                 }
             }
         }
         for key in affected.pods {
-            let changed = match self.pod_view(&key.0, &key.1) {
-                Some(view) => {
-                    let changed = self.pods.get(&key) != Some(&view);
-                    if changed {
-                        self.pods.insert(key, view);
-                    }
-                    changed
-                }
-                None => self.pods.remove(&key).is_some(),
+            let now = self.pod_view(&key).map(digest);
+            let before = match now {
+                Some(now) => self.exposed_pods.insert(key, now),
+                None => self.exposed_pods.remove(&key),
             };
-            delta.pods_changed |= changed;
+            delta.pods_changed |= before != now;
         }
         delta
     }
 
     /// Whether `ns` is exposed, by the filters and its Namespace object.
     fn exposed(&self, ns: &str) -> bool {
-        self.config
-            .namespace_exposed(ns, self.namespace_object(ns).into_iter())
-    }
-
-    fn namespace_object(&self, name: &str) -> Option<&Namespace> {
-        match self.store.get(&ObjectRef::new(Kind::Namespace, "", name))? {
-            Object::Namespace(ns) => Some(ns),
-            _ => None,
-        }
+        let object = self.namespace_objects.get(ns).map(|n| &**n);
+        self.config.namespace_exposed(ns, object.into_iter())
     }
 
     /// One Service's view now, as `cluster_view` makes it; `None` when it is not exposed.
     fn service_view(&self, key: &ServiceKey) -> Option<ServiceView> {
-        let r = ObjectRef::new(Kind::Service, key.namespace.as_str(), key.name.as_str());
-        let Object::Service(svc) = self.store.get(&r)? else {
-            return None;
-        };
-        let svc: &Service = svc;
-        if !self.config.labels_match(svc.metadata.labels.as_ref()) || !self.exposed(&key.namespace)
-        {
+        let parsed = self.services.get(key)?;
+        if !self.config.labels_match(parsed.labels.as_ref()) || !self.exposed(&key.namespace) {
             return None;
         }
-        let slices: Vec<&EndpointSlice> = self.store.slices_of(&key.namespace, &key.name).collect();
-        service_view(svc, &slices)
+        let mut view = parsed.shell.clone()?;
+        let owner = (key.namespace.clone(), key.name.clone());
+        let slices: Vec<&ParsedSlice> = self
+            .slices_by_service
+            .get(&owner)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.slices.get(&(key.namespace.clone(), name.clone())))
+            .collect();
+        view.endpoints
+            .reserve_exact(slices.iter().map(|s| s.endpoint_count()).sum());
+        for slice in slices {
+            slice.extend_views(&mut view.endpoints);
+        }
+        Some(view)
     }
 
     /// One Pod's `pods verified` view now; `None` when it has none or is not exposed.
-    fn pod_view(&self, namespace: &str, name: &str) -> Option<PodView> {
-        let Object::Pod(pod) = self
-            .store
-            .get(&ObjectRef::new(Kind::Pod, namespace, name))?
-        else {
-            return None;
-        };
-        let pod: &Pod = pod;
-        if !self.config.labels_match(pod.metadata.labels.as_ref()) || !self.exposed(namespace) {
+    fn pod_view(&self, key: &Key) -> Option<&PodView> {
+        let parsed = self.pods.get(key)?;
+        if !self.config.labels_match(parsed.labels.as_ref()) || !self.exposed(&key.0) {
             return None;
         }
-        pod_view(pod)
+        parsed.view.as_ref()
     }
+}
+
+/// A view's digest: equal views have equal digests, and a changed view keeps its old digest
+/// with a chance of 2⁻⁶⁴ (SipHash), far below any other failure of the process.
+fn digest(view: &impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    view.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn refs<'a>(kind: Kind, keys: impl Iterator<Item = &'a Key>) -> Vec<ObjectRef> {
+    keys.map(|(ns, name)| ObjectRef::new(kind, ns.as_str(), name.as_str()))
+        .collect()
 }
 
 // === impl ViewDelta ===
@@ -396,84 +607,16 @@ impl ViewDelta {
 
 // === what a change touches ===
 
-/// Notes every object of `kind` that differs between two states of the store.
-fn diff(
-    known: &mut BTreeMap<String, NamespaceRefs>,
-    affected: &mut Affected,
-    kind: Kind,
-    old: Option<&BTreeMap<(String, String), Object>>,
-    new: Option<&BTreeMap<(String, String), Object>>,
-) {
-    let empty = BTreeMap::new();
-    let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
-    for ((namespace, name), before) in old {
-        let after = new.get(&(namespace.clone(), name.clone()));
-        // Shared objects (a relist handing back what the store has) are equal at a glance.
-        if after != Some(before) {
-            let r = ObjectRef::new(kind, namespace.as_str(), name.as_str());
-            note(known, affected, &r, Some(before), after);
-        }
-    }
-    for ((namespace, name), after) in new {
-        if !old.contains_key(&(namespace.clone(), name.clone())) {
-            let r = ObjectRef::new(kind, namespace.as_str(), name.as_str());
-            note(known, affected, &r, None, Some(after));
-        }
-    }
-}
-
-/// Notes one object going from `old` to `new` (either may be absent): which views it touches,
-/// and the namespace it keeps known.
-fn note(
-    known: &mut BTreeMap<String, NamespaceRefs>,
-    affected: &mut Affected,
-    r: &ObjectRef,
-    old: Option<&Object>,
-    new: Option<&Object>,
-) {
-    let ns = r.namespace.as_str();
-    match r.kind {
-        Kind::Namespace => {
-            set_known(known, affected, &r.name, |refs| refs.object = new.is_some());
-            affected.namespace_objects.insert(r.name.clone());
-        }
-        Kind::Service => {
-            affected
-                .services
-                .insert(ServiceKey::new(ns, r.name.as_str()));
-            count(known, affected, ns, old, new, |refs| &mut refs.services);
-        }
-        Kind::EndpointSlice => {
-            for object in [old, new].into_iter().flatten() {
-                if let Object::EndpointSlice(slice) = object
-                    && let Some(service) = service_name_of(slice)
-                {
-                    affected.services.insert(ServiceKey::new(ns, service));
-                }
-            }
-        }
-        Kind::Pod => {
-            affected.pods.insert((ns.to_owned(), r.name.clone()));
-            count(known, affected, ns, old, new, |refs| &mut refs.pods);
-        }
-        Kind::Endpoints
-        | Kind::StatefulSet
-        | Kind::Deployment
-        | Kind::ReplicaSet
-        | Kind::DaemonSet => {}
-    }
-}
-
 /// Counts an object in or out of its namespace's references when it appears or goes.
 fn count(
     known: &mut BTreeMap<String, NamespaceRefs>,
     affected: &mut Affected,
     ns: &str,
-    old: Option<&Object>,
-    new: Option<&Object>,
+    was: bool,
+    is: bool,
     field: fn(&mut NamespaceRefs) -> &mut usize,
 ) {
-    match (old.is_some(), new.is_some()) {
+    match (was, is) {
         (false, true) => set_known(known, affected, ns, |refs| *field(refs) += 1),
         (true, false) => set_known(known, affected, ns, |refs| *field(refs) -= 1),
         _ => {}

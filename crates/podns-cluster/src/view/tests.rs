@@ -7,6 +7,10 @@ use k8s_openapi::api::discovery::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use std::sync::Arc;
+
+use podns_view::{EndpointConditions, PortView, Protocol, ServiceKind};
+
 use super::*;
 use crate::controller::{ControllerConfig, derive};
 use crate::source::manifest::load;
@@ -288,17 +292,15 @@ fn dns_labels() {
 #[test]
 fn external_names_must_be_host_names() {
     let external = |name: &str| {
-        service_view(
-            &mk_service(
-                "ext",
-                ServiceSpec {
-                    type_: Some("ExternalName".to_owned()),
-                    external_name: Some(name.to_owned()),
-                    ..ServiceSpec::default()
-                },
-            ),
-            &[],
-        )
+        ParsedService::of(&mk_service(
+            "ext",
+            ServiceSpec {
+                type_: Some("ExternalName".to_owned()),
+                external_name: Some(name.to_owned()),
+                ..ServiceSpec::default()
+            },
+        ))
+        .shell
         .map(|v| v.kind)
     };
     for good in [

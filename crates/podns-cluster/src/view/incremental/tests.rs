@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::controller::observed;
 use crate::selector::LabelSelector;
-use crate::store::SERVICE_NAME_LABEL;
+use crate::store::{SERVICE_NAME_LABEL, service_name_of};
 use crate::view::cluster_view;
 
 const NAMESPACES: [&str; 3] = ["a", "b", "c"];
@@ -208,13 +208,16 @@ fn follow(services: &mut BTreeMap<ServiceKey, ServiceView>, delta: &ViewDelta) {
     }
 }
 
-/// The store's slice index agrees with a scan of the slices.
-fn check_index(store: &ClusterStore) {
+/// The view's slice index and counts agree with a scan of the store's slices.
+fn check_index(inc: &IncrementalView, store: &ClusterStore) {
     for ns in NAMESPACES {
         for svc in SERVICES {
-            let indexed: Vec<&str> = store
-                .slices_of(ns, svc)
-                .map(|s| s.metadata.name.as_deref().unwrap())
+            let indexed: Vec<&str> = inc
+                .slices_by_service
+                .get(&(ns.to_owned(), svc.to_owned()))
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
                 .collect();
             let scanned: Vec<&str> = store
                 .endpoint_slices()
@@ -225,6 +228,19 @@ fn check_index(store: &ClusterStore) {
             assert_eq!(indexed, scanned, "slices of {ns}/{svc}");
         }
     }
+    assert_eq!(inc.slice_count(), store.endpoint_slices().count());
+    assert_eq!(inc.pod_count(), store.pods().count());
+    let usable: usize = store
+        .endpoint_slices()
+        .filter(|s| service_name_of(s).is_some())
+        .map(|s| {
+            s.endpoints
+                .iter()
+                .filter(|e| !e.addresses.is_empty())
+                .count()
+        })
+        .sum();
+    assert_eq!(inc.endpoint_count(), usable);
 }
 
 proptest! {
@@ -237,18 +253,21 @@ proptest! {
         next_config in config(),
     ) {
         let mut inc = IncrementalView::new(config.clone());
+        // The same events applied to a plain store: what the full view is made from.
+        let mut store = ClusterStore::new();
         let mut services = BTreeMap::new();
         let mut previous = ClusterView::default();
         let mut merged = ViewDelta::default();
         for event in events {
+            store.apply_event(event.clone());
             let delta = inc.apply(event);
-            let full = cluster_view(&observed(inc.store()), &config);
+            let full = cluster_view(&observed(&store), &config);
             prop_assert_eq!(&inc.view(), &full);
             follow(&mut services, &delta);
             prop_assert_eq!(services.values().cloned().collect::<Vec<_>>(), full.services.clone());
             prop_assert_eq!(delta.namespaces_changed, previous.namespaces != full.namespaces);
             prop_assert_eq!(delta.pods_changed, previous.pods != full.pods);
-            check_index(inc.store());
+            check_index(&inc, &store);
             merged.merge(delta);
             previous = full;
         }
@@ -264,12 +283,12 @@ proptest! {
         prop_assert_eq!(&from_empty.into_values().collect::<Vec<_>>(), &previous.services);
 
         // A store handed over whole gives the same views.
-        let rebuilt = IncrementalView::from_store(inc.store().clone(), config);
+        let rebuilt = IncrementalView::from_store(&store, config);
         prop_assert_eq!(&rebuilt.view(), &previous);
 
         // New filters: the delta takes the consumer to the new full view.
         let delta = inc.reconfigure(next_config.clone());
-        let full = cluster_view(&observed(inc.store()), &next_config);
+        let full = cluster_view(&observed(&store), &next_config);
         prop_assert_eq!(&inc.view(), &full);
         follow(&mut services, &delta);
         prop_assert_eq!(&services.into_values().collect::<Vec<_>>(), &full.services);
