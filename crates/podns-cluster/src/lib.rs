@@ -51,4 +51,4 @@ pub use source::manifest::{
 };
 pub use store::ClusterStore;
 pub use store::{SERVICE_NAME_LABEL, service_name_of};
-pub use view::{IncrementalView, ViewConfig, ViewDelta, cluster_view};
+pub use view::{IncrementalView, ViewConfig, ViewDelta, cluster_view, into_cluster_view};

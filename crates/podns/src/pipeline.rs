@@ -142,9 +142,7 @@ impl Pipeline {
 
     /// Builds the zone from the current state and takes a snapshot of it.
     pub(crate) fn build(&mut self) -> anyhow::Result<Derived> {
-        // Namespaces as the zone has them (standalone: those the views name).
-        let mut view_namespaces = None;
-        let cluster = match &mut self.state {
+        let (cluster, objects) = match &mut self.state {
             State::Standalone {
                 store,
                 controller,
@@ -152,10 +150,28 @@ impl Pipeline {
             } => {
                 let cluster = podns_cluster::derive(store, controller)
                     .context("deriving pods and endpoint slices")?;
-                let view = podns_cluster::cluster_view(&cluster, view);
+                let mut objects = ObjectCounts {
+                    namespaces: 0,
+                    services: cluster.services.len(),
+                    pods: cluster.pods.len(),
+                    endpoint_slices: cluster.endpoint_slices.len(),
+                    endpoints: cluster
+                        .endpoint_slices
+                        .iter()
+                        .map(|s| s.endpoints.len())
+                        .sum(),
+                };
+                // Serving keeps only the snapshot: the derived objects go while the view is
+                // made, so they and the zone are never in memory together.
+                let (view, cluster) = if controller.lean_pods {
+                    let view = podns_cluster::into_cluster_view(cluster, view);
+                    (view, DerivedCluster::default())
+                } else {
+                    (podns_cluster::cluster_view(&cluster, view), cluster)
+                };
+                objects.namespaces = view.namespaces.len();
                 self.zone.replace_all(&view);
-                view_namespaces = Some(view.namespaces.len());
-                cluster
+                (cluster, objects)
             }
             State::Observed {
                 view,
@@ -182,17 +198,29 @@ impl Pipeline {
                         self.zone.set_pods(&pods);
                     }
                 }
-                DerivedCluster::default()
+                let objects = ObjectCounts {
+                    namespaces: view.namespaces().len(),
+                    services: view.service_count(),
+                    pods: view.pod_count(),
+                    endpoint_slices: view.slice_count(),
+                    endpoints: view.endpoint_count(),
+                };
+                (DerivedCluster::default(), objects)
             }
         };
         let snapshot = self.zone.snapshot();
         for skipped in snapshot.skipped() {
             tracing::warn!("not in DNS: {skipped}");
         }
-        let mut counts = self.counts(&cluster, &snapshot);
-        if let Some(namespaces) = view_namespaces {
-            counts.namespaces = namespaces;
-        }
+        let counts = Counts {
+            namespaces: objects.namespaces,
+            services: objects.services,
+            pods: objects.pods,
+            endpoint_slices: objects.endpoint_slices,
+            endpoints: objects.endpoints,
+            names: snapshot.name_count(),
+            serial: snapshot.serial(),
+        };
         Ok(Derived {
             cluster,
             counts,
@@ -204,38 +232,15 @@ impl Pipeline {
     pub(crate) fn rrsets(&self) -> Vec<podns_zone::RRset> {
         self.zone.rrsets()
     }
+}
 
-    fn counts(&self, cluster: &DerivedCluster, snapshot: &ZoneSnapshot) -> Counts {
-        let (namespaces, services, endpoints, pods, endpoint_slices) = match &self.state {
-            State::Standalone { .. } => (
-                cluster.namespaces.len(),
-                cluster.services.len(),
-                cluster
-                    .endpoint_slices
-                    .iter()
-                    .map(|s| s.endpoints.len())
-                    .sum(),
-                cluster.pods.len(),
-                cluster.endpoint_slices.len(),
-            ),
-            State::Observed { view, .. } => (
-                view.namespaces().len(),
-                view.service_count(),
-                view.endpoint_count(),
-                view.pod_count(),
-                view.slice_count(),
-            ),
-        };
-        Counts {
-            namespaces,
-            services,
-            pods,
-            endpoint_slices,
-            endpoints,
-            names: snapshot.name_count(),
-            serial: snapshot.serial(),
-        }
-    }
+/// The objects a build was made from (standalone: namespaces as the view names them).
+struct ObjectCounts {
+    namespaces: usize,
+    services: usize,
+    pods: usize,
+    endpoint_slices: usize,
+    endpoints: usize,
 }
 
 impl Derived {
