@@ -179,23 +179,30 @@ impl Pipeline {
                 full,
             } => {
                 let delta = std::mem::take(pending);
-                if std::mem::take(full) {
-                    self.zone.replace_all(&view.view());
-                } else {
+                // A full build starts from an empty builder (the first one, or new zone
+                // options): upserting every Service one view at a time is `replace_all`
+                // without a copy of the whole view in memory.
+                let full = std::mem::take(full);
+                if !full {
                     for key in &delta.removed {
                         self.zone.remove_service(key);
                     }
-                    for service in &delta.upserted {
-                        self.zone.upsert_service(service);
+                }
+                if full || delta.namespaces_changed {
+                    let namespaces: Vec<String> = view.namespaces().map(str::to_owned).collect();
+                    self.zone.set_namespaces(&namespaces);
+                }
+                if full || delta.pods_changed {
+                    let pods: Vec<_> = view.pods().cloned().collect();
+                    self.zone.set_pods(&pods);
+                }
+                if full {
+                    for service in view.services() {
+                        self.zone.upsert_service(&service);
                     }
-                    if delta.namespaces_changed {
-                        let namespaces: Vec<String> =
-                            view.namespaces().map(str::to_owned).collect();
-                        self.zone.set_namespaces(&namespaces);
-                    }
-                    if delta.pods_changed {
-                        let pods: Vec<_> = view.pods().cloned().collect();
-                        self.zone.set_pods(&pods);
+                } else {
+                    for service in delta.upserted.iter().filter_map(|key| view.service(key)) {
+                        self.zone.upsert_service(&service);
                     }
                 }
                 let objects = ObjectCounts {

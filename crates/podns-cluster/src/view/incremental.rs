@@ -85,8 +85,10 @@ pub struct IncrementalView {
 /// What changed in the views after one event (or a batch, see [`ViewDelta::merge`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ViewDelta {
-    /// Services that are new or whose view changed, with their view now; sorted by key.
-    pub upserted: Vec<ServiceView>,
+    /// Services that are new or whose view changed; sorted. Their views are made when asked
+    /// for ([`IncrementalView::service`]), so a delta (and a batch of them, however large:
+    /// the first list names every Service) holds no view.
+    pub upserted: Vec<ServiceKey>,
     /// Services that are no longer exposed (deleted, filtered out, or unusable); sorted. After
     /// [`ViewDelta::merge`] it may name a Service the consumer never had: removing an absent
     /// Service must be a no-op.
@@ -495,8 +497,8 @@ impl IncrementalView {
             match self.service_view(&key) {
                 Some(view) => {
                     let now = digest(&view);
-                    if self.exposed_services.insert(key, now) != Some(now) {
-                        delta.upserted.push(view);
+                    if self.exposed_services.insert(key.clone(), now) != Some(now) {
+                        delta.upserted.push(key);
                     }
                 }
                 None => {
@@ -580,25 +582,22 @@ impl ViewDelta {
             && !self.pods_changed
     }
 
-    /// Folds a later delta into this one, so a batch of events gives one delta: the last view
-    /// of each Service wins, a removal cancels an earlier upsert and an upsert an earlier
-    /// removal.
+    /// Folds a later delta into this one, so a batch of events gives one delta: a removal
+    /// cancels an earlier upsert and an upsert an earlier removal.
     pub fn merge(&mut self, later: Self) {
-        let mut upserted: BTreeMap<ServiceKey, ServiceView> = std::mem::take(&mut self.upserted)
-            .into_iter()
-            .map(|v| (v.key.clone(), v))
-            .collect();
+        let mut upserted: BTreeSet<ServiceKey> =
+            std::mem::take(&mut self.upserted).into_iter().collect();
         let mut removed: BTreeSet<ServiceKey> =
             std::mem::take(&mut self.removed).into_iter().collect();
         for key in later.removed {
             upserted.remove(&key);
             removed.insert(key);
         }
-        for view in later.upserted {
-            removed.remove(&view.key);
-            upserted.insert(view.key.clone(), view);
+        for key in later.upserted {
+            removed.remove(&key);
+            upserted.insert(key);
         }
-        self.upserted = upserted.into_values().collect();
+        self.upserted = upserted.into_iter().collect();
         self.removed = removed.into_iter().collect();
         self.namespaces_changed |= later.namespaces_changed;
         self.pods_changed |= later.pods_changed;

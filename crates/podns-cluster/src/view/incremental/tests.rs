@@ -194,17 +194,24 @@ fn config() -> impl Strategy<Value = ViewConfig> {
     })
 }
 
-/// Applies `delta` to a consumer's copy of the services, checking it names only changes.
-fn follow(services: &mut BTreeMap<ServiceKey, ServiceView>, delta: &ViewDelta) {
+/// Applies `delta` to a consumer's copy of the services (views from `inc`), checking it
+/// names only changes.
+fn follow(
+    services: &mut BTreeMap<ServiceKey, ServiceView>,
+    inc: &IncrementalView,
+    delta: &ViewDelta,
+) {
     for key in &delta.removed {
         assert!(
             services.remove(key).is_some(),
             "removed {key}, which was not there"
         );
+        assert_eq!(inc.service(key), None, "removed {key} still has a view");
     }
-    for view in &delta.upserted {
-        let old = services.insert(view.key.clone(), view.clone());
-        assert_ne!(old.as_ref(), Some(view), "upserted {} unchanged", view.key);
+    for key in &delta.upserted {
+        let view = inc.service(key).expect("an upserted Service has a view");
+        let old = services.insert(key.clone(), view.clone());
+        assert_ne!(old.as_ref(), Some(&view), "upserted {key} unchanged");
     }
 }
 
@@ -263,7 +270,7 @@ proptest! {
             let delta = inc.apply(event);
             let full = cluster_view(&observed(&store), &config);
             prop_assert_eq!(&inc.view(), &full);
-            follow(&mut services, &delta);
+            follow(&mut services, &inc, &delta);
             prop_assert_eq!(services.values().cloned().collect::<Vec<_>>(), full.services.clone());
             prop_assert_eq!(delta.namespaces_changed, previous.namespaces != full.namespaces);
             prop_assert_eq!(delta.pods_changed, previous.pods != full.pods);
@@ -277,8 +284,8 @@ proptest! {
         for key in &merged.removed {
             from_empty.remove(key);
         }
-        for view in &merged.upserted {
-            from_empty.insert(view.key.clone(), view.clone());
+        for key in &merged.upserted {
+            from_empty.insert(key.clone(), inc.service(key).expect("exposed"));
         }
         prop_assert_eq!(&from_empty.into_values().collect::<Vec<_>>(), &previous.services);
 
@@ -290,7 +297,7 @@ proptest! {
         let delta = inc.reconfigure(next_config.clone());
         let full = cluster_view(&observed(&store), &next_config);
         prop_assert_eq!(&inc.view(), &full);
-        follow(&mut services, &delta);
+        follow(&mut services, &inc, &delta);
         prop_assert_eq!(&services.into_values().collect::<Vec<_>>(), &full.services);
         prop_assert_eq!(delta.namespaces_changed, previous.namespaces != full.namespaces);
         prop_assert_eq!(delta.pods_changed, previous.pods != full.pods);
@@ -337,7 +344,7 @@ fn a_slice_change_touches_its_service_only() {
         delta
             .upserted
             .iter()
-            .map(|v| v.key.to_string())
+            .map(ToString::to_string)
             .collect::<Vec<_>>(),
         ["a/web"]
     );
@@ -349,7 +356,7 @@ fn a_slice_change_touches_its_service_only() {
         delta
             .upserted
             .iter()
-            .map(|v| v.key.to_string())
+            .map(ToString::to_string)
             .collect::<Vec<_>>(),
         ["a/db", "a/web"]
     );
