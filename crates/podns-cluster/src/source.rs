@@ -4,12 +4,15 @@
 //! into [`ClusterEvent`]s over [`Object`]s. It leaves storing them to
 //! [`crate::store::ClusterStore`] and deriving anything from them to the controllers.
 //!
-//! A source only ever emits complete state in one event, so the last good state keeps serving
+//! A source only ever changes state by complete steps, so the last good state keeps serving
 //! until the new one is whole: the manifest source re-reads the whole set on each change and
 //! emits one [`ClusterEvent::Resync`] (nothing when the set is broken); the Kubernetes source
-//! watches each kind on its own and buffers a relist of one kind into one
-//! [`ClusterEvent::ResyncKind`], between which it streams [`ClusterEvent::Apply`] and
-//! [`ClusterEvent::Delete`].
+//! watches each kind on its own and streams a relist of one kind as
+//! [`ClusterEvent::RelistStart`], one [`ClusterEvent::RelistItem`] per object and
+//! [`ClusterEvent::RelistDone`] — the consumer holds the items aside and applies them as one
+//! relist at `RelistDone` — between which it streams [`ClusterEvent::Apply`] and
+//! [`ClusterEvent::Delete`]. Streaming the items lets a consumer keep them in its own (compact)
+//! form as they come, instead of a list of every object of the kind in memory at once.
 
 pub mod kube;
 pub mod manifest;
@@ -33,4 +36,13 @@ pub enum ClusterEvent {
         /// Every object of that kind.
         objects: Vec<Object>,
     },
+    /// A relist of `kind` begins: items held aside from an earlier, unfinished relist of it
+    /// are dropped.
+    RelistStart(Kind),
+    /// One object of the relist of its kind in progress: held aside, not applied, until
+    /// [`ClusterEvent::RelistDone`] for its kind.
+    RelistItem(Object),
+    /// The relist of `kind` is complete: as [`ClusterEvent::ResyncKind`] with the objects of
+    /// the [`ClusterEvent::RelistItem`]s since its [`ClusterEvent::RelistStart`].
+    RelistDone(Kind),
 }

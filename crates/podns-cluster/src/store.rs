@@ -21,10 +21,19 @@ use crate::source::ClusterEvent;
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// Objects by kind, then namespace, then name.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct ClusterStore {
     /// Per kind: (namespace, name) → object. Namespaces have an empty namespace.
     kinds: BTreeMap<Kind, BTreeMap<(String, String), Object>>,
+    /// Relists in progress ([`ClusterEvent::RelistItem`]): not part of the state yet.
+    relists: BTreeMap<Kind, Vec<Object>>,
+}
+
+/// Two stores are equal when they hold the same objects (relists in progress are not state).
+impl PartialEq for ClusterStore {
+    fn eq(&self, other: &Self) -> bool {
+        self.kinds == other.kinds
+    }
 }
 
 /// The Service an EndpointSlice belongs to: its [`SERVICE_NAME_LABEL`], if any.
@@ -82,10 +91,10 @@ impl ClusterStore {
     /// Replaces the whole state with `objects`. Returns whether the store changed.
     pub fn resync(&mut self, objects: Vec<Object>) -> bool {
         let next = Self::from_objects(objects);
-        if *self == next {
+        if self.kinds == next.kinds {
             return false;
         }
-        *self = next;
+        self.kinds = next.kinds;
         true
     }
 
@@ -120,6 +129,18 @@ impl ClusterStore {
             ClusterEvent::Delete(r) => self.delete(&r),
             ClusterEvent::Resync(objects) => self.resync(objects),
             ClusterEvent::ResyncKind { kind, objects } => self.resync_kind(kind, objects),
+            ClusterEvent::RelistStart(kind) => {
+                self.relists.insert(kind, Vec::new());
+                false
+            }
+            ClusterEvent::RelistItem(object) => {
+                self.relists.entry(object.kind()).or_default().push(object);
+                false
+            }
+            ClusterEvent::RelistDone(kind) => {
+                let objects = self.relists.remove(&kind).unwrap_or_default();
+                self.resync_kind(kind, objects)
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! watcher over HTTP on 127.0.0.1, through pagination, watch drops, compaction (410), bookmarks,
 //! a hung server and an outage. Every wait is bounded and polls a condition.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -49,8 +50,11 @@ struct Harness {
     server: FakeApiServer,
     watch: KubeWatch,
     store: ClusterStore,
-    /// Every event received so far.
+    /// Every event received so far; a streamed relist (start, items, done) as the one
+    /// `ResyncKind` it amounts to, at its `RelistDone`.
     seen: Vec<KubeEvent>,
+    /// Relists in progress: the items since each kind's `RelistStart`.
+    relists: BTreeMap<Kind, Vec<Object>>,
 }
 
 impl Harness {
@@ -72,6 +76,7 @@ impl Harness {
             watch: spawn_watch(client, config),
             store: ClusterStore::new(),
             seen: Vec::new(),
+            relists: BTreeMap::new(),
         }
     }
 
@@ -109,10 +114,43 @@ impl Harness {
     }
 
     fn take(&mut self, event: KubeEvent) {
-        if let KubeEvent::Change { event, .. } = &event {
-            self.store.apply_event(event.clone());
-        }
-        self.seen.push(event);
+        let KubeEvent::Change {
+            event,
+            received,
+            triggered,
+        } = event
+        else {
+            self.seen.push(event);
+            return;
+        };
+        self.store.apply_event(event.clone());
+        let event = match event {
+            ClusterEvent::RelistStart(kind) => {
+                self.relists.insert(kind, Vec::new());
+                return;
+            }
+            ClusterEvent::RelistItem(object) => {
+                let kind = object.kind();
+                self.relists
+                    .get_mut(&kind)
+                    .unwrap_or_else(|| panic!("a {kind} relist item outside a relist"))
+                    .push(object);
+                return;
+            }
+            ClusterEvent::RelistDone(kind) => ClusterEvent::ResyncKind {
+                kind,
+                objects: self
+                    .relists
+                    .remove(&kind)
+                    .unwrap_or_else(|| panic!("a {kind} relist done without its start")),
+            },
+            other => other,
+        };
+        self.seen.push(KubeEvent::Change {
+            event,
+            received,
+            triggered,
+        });
     }
 
     async fn synced(&mut self) {
@@ -175,6 +213,9 @@ fn short(event: &KubeEvent) -> String {
                 names.sort();
                 format!("resync {kind} [{}]", names.join(","))
             }
+            ClusterEvent::RelistStart(kind) => format!("relist start {kind}"),
+            ClusterEvent::RelistItem(o) => format!("relist item {}", o.object_ref()),
+            ClusterEvent::RelistDone(kind) => format!("relist done {kind}"),
         },
         KubeEvent::Synced(kind) => format!("synced {kind}"),
         KubeEvent::Error { kind, message } => format!("error {kind}: {message}"),

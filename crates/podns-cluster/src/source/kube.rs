@@ -8,14 +8,16 @@
 //! to [`kube::runtime::watcher()`].
 //!
 //! ```text
-//! spawn_watch ─▶ task per kind: watcher(Api<K>) ─▶ strip ─▶ Init…InitApply…InitDone ═▶ ResyncKind
-//!                     ▲                    │                 Apply / Delete          ─▶ Apply / Delete
+//! spawn_watch ─▶ task per kind: watcher(Api<K>) ─▶ strip ─▶ Init / InitApply / InitDone ─▶ RelistStart / RelistItem / RelistDone
+//!                     ▲                    │                 Apply / Delete            ─▶ Apply / Delete
 //!                     └── backoff ◀── Err ─┴─▶ KubeEvent::Error, KubeStatus
 //! ```
 //!
 //! Invariants:
-//! - a (re)list is buffered and emitted as one [`ClusterEvent::ResyncKind`] when it is complete,
-//!   so the live state keeps serving through a relist and an outage;
+//! - a (re)list is streamed as [`ClusterEvent::RelistItem`]s that the consumer holds aside and
+//!   applies at [`ClusterEvent::RelistDone`], so the live state keeps serving through a relist
+//!   and an outage, and no list of every object of a kind is ever held here (the consumer
+//!   keeps them in its compact form as they come);
 //! - objects arrive without `metadata.managedFields`, the `kubectl.kubernetes.io/last-applied-configuration`
 //!   annotation and the [`TRIGGER_TIME_ANNOTATION`] (read into [`KubeEvent::Change::triggered`]
 //!   first): none of them decides an answer, and together they are often most of an object;
@@ -117,7 +119,7 @@ pub enum KubeEvent {
         triggered: Option<SystemTime>,
     },
     /// The first complete list of this kind was applied (sent once per kind, right after that
-    /// list's [`ClusterEvent::ResyncKind`]).
+    /// list's [`ClusterEvent::RelistDone`]).
     Synced(Kind),
     /// A list or watch of this kind failed; the watcher backs off and retries.
     Error {
@@ -401,36 +403,57 @@ impl KindWatch {
     {
         let stream = watcher(api, config);
         let mut stream = std::pin::pin!(stream);
-        // The relist being built; `None` between lists.
-        let mut relist: Option<Vec<Object>> = None;
+        let mut listed = 0usize;
+        // A list was asked for and its `RelistStart` is not sent yet: it goes out just before
+        // the list's first item (or its `RelistDone`), so a list request that never answers
+        // is no event at all.
+        let mut start_pending = false;
         while let Some(item) = stream.next().await {
             let received = Instant::now();
+            let change = |event| KubeEvent::Change {
+                event,
+                received,
+                triggered: None,
+            };
+            if start_pending
+                && matches!(
+                    item,
+                    Ok(watcher::Event::InitApply(_) | watcher::Event::InitDone)
+                )
+            {
+                start_pending = false;
+                if self
+                    .tx
+                    .send(change(ClusterEvent::RelistStart(self.kind)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
             let event = match item {
                 Ok(watcher::Event::Init) => {
                     // Not a success yet: the list request comes after this marker.
-                    relist = Some(Vec::new());
+                    listed = 0;
+                    start_pending = true;
                     continue;
                 }
                 Ok(watcher::Event::InitApply(object)) => {
                     self.succeeded();
+                    listed += 1;
                     let (object, _) = strip(wrap(object));
-                    relist.get_or_insert_with(Vec::new).push(object);
-                    continue;
+                    change(ClusterEvent::RelistItem(object))
                 }
                 Ok(watcher::Event::InitDone) => {
                     self.succeeded();
-                    let objects = relist.take().unwrap_or_default();
                     let first = !self.status.is_synced(self.kind);
-                    tracing::debug!(kind = %self.kind, objects = objects.len(), first, "listed");
-                    let resync = KubeEvent::Change {
-                        event: ClusterEvent::ResyncKind {
-                            kind: self.kind,
-                            objects,
-                        },
-                        received,
-                        triggered: None,
-                    };
-                    if self.tx.send(resync).await.is_err() {
+                    tracing::debug!(kind = %self.kind, objects = listed, first, "listed");
+                    if self
+                        .tx
+                        .send(change(ClusterEvent::RelistDone(self.kind)))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     if let Some(k) = self.status.of(self.kind) {

@@ -21,9 +21,10 @@
 //! - a Namespace: the namespace list, and with `namespace_labels` (whose answer depends on the
 //!   Namespace object) every Service and Pod in it;
 //! - a Pod: itself in the pod list;
-//! - a relist ([`ClusterEvent::ResyncKind`], [`ClusterEvent::Resync`]): the objects that differ
-//!   between the old and the new list, each as above (objects the relist hands back unchanged
-//!   cost a comparison, shared ones not even that).
+//! - a relist ([`ClusterEvent::ResyncKind`], [`ClusterEvent::Resync`], or streamed as
+//!   [`ClusterEvent::RelistItem`]s, parsed as they come and applied at
+//!   [`ClusterEvent::RelistDone`]): the objects that differ between the old and the new list,
+//!   each as above (objects the relist hands back unchanged cost a parse and a comparison).
 //!
 //! Other kinds (workloads, legacy Endpoints) are not kept: in cluster mode the cluster's own
 //! controllers turned them into the objects above.
@@ -80,6 +81,54 @@ pub struct IncrementalView {
     known: BTreeMap<String, NamespaceRefs>,
     /// The known namespaces that are exposed: [`ClusterView::namespaces`].
     namespaces: BTreeSet<String>,
+    /// Relists in progress ([`ClusterEvent::RelistItem`]), parsed as they come, applied at
+    /// [`ClusterEvent::RelistDone`].
+    relists: BTreeMap<Kind, Vec<Parsed>>,
+}
+
+/// One object of a view kind, parsed, with its identity.
+#[derive(Clone, Debug)]
+enum Parsed {
+    Namespace(String, Arc<Namespace>),
+    Service(ServiceKey, ParsedService),
+    Slice(Key, ParsedSlice),
+    Pod(Key, ParsedPod),
+}
+
+impl Parsed {
+    /// `object` parsed; `None` for kinds no view reads.
+    fn of(mut object: Object) -> Option<Self> {
+        object.default_namespace();
+        let r = object.object_ref();
+        Some(match &object {
+            Object::Namespace(ns) => Self::Namespace(r.name, Arc::clone(ns)),
+            Object::Service(svc) => {
+                Self::Service(ServiceKey::new(r.namespace, r.name), ParsedService::of(svc))
+            }
+            Object::EndpointSlice(slice) => {
+                Self::Slice((r.namespace, r.name), ParsedSlice::of(slice))
+            }
+            Object::Pod(pod) => Self::Pod((r.namespace, r.name), ParsedPod::of(pod)),
+            Object::Endpoints(_)
+            | Object::StatefulSet(_)
+            | Object::Deployment(_)
+            | Object::ReplicaSet(_)
+            | Object::DaemonSet(_) => return None,
+        })
+    }
+
+    fn object_ref(&self) -> ObjectRef {
+        match self {
+            Self::Namespace(name, _) => ObjectRef::new(Kind::Namespace, "", name.as_str()),
+            Self::Service(key, _) => {
+                ObjectRef::new(Kind::Service, key.namespace.as_str(), key.name.as_str())
+            }
+            Self::Slice((ns, name), _) => {
+                ObjectRef::new(Kind::EndpointSlice, ns.as_str(), name.as_str())
+            }
+            Self::Pod((ns, name), _) => ObjectRef::new(Kind::Pod, ns.as_str(), name.as_str()),
+        }
+    }
 }
 
 /// What changed in the views after one event (or a batch, see [`ViewDelta::merge`]).
@@ -139,6 +188,7 @@ impl IncrementalView {
             exposed_pods: BTreeMap::new(),
             known: BTreeMap::new(),
             namespaces: BTreeSet::new(),
+            relists: BTreeMap::new(),
         }
     }
 
@@ -177,6 +227,19 @@ impl IncrementalView {
             }
             ClusterEvent::ResyncKind { kind, objects } => {
                 self.replace_kind(kind, objects, &mut affected);
+            }
+            ClusterEvent::RelistStart(kind) => {
+                self.relists.insert(kind, Vec::new());
+            }
+            ClusterEvent::RelistItem(object) => {
+                let kind = object.kind();
+                if let Some(parsed) = Parsed::of(object) {
+                    self.relists.entry(kind).or_default().push(parsed);
+                }
+            }
+            ClusterEvent::RelistDone(kind) => {
+                let parsed = self.relists.remove(&kind).unwrap_or_default();
+                self.replace_parsed(kind, parsed, &mut affected);
             }
         }
         self.settle(affected)
@@ -269,28 +332,18 @@ impl IncrementalView {
     }
 
     /// Creates or replaces one object.
-    fn put(&mut self, mut object: Object, affected: &mut Affected) {
-        object.default_namespace();
-        let r = object.object_ref();
-        match &object {
-            Object::Namespace(ns) => self.set_namespace(r.name, Some(Arc::clone(ns)), affected),
-            Object::Service(svc) => {
-                let parsed = ParsedService::of(svc);
-                self.set_service(ServiceKey::new(r.namespace, r.name), Some(parsed), affected);
-            }
-            Object::EndpointSlice(slice) => {
-                let parsed = ParsedSlice::of(slice);
-                self.set_slice(&(r.namespace, r.name), Some(parsed), affected);
-            }
-            Object::Pod(pod) => {
-                let parsed = ParsedPod::of(pod);
-                self.set_pod((r.namespace, r.name), Some(parsed), affected);
-            }
-            Object::Endpoints(_)
-            | Object::StatefulSet(_)
-            | Object::Deployment(_)
-            | Object::ReplicaSet(_)
-            | Object::DaemonSet(_) => {}
+    fn put(&mut self, object: Object, affected: &mut Affected) {
+        if let Some(parsed) = Parsed::of(object) {
+            self.put_parsed(parsed, affected);
+        }
+    }
+
+    fn put_parsed(&mut self, parsed: Parsed, affected: &mut Affected) {
+        match parsed {
+            Parsed::Namespace(name, ns) => self.set_namespace(name, Some(ns), affected),
+            Parsed::Service(key, svc) => self.set_service(key, Some(svc), affected),
+            Parsed::Slice(key, slice) => self.set_slice(&key, Some(slice), affected),
+            Parsed::Pod(key, pod) => self.set_pod(key, Some(pod), affected),
         }
     }
 
@@ -316,15 +369,26 @@ impl IncrementalView {
     /// (with a warning): a relist of one kind must not touch the others. Objects the relist
     /// hands back unchanged cost a parse and a comparison.
     fn replace_kind(&mut self, kind: Kind, objects: Vec<Object>, affected: &mut Affected) {
+        let parsed = objects
+            .into_iter()
+            .filter(|object| {
+                let ours = object.kind() == kind;
+                if !ours {
+                    tracing::warn!(object = %object.object_ref(), %kind, "object of another kind in a relist; skipped");
+                }
+                ours
+            })
+            .filter_map(Parsed::of)
+            .collect();
+        self.replace_parsed(kind, parsed, affected);
+    }
+
+    /// [`Self::replace_kind`] with the objects parsed already.
+    fn replace_parsed(&mut self, kind: Kind, parsed: Vec<Parsed>, affected: &mut Affected) {
         let mut listed: BTreeSet<ObjectRef> = BTreeSet::new();
-        for mut object in objects {
-            if object.kind() != kind {
-                tracing::warn!(object = %object.object_ref(), %kind, "object of another kind in a relist; skipped");
-                continue;
-            }
-            object.default_namespace();
-            listed.insert(object.object_ref());
-            self.put(object, affected);
+        for item in parsed {
+            listed.insert(item.object_ref());
+            self.put_parsed(item, affected);
         }
         let gone: Vec<ObjectRef> = match kind {
             Kind::Namespace => self

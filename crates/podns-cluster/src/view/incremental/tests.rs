@@ -388,3 +388,63 @@ fn a_slice_change_touches_its_service_only() {
     assert_eq!(delta.removed, [ServiceKey::new("a", "web")]);
     assert!(!delta.namespaces_changed, "db keeps the namespace known");
 }
+
+#[test]
+fn a_streamed_relist_changes_nothing_until_it_is_done() {
+    let mut inc = IncrementalView::new(ViewConfig::default());
+    inc.apply(ClusterEvent::Resync(vec![
+        headless("web"),
+        headless("db"),
+        slice_of("web-1", "web", 1),
+    ]));
+    let web = ServiceKey::new("a", "web");
+    let endpoints = |inc: &IncrementalView| {
+        inc.service(&web).map(|v| {
+            v.endpoints
+                .iter()
+                .map(|e| e.addresses[0])
+                .collect::<Vec<_>>()
+        })
+    };
+    let before = endpoints(&inc);
+
+    // An unfinished relist, then a new one: the first one's items are dropped.
+    assert!(
+        inc.apply(ClusterEvent::RelistStart(Kind::EndpointSlice))
+            .is_empty()
+    );
+    assert!(
+        inc.apply(ClusterEvent::RelistItem(slice_of("web-9", "web", 9)))
+            .is_empty()
+    );
+    assert!(
+        inc.apply(ClusterEvent::RelistStart(Kind::EndpointSlice))
+            .is_empty()
+    );
+    assert!(
+        inc.apply(ClusterEvent::RelistItem(slice_of("web-1", "web", 2)))
+            .is_empty()
+    );
+    assert!(
+        inc.apply(ClusterEvent::RelistItem(slice_of("db-1", "db", 3)))
+            .is_empty()
+    );
+    assert_eq!(endpoints(&inc), before, "nothing applied before RelistDone");
+
+    let delta = inc.apply(ClusterEvent::RelistDone(Kind::EndpointSlice));
+    assert_eq!(delta.upserted, [ServiceKey::new("a", "db"), web.clone()]);
+    assert_eq!(endpoints(&inc), Some(vec!["10.244.0.2".parse().unwrap()]));
+    assert_eq!(
+        inc.slice_count(),
+        2,
+        "web-9 of the abandoned relist is not there"
+    );
+
+    // A relist of Services that leaves one out removes it; slices are untouched.
+    inc.apply(ClusterEvent::RelistStart(Kind::Service));
+    inc.apply(ClusterEvent::RelistItem(headless("web")));
+    let delta = inc.apply(ClusterEvent::RelistDone(Kind::Service));
+    assert_eq!(delta.removed, [ServiceKey::new("a", "db")]);
+    assert!(delta.upserted.is_empty());
+    assert_eq!(inc.slice_count(), 2);
+}
