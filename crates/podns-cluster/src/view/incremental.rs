@@ -649,6 +649,18 @@ impl ViewDelta {
     /// Folds a later delta into this one, so a batch of events gives one delta: a removal
     /// cancels an earlier upsert and an upsert an earlier removal.
     pub fn merge(&mut self, later: Self) {
+        // Most events change nothing (a relist streams thousands of items that change
+        // nothing until its end); they must not cost a pass over what is pending.
+        self.namespaces_changed |= later.namespaces_changed;
+        self.pods_changed |= later.pods_changed;
+        if later.upserted.is_empty() && later.removed.is_empty() {
+            return;
+        }
+        if self.upserted.is_empty() && self.removed.is_empty() {
+            self.upserted = later.upserted;
+            self.removed = later.removed;
+            return;
+        }
         let mut upserted: BTreeSet<ServiceKey> =
             std::mem::take(&mut self.upserted).into_iter().collect();
         let mut removed: BTreeSet<ServiceKey> =
@@ -663,8 +675,6 @@ impl ViewDelta {
         }
         self.upserted = upserted.into_iter().collect();
         self.removed = removed.into_iter().collect();
-        self.namespaces_changed |= later.namespaces_changed;
-        self.pods_changed |= later.pods_changed;
     }
 }
 
