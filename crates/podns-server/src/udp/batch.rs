@@ -350,3 +350,55 @@ fn socket_addr(raw: &SockaddrStorage) -> Option<SocketAddr> {
     raw.as_sockaddr_in6()
         .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch of one small answer per destination, in order.
+    fn batch_to(destinations: &[SocketAddr]) -> Batch {
+        let mut batch = Batch::new(Family::V4, 512);
+        for (k, to) in destinations.iter().enumerate() {
+            batch.out[k].clear();
+            batch.out[k].extend_from_slice(format!("answer {k}").as_bytes());
+            batch.to_send[k] = k;
+            batch.to[k] = Some(SockaddrStorage::from(*to));
+        }
+        batch.pending = destinations.len();
+        batch
+    }
+
+    #[tokio::test]
+    async fn a_destination_that_fails_costs_only_its_own_answer() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // Port 0 is no destination: sendmsg fails with EINVAL for that message alone.
+        let bad: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        // A failure first, in the middle and last.
+        let mut batch = batch_to(&[bad, a_addr, bad, b_addr, a_addr, bad]);
+        let (_tx, mut shutdown) = watch::channel(false);
+        assert_eq!(batch.send(&server, &mut shutdown).await, Sent::Done);
+        let mut buf = [0u8; 64];
+        for (socket, want) in [(&a, "answer 1"), (&b, "answer 3"), (&a, "answer 4")] {
+            let (len, from) = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                socket.recv_from(&mut buf),
+            )
+            .await
+            .expect("the answer arrives")
+            .unwrap();
+            assert_eq!(from, server.local_addr().unwrap());
+            assert_eq!(&buf[..len], want.as_bytes());
+        }
+    }
+
+    #[test]
+    fn senders_of_both_families_convert_back_to_their_addresses() {
+        for addr in ["127.0.0.1:5353", "[::1]:5353", "[::ffff:10.0.0.1]:53"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            assert_eq!(socket_addr(&SockaddrStorage::from(addr)), Some(addr));
+        }
+    }
+}
