@@ -25,7 +25,7 @@ const SILENCE: Duration = Duration::from_millis(300);
 /// name that carries `c` and `i`, so a misdelivered answer shows in the echoed question.
 fn burst_query(c: usize, i: usize) -> (u16, String, Vec<u8>) {
     let id = (c * 1000 + i) as u16;
-    let name = if i % 3 == 0 {
+    let name = if i.is_multiple_of(3) {
         "web.default.svc.cluster.local.".to_owned()
     } else {
         format!("c{c}-q{i}.nope.default.svc.cluster.local.")
@@ -316,7 +316,7 @@ async fn shutdown_is_prompt_while_datagrams_keep_coming() {
                 {
                     let _ = socket.send_to(&burst_query(c, sent % 1000).2, addr).await;
                     sent += 1;
-                    if sent % 64 == 0 {
+                    if sent.is_multiple_of(64) {
                         tokio::task::yield_now().await;
                     }
                 }
