@@ -11,6 +11,7 @@
 //! | < 12 octets, or QR = 1 | dropped (no reflection loops) | RFC 1035 §4.1.1 |
 //! | OPCODE ≠ QUERY | NOTIMP | RFC 1035 §4.1.1 |
 //! | QDCOUNT ≠ 1, bad question, bad records, trailing bytes | FORMERR | RFC 1035 §4.1.1 |
+//! | UDP datagram longer than the receive buffer (4 KiB in the batched loop), so cut short | FORMERR, question echoed ([`formerr_truncated`]) | RFC 1035 §4.1.1 |
 //! | two OPT records, OPT not owned by root, OPT outside the additional section | FORMERR | RFC 6891 §6.1.1, §6.1.2 |
 //! | EDNS version > 0 | BADVERS (16, via OPT) | RFC 6891 §6.1.3 |
 //! | QCLASS not IN or ANY; AXFR/IXFR | REFUSED | RFC 1035, RFC 5936 §4.2 |

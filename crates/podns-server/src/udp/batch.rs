@@ -96,6 +96,9 @@ pub(super) async fn run(
             }
         };
         let started = Instant::now();
+        if let Some(metrics) = &handler.services.metrics {
+            metrics.query().record_udp_batch(received);
+        }
         batch.answer(received, handler, started);
         if batch.send(socket, &mut shutdown).await == Sent::Shutdown {
             return Ended::Shutdown;

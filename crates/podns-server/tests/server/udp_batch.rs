@@ -116,6 +116,22 @@ async fn bursts_from_many_clients_are_answered_to_each_sender() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(requests_counted(&metrics), 3 * clients * per_client);
+    if cfg!(target_os = "linux") {
+        // Every datagram came through a batch, and batches held more than one.
+        let text = metrics.encode();
+        let sample = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("{name} in {text}")) as usize
+        };
+        let datagrams = sample("podns_dns_udp_batch_datagrams_sum");
+        let batches = sample("podns_dns_udp_batch_datagrams_count");
+        assert_eq!(datagrams, 3 * clients * per_client);
+        assert!(
+            batches < datagrams,
+            "{batches} batches for {datagrams} datagrams"
+        );
+    }
     s.stop().await;
 }
 
