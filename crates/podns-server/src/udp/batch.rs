@@ -72,19 +72,26 @@ pub(super) async fn run(
     };
     let mut batch = Batch::new(family, max_udp_response(&handler.config));
     loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.wait_for(|stop| *stop) => return Ended::Shutdown,
-            ready = socket.readable() => {
-                if let Err(error) = ready {
-                    tracing::debug!(%error, "udp readiness failed");
-                    continue;
-                }
-            }
+        // Seen between batches even while datagrams keep coming; one atomic load, where a
+        // `wait_for` future per batch cost ~650 instructions (callgrind, BENCHMARKS.md).
+        if stop_requested(&mut shutdown) {
+            return Ended::Shutdown;
         }
         let received = match batch.receive(socket) {
             Ok(n) => n,
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                // Drained: wait for the next datagram, or shutdown.
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait_for(|stop| *stop) => return Ended::Shutdown,
+                    ready = socket.readable() => {
+                        if let Err(error) = ready {
+                            tracing::debug!(%error, "udp readiness failed");
+                        }
+                    }
+                }
+                continue;
+            }
             Err(error) if error.raw_os_error() == Some(Errno::ENOSYS as i32) => {
                 tracing::info!(%error, "no recvmmsg: serving UDP one datagram at a time");
                 return Ended::Unsupported(shutdown);
@@ -92,6 +99,7 @@ pub(super) async fn run(
             Err(error) => {
                 // One datagram's problem (the socket goes on).
                 tracing::debug!(%error, "udp receive failed");
+                tokio::task::coop::consume_budget().await;
                 continue;
             }
         };
@@ -104,6 +112,18 @@ pub(super) async fn run(
             return Ended::Shutdown;
         }
         batch.count(received, handler, started);
+        // A busy socket never waits, so yield when the task's budget is spent: the other
+        // tasks of this runtime thread (TCP, forwarded answers, admin) still get their turn.
+        tokio::task::coop::consume_budget().await;
+    }
+}
+
+/// Whether shutdown was asked for (or can no longer be: the sender is gone), without waiting.
+fn stop_requested(shutdown: &mut watch::Receiver<bool>) -> bool {
+    match shutdown.has_changed() {
+        Ok(false) => false,
+        Ok(true) => *shutdown.borrow_and_update(),
+        Err(_) => true,
     }
 }
 
@@ -145,7 +165,13 @@ struct Batch {
     to: [Option<SockaddrStorage>; BATCH],
     /// How many entries of `to_send` the current batch has.
     pending: usize,
+    /// How many datagrams the next `recvmmsg` asks for: twice the last batch, within
+    /// [`MIN_WANT`]..=[`BATCH`], so a quiet socket does not pay for 64 headers per call.
+    want: usize,
 }
+
+/// The fewest datagrams a `recvmmsg` asks for.
+const MIN_WANT: usize = 8;
 
 // === impl Batch ===
 
@@ -166,20 +192,35 @@ impl Batch {
             to_send: [0; BATCH],
             to: [None; BATCH],
             pending: 0,
+            want: MIN_WANT,
         }
     }
 
-    /// Takes up to [`BATCH`] queued datagrams with one `recvmmsg`; `WouldBlock` when none is
-    /// queued (which also clears the socket's readiness for the next wait).
+    /// Takes up to `want` queued datagrams with one `recvmmsg`; `WouldBlock` when none is
+    /// queued, or the socket is not known to be readable (no system call then).
     fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        // The slices handed to nix are a fixed-size array built per call; one sized for 64
+        // cost ~1,000 instructions per call even with one datagram queued (callgrind,
+        // BENCHMARKS.md), so the array is the smallest power of two that holds `want`.
+        let received = match self.want {
+            0..=8 => self.receive_n::<8>(socket),
+            9..=16 => self.receive_n::<16>(socket),
+            17..=32 => self.receive_n::<32>(socket),
+            _ => self.receive_n::<BATCH>(socket),
+        };
+        received.inspect(|&n| self.want = (2 * n).clamp(MIN_WANT, BATCH))
+    }
+
+    /// [`Batch::receive`] with room for `N` ≤ [`BATCH`] datagrams.
+    fn receive_n<const N: usize>(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         let fd = socket.as_raw_fd();
-        let recv = &mut self.recv;
+        let recv = &mut self.recv[..N * RECV_SIZE];
         let slots = &mut self.slots;
         socket.try_io(Interest::READABLE, || {
             with_headers(self.family, |headers| {
                 // Built here, not kept: nix ties the slices' lifetime to the headers' borrow.
                 let mut chunks = recv.chunks_exact_mut(RECV_SIZE);
-                let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
+                let mut iovs: [[IoSliceMut<'_>; 1]; N] =
                     std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
                 let messages = recvmmsg(
                     fd,
@@ -231,12 +272,28 @@ impl Batch {
 
     /// Sends the listed answers, with as few `sendmmsg` calls as the socket allows.
     async fn send(&mut self, socket: &UdpSocket, shutdown: &mut watch::Receiver<bool>) -> Sent {
+        // As in `receive`: the smallest array that holds the answers.
+        match self.pending {
+            0 => Sent::Done,
+            1..=8 => self.send_n::<8>(socket, shutdown).await,
+            9..=16 => self.send_n::<16>(socket, shutdown).await,
+            17..=32 => self.send_n::<32>(socket, shutdown).await,
+            _ => self.send_n::<BATCH>(socket, shutdown).await,
+        }
+    }
+
+    /// [`Batch::send`] for at most `N` ≤ [`BATCH`] answers.
+    async fn send_n<const N: usize>(
+        &mut self,
+        socket: &UdpSocket,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Sent {
         let fd = socket.as_raw_fd();
-        let pending = self.pending;
+        let pending = self.pending.min(N);
         let mut next = 0;
         let out = &self.out;
         let to_send = &self.to_send;
-        let slices: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|k| {
+        let slices: [[IoSlice<'_>; 1]; N] = std::array::from_fn(|k| {
             [IoSlice::new(if k < pending {
                 &out[to_send[k]]
             } else {
