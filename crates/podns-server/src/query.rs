@@ -11,6 +11,7 @@
 //! | < 12 octets, or QR = 1 | dropped (no reflection loops) | RFC 1035 §4.1.1 |
 //! | OPCODE ≠ QUERY | NOTIMP | RFC 1035 §4.1.1 |
 //! | QDCOUNT ≠ 1, bad question, bad records, trailing bytes | FORMERR | RFC 1035 §4.1.1 |
+//! | UDP datagram longer than the receive buffer (4 KiB in the batched loop), so cut short | FORMERR, question echoed ([`formerr_truncated`]) | RFC 1035 §4.1.1 |
 //! | two OPT records, OPT not owned by root, OPT outside the additional section | FORMERR | RFC 6891 §6.1.1, §6.1.2 |
 //! | EDNS version > 0 | BADVERS (16, via OPT) | RFC 6891 §6.1.3 |
 //! | QCLASS not IN or ANY; AXFR/IXFR | REFUSED | RFC 1035, RFC 5936 §4.2 |
@@ -139,12 +140,25 @@ impl Asked {
 /// could not be answered at all (e.g. too many forwarded queries in flight). Returns `false`
 /// (and leaves `out` empty) when `request` is not a query to answer.
 pub fn servfail(request: &[u8], out: &mut Vec<u8>) -> bool {
+    error_only(request, rcode::SERVFAIL, out) != Outcome::Drop
+}
+
+/// Writes a FORMERR for `request` into `out` (header and question echoed when they parse), for
+/// a UDP datagram that was larger than the receive buffer and so arrived cut short: whatever
+/// follows the question is unknown, so it is not answered. Returns [`Outcome::Drop`] (and
+/// leaves `out` empty) when `request` is not a query to answer.
+pub fn formerr_truncated(request: &[u8], out: &mut Vec<u8>) -> Outcome {
+    error_only(request, rcode::FORMERR, out)
+}
+
+/// A response with `rcode`, the header and (when it parses) the question echoed, no OPT.
+fn error_only(request: &[u8], rcode: u16, out: &mut Vec<u8>) -> Outcome {
     out.clear();
     let Some(header) = Header::parse(request) else {
-        return false;
+        return Outcome::Drop;
     };
     if header.is_response() {
-        return false;
+        return Outcome::Drop;
     }
     let mut name_buf = [0u8; podns_zone::MAX_NAME_LEN];
     let question = match header.qdcount {
@@ -156,10 +170,12 @@ pub fn servfail(request: &[u8], out: &mut Vec<u8>) -> bool {
         header,
         question: question.map(|q| &request[HEADER_LEN..q.end]),
         edns: None,
-        asked: None,
+        asked: question.map(|q| Asked {
+            qtype: q.qtype,
+            qname_len: q.name_len,
+        }),
     };
-    w.error(rcode::SERVFAIL);
-    true
+    w.error(rcode)
 }
 
 /// The RCODE in a response's header (the low 4 bits; extended RCODEs live in OPT).

@@ -3,7 +3,9 @@
 //! truncated, `pods insecure` answers computed per query) over UDP and TCP once the output
 //! buffer has its capacity, and watches the per-query metrics (`QueryMetrics::zone_index`,
 //! `record`, `record_dropped`) count each one, and response-rate limiting (`RateLimiter::check`,
-//! `rrl::slip`, `record_rate_limited`) judge each one.
+//! `rrl::slip`, `record_rate_limited`) judge each one. A second test runs the real server (its
+//! batched UDP loop on Linux: `recvmmsg`, answer, `sendmmsg`) with metrics and rate limiting
+//! on, under bursts of queries from several clients, and counts nothing once it is warm.
 //!
 //! This file is the workspace's one audited exception to `unsafe_code = "deny"`: a
 //! `GlobalAlloc` impl is `unsafe` by definition.
@@ -15,7 +17,8 @@ mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 use support::{cluster, query, with_edns, zone_config};
@@ -57,8 +60,14 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
+/// The counter is global: the tests of this file take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 #[test]
 fn answering_allocates_nothing() {
+    let _turn = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     // `pods insecure`: its answers are the one kind written per query, and it adds the pod-label
     // check to every NXDOMAIN.
     let zone = podns_zone::ZoneConfig {
@@ -228,4 +237,110 @@ fn serve_one(
     });
     metrics.record(zone, transport, qtype, rcode, out.len(), began.elapsed());
     outcome
+}
+
+#[test]
+fn the_udp_loop_allocates_nothing_under_bursts() {
+    let _turn = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (_writer, reader) = podns_zone::pair(podns_zone::build(&zone_config(), &cluster()));
+    let config = podns_server::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        // One worker, so the bursts queue on one socket and the batches fill.
+        udp_workers: 1,
+        // On, but high enough that every query is answered.
+        rate_limit: podns_server::RateLimitConfig {
+            responses_per_second: 1_000_000,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let bound = podns_server::bind(&config).unwrap();
+    let addr = bound.local_addr();
+    let metrics = Arc::new(podns_server::Metrics::new(&["cluster.local."]));
+    let mut services = podns_server::Services::new(reader);
+    services.metrics = Some(Arc::clone(&metrics));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // The server on a thread of its own, so it runs while this thread sends and reads.
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(podns_server::serve_with(bound, config, services, async {
+                let _ = stopped.await;
+            }))
+            .unwrap();
+    });
+
+    let requests: Vec<Vec<u8>> = [
+        ("web.default.svc.cluster.local.", RecordType::A),
+        ("big.default.svc.cluster.local.", RecordType::A),
+        ("web.default.svc.cluster.local.", RecordType::SRV),
+        (
+            "nope.default.svc.cluster.local.default.svc.cluster.local.",
+            RecordType::A,
+        ),
+        ("web.default.svc.cluster.local.", RecordType::AAAA),
+        ("dns-version.cluster.local.", RecordType::TXT),
+    ]
+    .iter()
+    .flat_map(|(name, rtype)| {
+        [
+            query(name, *rtype).to_vec().unwrap(),
+            with_edns(query(name, *rtype), 1232).to_vec().unwrap(),
+        ]
+    })
+    .collect();
+    let clients: Vec<std::net::UdpSocket> = (0..4)
+        .map(|_| {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_secs(3)))
+                .unwrap();
+            socket
+        })
+        .collect();
+    let mut buf = vec![0u8; 65535];
+    const IN_FLIGHT: usize = 48;
+    // Every client sends IN_FLIGHT queries before any reads: up to 4 × 48 queue at once.
+    let mut burst = || {
+        for i in 0..IN_FLIGHT {
+            for (c, client) in clients.iter().enumerate() {
+                client
+                    .send_to(&requests[(i + c) % requests.len()], addr)
+                    .unwrap();
+            }
+        }
+        let mut answered = 0;
+        for client in &clients {
+            for _ in 0..IN_FLIGHT {
+                let (len, _) = client.recv_from(&mut buf).expect("an answer");
+                assert!(len >= 12 && buf[2] & 0x80 != 0, "a response");
+                answered += 1;
+            }
+        }
+        answered
+    };
+    // Warm-up outside the counted region: the worker's batch buffers, nix's headers (one set
+    // per thread and family), the metrics' shard slot, tokio's first wake-ups.
+    for _ in 0..5 {
+        burst();
+    }
+    COUNTING.store(true, Ordering::SeqCst);
+    let mut answered = 0;
+    for _ in 0..20 {
+        answered += burst();
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocations = ALLOCATIONS.swap(0, Ordering::SeqCst);
+    let _ = stop.send(());
+    server.join().unwrap();
+    assert_eq!(answered, 20 * 4 * IN_FLIGHT);
+    assert_eq!(
+        allocations, 0,
+        "the UDP loop allocated {allocations} times for {answered} queries"
+    );
 }

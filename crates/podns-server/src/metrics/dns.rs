@@ -95,6 +95,11 @@ pub(crate) const SIZE_BOUNDS: [u64; 14] = [
 ];
 const SIZE_CELLS: usize = SIZE_BOUNDS.len() + 1;
 
+/// UDP receive batch size bucket bounds in datagrams, powers of two up to the batch of 64.
+pub(crate) const BATCH_BOUNDS: [u64; 7] = [1, 2, 4, 8, 16, 32, 64];
+/// Finite buckets plus +Inf (never used while batches are at most 64).
+const BATCH_CELLS: usize = BATCH_BOUNDS.len() + 1;
+
 /// The `type` label for a QTYPE: one of A, AAAA, SRV, PTR, TXT, SOA, NS, CNAME, ANY, or
 /// `other`.
 pub fn qtype_label(qtype: u16) -> &'static str {
@@ -173,6 +178,8 @@ struct Layout {
     size: usize,
     /// `[zone][transport]` response size sums in octets.
     size_sum: usize,
+    /// `[bucket]` UDP receive batch sizes (non-cumulative), then their sum.
+    udp_batch: usize,
     /// Cells per shard, guard included.
     stride: usize,
 }
@@ -187,7 +194,8 @@ impl Layout {
         let duration_sum = duration + zones * QTYPE_BUCKETS * DURATION_CELLS;
         let size = duration_sum + zones * QTYPE_BUCKETS;
         let size_sum = size + zones * 2 * SIZE_CELLS;
-        let stride = size_sum + zones * 2;
+        let udp_batch = size_sum + zones * 2;
+        let stride = udp_batch + BATCH_CELLS + 1;
         Self {
             zones,
             requests,
@@ -198,6 +206,7 @@ impl Layout {
             duration_sum,
             size,
             size_sum,
+            udp_batch,
             stride,
         }
     }
@@ -346,6 +355,16 @@ impl QueryMetrics {
     pub fn record_rate_limited(&self, slipped: bool) {
         let i = self.layout.rate_limited + usize::from(slipped);
         self.shard()[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one receive of the batched UDP loop that took `datagrams` datagrams at once (one
+    /// `recvmmsg` on Linux): two relaxed additions per batch, not per query.
+    pub fn record_udp_batch(&self, datagrams: usize) {
+        let l = &self.layout;
+        let shard = self.shard();
+        let bucket = BATCH_BOUNDS.partition_point(|&b| b < datagrams as u64);
+        shard[l.udp_batch + bucket].fetch_add(1, Ordering::Relaxed);
+        shard[l.udp_batch + BATCH_CELLS].fetch_add(datagrams as u64, Ordering::Relaxed);
     }
 
     /// This thread's shard.
@@ -519,6 +538,20 @@ impl Collector for DnsCollector {
                 e.encode_family(&labels)?
                     .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
             }
+        }
+
+        let bounds: Vec<f64> = BATCH_BOUNDS.iter().map(|&b| b as f64).collect();
+        let count = m.histogram(l.udp_batch, &bounds, &mut buckets);
+        if count > 0 {
+            let sum = m.sum(l.udp_batch + BATCH_CELLS) as f64;
+            encoder
+                .encode_descriptor(
+                    "dns_udp_batch_datagrams",
+                    "Histogram of how many datagrams each receive of the batched UDP loop took at once (recvmmsg).",
+                    None,
+                    MetricType::Histogram,
+                )?
+                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
         Ok(())
     }

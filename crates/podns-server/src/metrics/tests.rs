@@ -407,3 +407,26 @@ fn every_family_has_help_and_type() {
         assert!(text.contains(&format!("# HELP {family} ")), "{family}");
     }
 }
+
+#[test]
+fn udp_batch_sizes_form_a_histogram_once_recorded() {
+    let m = Metrics::new(&ZONES);
+    let name = "podns_dns_udp_batch_datagrams";
+    assert!(
+        !m.encode().contains(name),
+        "no series before the first batch"
+    );
+    for n in [1, 3, 64, 64, 17] {
+        m.query().record_udp_batch(n);
+    }
+    let s = parse(&m.encode());
+    assert_eq!(value(&s, &format!("{name}_count"), &[]), Some(5.0));
+    assert_eq!(value(&s, &format!("{name}_sum"), &[]), Some(149.0));
+    let bucket = |le: &str| value(&s, &format!("{name}_bucket"), &[("le", le)]);
+    assert_eq!(bucket("1"), Some(1.0));
+    assert_eq!(bucket("2"), Some(1.0));
+    assert_eq!(bucket("4"), Some(2.0));
+    assert_eq!(bucket("32"), Some(3.0));
+    assert_eq!(bucket("64"), Some(5.0));
+    assert_eq!(bucket("+Inf"), Some(5.0));
+}

@@ -3,6 +3,7 @@
 
 mod options;
 mod support;
+mod udp_batch;
 
 use std::collections::HashSet;
 use std::time::Duration;

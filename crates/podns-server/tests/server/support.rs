@@ -255,7 +255,11 @@ impl Server {
         metrics: Option<Arc<podns_server::Metrics>>,
         forwarder: Option<podns_forward::Forwarder>,
     ) -> Self {
-        config.listen = "127.0.0.1:0".parse().unwrap();
+        // A loopback address a test asks for (e.g. [::1]:0) is kept; anything else (the default
+        // 0.0.0.0:53) becomes 127.0.0.1:0.
+        if !config.listen.ip().is_loopback() {
+            config.listen = "127.0.0.1:0".parse().unwrap();
+        }
         // At most two workers (SO_REUSEPORT spreading is tested); a test may ask for one.
         config.udp_workers = config.udp_workers.clamp(1, 2);
         let snapshot = podns_zone::build(zone, view);
