@@ -8,7 +8,7 @@
 //! until the new one is whole: the manifest source re-reads the whole set on each change and
 //! emits one [`ClusterEvent::Resync`] (nothing when the set is broken); the Kubernetes source
 //! watches each kind on its own and streams a relist of one kind as
-//! [`ClusterEvent::RelistStart`], one [`ClusterEvent::RelistItem`] per object and
+//! [`ClusterEvent::RelistStart`], [`ClusterEvent::RelistItems`] (the objects, in chunks) and
 //! [`ClusterEvent::RelistDone`] — the consumer holds the items aside and applies them as one
 //! relist at `RelistDone` — between which it streams [`ClusterEvent::Apply`] and
 //! [`ClusterEvent::Delete`]. Streaming the items lets a consumer keep them in its own (compact)
@@ -39,10 +39,10 @@ pub enum ClusterEvent {
     /// A relist of `kind` begins: items held aside from an earlier, unfinished relist of it
     /// are dropped.
     RelistStart(Kind),
-    /// One object of the relist of its kind in progress: held aside, not applied, until
-    /// [`ClusterEvent::RelistDone`] for its kind.
-    RelistItem(Object),
+    /// Objects of the relist of their kind in progress: held aside, not applied, until
+    /// [`ClusterEvent::RelistDone`] for their kind.
+    RelistItems(Vec<Object>),
     /// The relist of `kind` is complete: as [`ClusterEvent::ResyncKind`] with the objects of
-    /// the [`ClusterEvent::RelistItem`]s since its [`ClusterEvent::RelistStart`].
+    /// the [`ClusterEvent::RelistItems`] since its [`ClusterEvent::RelistStart`].
     RelistDone(Kind),
 }

@@ -25,7 +25,7 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub struct ClusterStore {
     /// Per kind: (namespace, name) → object. Namespaces have an empty namespace.
     kinds: BTreeMap<Kind, BTreeMap<(String, String), Object>>,
-    /// Relists in progress ([`ClusterEvent::RelistItem`]): not part of the state yet.
+    /// Relists in progress ([`ClusterEvent::RelistItems`]): not part of the state yet.
     relists: BTreeMap<Kind, Vec<Object>>,
 }
 
@@ -133,8 +133,10 @@ impl ClusterStore {
                 self.relists.insert(kind, Vec::new());
                 false
             }
-            ClusterEvent::RelistItem(object) => {
-                self.relists.entry(object.kind()).or_default().push(object);
+            ClusterEvent::RelistItems(objects) => {
+                for object in objects {
+                    self.relists.entry(object.kind()).or_default().push(object);
+                }
                 false
             }
             ClusterEvent::RelistDone(kind) => {

@@ -55,6 +55,8 @@ struct Harness {
     seen: Vec<KubeEvent>,
     /// Relists in progress: the items since each kind's `RelistStart`.
     relists: BTreeMap<Kind, Vec<Object>>,
+    /// The sizes of the `RelistItems` chunks received, in order.
+    chunks: Vec<usize>,
 }
 
 impl Harness {
@@ -77,6 +79,7 @@ impl Harness {
             store: ClusterStore::new(),
             seen: Vec::new(),
             relists: BTreeMap::new(),
+            chunks: Vec::new(),
         }
     }
 
@@ -129,12 +132,15 @@ impl Harness {
                 self.relists.insert(kind, Vec::new());
                 return;
             }
-            ClusterEvent::RelistItem(object) => {
-                let kind = object.kind();
-                self.relists
-                    .get_mut(&kind)
-                    .unwrap_or_else(|| panic!("a {kind} relist item outside a relist"))
-                    .push(object);
+            ClusterEvent::RelistItems(objects) => {
+                self.chunks.push(objects.len());
+                for object in objects {
+                    let kind = object.kind();
+                    self.relists
+                        .get_mut(&kind)
+                        .unwrap_or_else(|| panic!("a {kind} relist item outside a relist"))
+                        .push(object);
+                }
                 return;
             }
             ClusterEvent::RelistDone(kind) => ClusterEvent::ResyncKind {
@@ -214,7 +220,7 @@ fn short(event: &KubeEvent) -> String {
                 format!("resync {kind} [{}]", names.join(","))
             }
             ClusterEvent::RelistStart(kind) => format!("relist start {kind}"),
-            ClusterEvent::RelistItem(o) => format!("relist item {}", o.object_ref()),
+            ClusterEvent::RelistItems(objects) => format!("relist items {}", objects.len()),
             ClusterEvent::RelistDone(kind) => format!("relist done {kind}"),
         },
         KubeEvent::Synced(kind) => format!("synced {kind}"),
@@ -686,4 +692,30 @@ async fn the_fake_server_serves_streaming_lists_to_the_real_watcher() {
         "no list request: {requests:?}"
     );
     assert_eq!(param(&requests[0], "sendInitialEvents"), Some("true"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_list_streams_in_chunks_and_lands_whole() {
+    let server = FakeApiServer::start().await;
+    server.apply(namespace("default"));
+    for n in 0..250 {
+        server.apply(service("default", &format!("svc-{n:03}"), &json!({})));
+    }
+    let mut h = Harness::start(
+        server,
+        KubeWatchConfig {
+            page_size: 500,
+            ..config()
+        },
+    )
+    .await;
+    h.synced().await;
+    assert_eq!(h.store.services().count(), 250);
+    let mut chunks = h.chunks.clone();
+    chunks.sort_unstable();
+    assert_eq!(
+        chunks,
+        [1, 50, 100, 100],
+        "the Namespace alone, the Services in chunks of at most 100"
+    );
 }

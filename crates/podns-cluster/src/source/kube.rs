@@ -8,13 +8,13 @@
 //! to [`kube::runtime::watcher()`].
 //!
 //! ```text
-//! spawn_watch ─▶ task per kind: watcher(Api<K>) ─▶ strip ─▶ Init / InitApply / InitDone ─▶ RelistStart / RelistItem / RelistDone
+//! spawn_watch ─▶ task per kind: watcher(Api<K>) ─▶ strip ─▶ Init / InitApply / InitDone ─▶ RelistStart / RelistItems / RelistDone
 //!                     ▲                    │                 Apply / Delete            ─▶ Apply / Delete
 //!                     └── backoff ◀── Err ─┴─▶ KubeEvent::Error, KubeStatus
 //! ```
 //!
 //! Invariants:
-//! - a (re)list is streamed as [`ClusterEvent::RelistItem`]s that the consumer holds aside and
+//! - a (re)list is streamed as [`ClusterEvent::RelistItems`] that the consumer holds aside and
 //!   applies at [`ClusterEvent::RelistDone`], so the live state keeps serving through a relist
 //!   and an outage, and no list of every object of a kind is ever held here (the consumer
 //!   keeps them in its compact form as they come);
@@ -58,6 +58,10 @@ pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-co
 
 /// The first delay after an error; it doubles (with jitter) up to [`KubeWatchConfig::backoff_max`].
 pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_millis(200);
+
+/// Most listed objects per [`ClusterEvent::RelistItems`] (about 0.8 MB of stripped
+/// EndpointSlices of 10 endpoints).
+const RELIST_CHUNK: usize = 100;
 
 /// Events buffered between the watchers and their consumer before the watchers wait.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 1024;
@@ -405,9 +409,12 @@ impl KindWatch {
         let mut stream = std::pin::pin!(stream);
         let mut listed = 0usize;
         // A list was asked for and its `RelistStart` is not sent yet: it goes out just before
-        // the list's first item (or its `RelistDone`), so a list request that never answers
+        // the list's first items (or its `RelistDone`), so a list request that never answers
         // is no event at all.
         let mut start_pending = false;
+        // Listed objects not sent yet: they go in chunks, one event per chunk rather than
+        // per object (a wake-up of the consumer per object cost ~35 µs each at 20k objects).
+        let mut chunk: Vec<Object> = Vec::new();
         while let Some(item) = stream.next().await {
             let received = Instant::now();
             let change = |event| KubeEvent::Change {
@@ -436,16 +443,26 @@ impl KindWatch {
                     // Not a success yet: the list request comes after this marker.
                     listed = 0;
                     start_pending = true;
+                    chunk.clear();
                     continue;
                 }
                 Ok(watcher::Event::InitApply(object)) => {
                     self.succeeded();
                     listed += 1;
-                    let (object, _) = strip(wrap(object));
-                    change(ClusterEvent::RelistItem(object))
+                    chunk.push(strip(wrap(object)).0);
+                    if chunk.len() < RELIST_CHUNK {
+                        continue;
+                    }
+                    change(ClusterEvent::RelistItems(std::mem::take(&mut chunk)))
                 }
                 Ok(watcher::Event::InitDone) => {
                     self.succeeded();
+                    if !chunk.is_empty() {
+                        let rest = change(ClusterEvent::RelistItems(std::mem::take(&mut chunk)));
+                        if self.tx.send(rest).await.is_err() {
+                            return;
+                        }
+                    }
                     let first = !self.status.is_synced(self.kind);
                     tracing::debug!(kind = %self.kind, objects = listed, first, "listed");
                     if self

@@ -22,7 +22,7 @@
 //!   Namespace object) every Service and Pod in it;
 //! - a Pod: itself in the pod list;
 //! - a relist ([`ClusterEvent::ResyncKind`], [`ClusterEvent::Resync`], or streamed as
-//!   [`ClusterEvent::RelistItem`]s, parsed as they come and applied at
+//!   [`ClusterEvent::RelistItems`], parsed as they come and applied at
 //!   [`ClusterEvent::RelistDone`]): the objects that differ between the old and the new list,
 //!   each as above (objects the relist hands back unchanged cost a parse and a comparison).
 //!
@@ -81,7 +81,7 @@ pub struct IncrementalView {
     known: BTreeMap<String, NamespaceRefs>,
     /// The known namespaces that are exposed: [`ClusterView::namespaces`].
     namespaces: BTreeSet<String>,
-    /// Relists in progress ([`ClusterEvent::RelistItem`]), parsed as they come, applied at
+    /// Relists in progress ([`ClusterEvent::RelistItems`]), parsed as they come, applied at
     /// [`ClusterEvent::RelistDone`].
     relists: BTreeMap<Kind, Vec<Parsed>>,
 }
@@ -231,10 +231,12 @@ impl IncrementalView {
             ClusterEvent::RelistStart(kind) => {
                 self.relists.insert(kind, Vec::new());
             }
-            ClusterEvent::RelistItem(object) => {
-                let kind = object.kind();
-                if let Some(parsed) = Parsed::of(object) {
-                    self.relists.entry(kind).or_default().push(parsed);
+            ClusterEvent::RelistItems(objects) => {
+                for object in objects {
+                    let kind = object.kind();
+                    if let Some(parsed) = Parsed::of(object) {
+                        self.relists.entry(kind).or_default().push(parsed);
+                    }
                 }
             }
             ClusterEvent::RelistDone(kind) => {

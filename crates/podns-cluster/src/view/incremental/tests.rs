@@ -414,7 +414,7 @@ fn a_streamed_relist_changes_nothing_until_it_is_done() {
             .is_empty()
     );
     assert!(
-        inc.apply(ClusterEvent::RelistItem(slice_of("web-9", "web", 9)))
+        inc.apply(ClusterEvent::RelistItems(vec![slice_of("web-9", "web", 9)]))
             .is_empty()
     );
     assert!(
@@ -422,11 +422,11 @@ fn a_streamed_relist_changes_nothing_until_it_is_done() {
             .is_empty()
     );
     assert!(
-        inc.apply(ClusterEvent::RelistItem(slice_of("web-1", "web", 2)))
+        inc.apply(ClusterEvent::RelistItems(vec![slice_of("web-1", "web", 2)]))
             .is_empty()
     );
     assert!(
-        inc.apply(ClusterEvent::RelistItem(slice_of("db-1", "db", 3)))
+        inc.apply(ClusterEvent::RelistItems(vec![slice_of("db-1", "db", 3)]))
             .is_empty()
     );
     assert_eq!(endpoints(&inc), before, "nothing applied before RelistDone");
@@ -442,7 +442,7 @@ fn a_streamed_relist_changes_nothing_until_it_is_done() {
 
     // A relist of Services that leaves one out removes it; slices are untouched.
     inc.apply(ClusterEvent::RelistStart(Kind::Service));
-    inc.apply(ClusterEvent::RelistItem(headless("web")));
+    inc.apply(ClusterEvent::RelistItems(vec![headless("web")]));
     let delta = inc.apply(ClusterEvent::RelistDone(Kind::Service));
     assert_eq!(delta.removed, [ServiceKey::new("a", "db")]);
     assert!(delta.upserted.is_empty());
