@@ -528,23 +528,41 @@ impl ZoneBuilder {
             self.skipped_changed = true;
             return;
         };
-        let old = ctx.local(&self.config, self.records_of(ctx, id));
-        let new = ctx.local(
-            &self.config,
-            source_records(&self.config, &ctx.zones, &self.frag(id).order, &source),
-        );
+        let frag = self.frag(id);
         let roots = if ctx.private_subtrees {
-            private_roots(&ctx.zones, &self.frag(id).order)
+            private_roots(&ctx.zones, &frag.order)
         } else {
             Vec::new()
         };
         let private = |name: &Name| roots.iter().any(|r| name.is_in(r));
+        // With private subtrees, the old records are needed only outside them (the old private
+        // names are in the shards), which spares rebuilding the Service's address and SRV sets.
+        let old_records = match (&frag.source, &frag.order) {
+            (Source::Service(svc), Order::Service(key)) if ctx.private_subtrees => {
+                records::service_shared_records(&self.config, &ctx.zones, &svc.view(key))
+            }
+            _ => self.records_of(ctx, id),
+        };
+        let mut old = ctx.local(&self.config, old_records);
+        let new = ctx.local(
+            &self.config,
+            source_records(&self.config, &ctx.zones, &frag.order, &source),
+        );
 
         // Private names: this fragment alone decides them.
         let mut writes: Vec<(Name, Option<Node>)> = Vec::new();
-        for name in old.names.keys().filter(|n| private(n)) {
-            if !new.names.contains_key(name) {
-                writes.push((name.clone(), None));
+        for root in &roots {
+            let mut existed = false;
+            self.names_under(ctx, root, |wire| {
+                existed = true;
+                if !new.names.contains_key(wire) {
+                    let name = Name::from_wire(wire).expect("a stored name is valid");
+                    writes.push((name, None));
+                }
+            });
+            if existed {
+                // Whatever was below the root made it and its ancestors (shared) exist.
+                ctx.mark(&mut old.names, root);
             }
         }
         for (name, local) in new.names.iter().filter(|(n, _)| private(n)) {
@@ -618,6 +636,22 @@ impl ZoneBuilder {
         }
         for (name, node) in writes {
             self.write(&name, node);
+        }
+    }
+
+    /// Calls `each` with every stored name at or below `root`, a private root: all of them
+    /// live in the shard of `root` (the shard is chosen by the name's ancestor at the depth of
+    /// a Service name, `snapshot.rs`), so this scans one shard, not the zone.
+    fn names_under(&self, ctx: &Ctx, root: &Name, mut each: impl FnMut(&[u8])) {
+        let Some(zone) = zone_of(&ctx.served, root.as_wire()) else {
+            return;
+        };
+        let index = shard_index(&ctx.served[zone], root.as_wire());
+        for node in &self.shards[index / BLOCK][index % BLOCK].nodes {
+            if names::is_subdomain(node.name(), root.as_wire()) {
+                debug_assert_eq!(shard_index(&ctx.served[zone], node.name()), index);
+                each(node.name());
+            }
         }
     }
 
@@ -798,7 +832,11 @@ impl Ctx {
 
     /// Every name `records` make exist, with the RRsets at each.
     fn local(&self, config: &ZoneConfig, records: Records) -> Local {
-        let mut names: FxMap<Name, LocalName> = FxMap::default();
+        // Most owners add one ancestor at most (a PTR owner's /24, an SRV owner's `_tcp`).
+        let mut names: FxMap<Name, LocalName> = FxMap::with_capacity_and_hasher(
+            records.rrsets.len() * 3 / 2 + records.names.len(),
+            Default::default(),
+        );
         for (i, set) in records.rrsets.iter().enumerate() {
             if let Some(local) = self.mark(&mut names, &set.name) {
                 local.sets.push(i as u32);
@@ -823,18 +861,23 @@ impl Ctx {
         name: &Name,
     ) -> Option<&'n mut LocalName> {
         let zone = zone_of(&self.served, name.as_wire())?;
-        if !names.contains_key(name) {
-            let apex = &self.served[zone].apex;
-            let mut current = name.clone();
-            while current != *apex {
-                current = current.parent().expect("below an apex, so not the root");
-                if names.contains_key(&current) {
+        if !names.contains_key(name.as_wire()) {
+            let apex = self.served[zone].apex.as_wire();
+            let wire = name.as_wire();
+            let mut at = 0;
+            // Ancestors are looked up as slices of the name: only missing ones are allocated.
+            while wire.len() - at > apex.len() {
+                at += 1 + wire[at] as usize;
+                let ancestor = &wire[at..];
+                if names.contains_key(ancestor) {
                     break;
                 }
-                names.insert(current.clone(), LocalName::default());
+                let ancestor = name.parent_at(at);
+                names.insert(ancestor, LocalName::default());
             }
+            return Some(names.entry(name.clone()).or_default());
         }
-        Some(names.entry(name.clone()).or_default())
+        names.get_mut(name.as_wire())
     }
 
     /// A name's entry from one fragment's records (private names; additional records come from

@@ -138,6 +138,11 @@ impl Name {
         Some(Self(Arc::from(&self.0[skip..])))
     }
 
+    /// The ancestor that starts at byte `at` of the wire form (`at` must be a label start).
+    pub(crate) fn parent_at(&self, at: usize) -> Self {
+        Self(Arc::from(&self.0[at..]))
+    }
+
     /// Whether `self` is `zone` or below it (label-wise).
     pub fn is_in(&self, zone: &Self) -> bool {
         is_subdomain(&self.0, &zone.0)

@@ -294,10 +294,40 @@ pub(crate) fn namespace_records(
 /// One Service's records under every cluster domain (PTRs from the primary one only).
 pub(crate) fn service_records(config: &ZoneConfig, zones: &Zones, svc: &ServiceView) -> Records {
     let mut b = Builder::new(config, zones);
+    // Sized for a headless Service whose endpoints have one address and a hostname (an
+    // address RRset and a PTR per endpoint, five records each): no rehash while it is built.
+    let per_zone = 2 * svc.endpoints.len() + 2 * svc.ports.len() + 2;
+    let sets = per_zone * zones.clusters.len();
+    b.index.reserve(sets);
+    b.seen
+        .reserve(sets + 3 * svc.endpoints.len() * zones.clusters.len());
+    b.out.rrsets.reserve(sets);
     for (i, zone) in zones.clusters.iter().enumerate() {
         b.ptrs = i == 0;
         b.service(svc, zone);
     }
+    b.out
+}
+
+/// The records of [`service_records`] whose owners lie outside the Service's own subtree
+/// (`<service>.<ns>.svc.<zone>` and below): its PTRs, in the same order. What the builder needs
+/// of a Service's previous state when its subtree is private (it finds the old private names
+/// in the snapshot instead); cheaper, as the address and SRV RRsets are not built.
+pub(crate) fn service_shared_records(
+    config: &ZoneConfig,
+    zones: &Zones,
+    svc: &ServiceView,
+) -> Records {
+    let mut b = Builder::new(config, zones);
+    b.shared_only = true;
+    b.out.rrsets.reserve(svc.endpoints.len());
+    b.index.reserve(svc.endpoints.len());
+    b.seen.reserve(svc.endpoints.len());
+    // Only the primary zone has PTRs.
+    if let Some(zone) = zones.clusters.first() {
+        b.service(svc, zone);
+    }
+    b.out.names.clear();
     b.out
 }
 
@@ -319,6 +349,9 @@ struct Builder<'z> {
     zones: &'z Zones,
     /// Whether the names being built are PTR targets (true in the primary zone only).
     ptrs: bool,
+    /// Build only the records outside the Service's subtree (its PTRs): see
+    /// [`service_shared_records`].
+    shared_only: bool,
     index: HashMap<(Name, RType), usize, BuildHasherDefault<FxHasher>>,
     /// (RRset index, hash of RDATA) of every record added: duplicate checks compare RDATA only
     /// on a hash match, so a 1,000-record RRset is built in linear time.
@@ -335,6 +368,7 @@ impl<'z> Builder<'z> {
             config,
             zones,
             ptrs: true,
+            shared_only: false,
             index: HashMap::default(),
             seen: HashSet::default(),
             out: Records::default(),
@@ -369,6 +403,10 @@ impl<'z> Builder<'z> {
     }
 
     fn add_address(&mut self, name: &Name, ip: IpAddr) {
+        if self.shared_only {
+            // Address records of Services live in their subtrees (pods are not built here).
+            return;
+        }
         match ip {
             IpAddr::V4(v4) => self.add(name, RType::A, self.ttl, RData::A(v4)),
             IpAddr::V6(v6) => self.add(name, RType::AAAA, self.ttl, RData::Aaaa(v6)),
@@ -476,6 +514,7 @@ impl<'z> Builder<'z> {
             ServiceKind::ExternalName { external_name } => match Name::from_dotted(external_name) {
                 // Spec §2.5.1: "a CNAME record ... `<service>.<ns>.svc.<zone>. <ttl> IN CNAME
                 // <extname>.`"; RFC 1034 §3.6.2 gives the owner no other data.
+                Ok(_) if self.shared_only => {}
                 Ok(target) => self.add(&name, RType::CNAME, self.ttl, RData::Cname(target)),
                 Err(reason) => self.skip(
                     format!("service {key} externalName {external_name}"),
@@ -496,6 +535,9 @@ impl<'z> Builder<'z> {
             // §2.3.3: "a PTR record ... `<d>.<c>.<b>.<a>.in-addr.arpa. <ttl> IN PTR
             // <service>.<ns>.svc.<zone>.`"
             self.add_ptr(*ip, name);
+        }
+        if self.shared_only {
+            return;
         }
         let mut all = Vec::new();
         for port in &svc.ports {
@@ -582,6 +624,9 @@ impl<'z> Builder<'z> {
                 }
             }
             targets.push(ep_targets);
+        }
+        if self.shared_only {
+            return;
         }
         let mut all = Vec::new();
         for port in &svc.ports {
