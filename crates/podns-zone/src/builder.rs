@@ -94,7 +94,9 @@ pub struct ZoneBuilder {
     namespaces: FragId,
     pods: FragId,
     /// Shared names: existence counts and record holders.
-    shared: FxMap<Name, Shared>,
+    /// Keyed by wire form in a plain box: long-lived (one per PTR owner), so without the
+    /// reference count a [`Name`] carries.
+    shared: FxMap<Box<[u8]>, Shared>,
     /// Shared names whose entry must be rebuilt before the next snapshot (several holders).
     pending: FxSet<Name>,
     /// The next snapshot's names; shards are shared with published snapshots until written.
@@ -105,6 +107,9 @@ pub struct ZoneBuilder {
     skipped_changed: bool,
     /// Reused buffer for packing Services ([`Compact`]).
     scratch: Vec<u8>,
+    /// The apex fragment's records and names as last built: every snapshot replaces it (the
+    /// serial), so keeping them spares recomputing the previous ones.
+    apex_local: Option<Local>,
 }
 
 /// What the configuration makes of the zones.
@@ -116,6 +121,8 @@ struct Ctx {
     served: Vec<ServedZone>,
     /// Served zones are disjoint, so Service subtrees are private to their fragment.
     private_subtrees: bool,
+    /// The valid names of [`ZoneConfig::fallthrough`].
+    fallthrough: Vec<Name>,
 }
 
 /// One part of the cluster and what it was last built from.
@@ -278,6 +285,7 @@ impl ZoneBuilder {
             skipped: Arc::new([]),
             skipped_changed: true,
             scratch: Vec::new(),
+            apex_local: None,
         };
         builder.apex = builder.alloc(Order::Apex);
         builder.namespaces = builder.alloc(Order::Namespaces);
@@ -420,8 +428,12 @@ impl ZoneBuilder {
         self.replace(self.apex, Source::Apex(serial));
         self.rebuild_pending();
         let ctx = self.ctx.as_mut().expect("checked above");
-        let apex = records::apex_records(&self.config, &ctx.zones, serial);
-        ctx.refresh_negatives(&self.config, &apex);
+        let apex = &self
+            .apex_local
+            .as_ref()
+            .expect("set by the replace above")
+            .records;
+        ctx.refresh_negatives(&self.config, apex);
         ZoneSnapshot {
             serial,
             zones: ctx.served.clone().into(),
@@ -461,7 +473,6 @@ impl ZoneBuilder {
     /// Bytes the builder holds on the heap beyond its published shards (an estimate from the
     /// sizes of its collections and sources; see [`ZoneSnapshot::heap_size`] for the shards).
     pub fn heap_size(&self) -> usize {
-        let name = |n: &Name| n.as_wire().len();
         let string = |s: &String| s.capacity();
         let sources: usize = self
             .frags
@@ -486,7 +497,9 @@ impl ZoneBuilder {
             .shared
             .iter()
             .map(|(n, s)| {
-                (size_of::<Name>() + size_of::<Shared>()) * 8 / 7 + name(n) + s.holders.heap_size()
+                (size_of::<Box<[u8]>>() + size_of::<Shared>()) * 8 / 7
+                    + n.len()
+                    + s.holders.heap_size()
             })
             .sum();
         sources + keys + shared + self.frags.capacity() * size_of::<Option<Fragment>>()
@@ -523,6 +536,11 @@ impl ZoneBuilder {
 
     /// Replaces fragment `id`'s source and updates every entry its old or new records touch.
     fn replace(&mut self, id: FragId, source: Source) {
+        let cached = if id == self.apex {
+            self.apex_local.take()
+        } else {
+            None
+        };
         let Some(ctx) = &self.ctx else {
             self.frags[id as usize].as_mut().expect("live").source = source;
             self.skipped_changed = true;
@@ -537,14 +555,16 @@ impl ZoneBuilder {
         let private = |name: &Name| roots.iter().any(|r| name.is_in(r));
         // With private subtrees, the old records are needed only outside them (the old private
         // names are in the shards), which spares rebuilding the Service's address and SRV sets.
-        let old_records = match (&frag.source, &frag.order) {
-            (Source::Service(svc), Order::Service(key)) if ctx.private_subtrees => {
-                records::service_shared_records(&self.config, &ctx.zones, &svc.view(key))
+        let mut old = match (cached, &frag.source, &frag.order) {
+            (Some(local), _, _) => local,
+            (None, Source::Service(svc), Order::Service(key)) if ctx.private_subtrees => {
+                let records =
+                    records::service_shared_records(&self.config, &ctx.zones, &svc.view(key));
+                ctx.local(&self.config, records)
             }
-            _ => self.records_of(ctx, id),
+            (None, _, _) => ctx.local(&self.config, self.records_of(ctx, id)),
         };
-        let mut old = ctx.local(&self.config, old_records);
-        let new = ctx.local(
+        let mut new = ctx.local(
             &self.config,
             source_records(&self.config, &ctx.zones, &frag.order, &source),
         );
@@ -556,7 +576,7 @@ impl ZoneBuilder {
             self.names_under(ctx, root, |wire| {
                 existed = true;
                 if !new.names.contains_key(wire) {
-                    let name = Name::from_wire(wire).expect("a stored name is valid");
+                    let name = Name::from_stored(wire);
                     writes.push((name, None));
                 }
             });
@@ -578,7 +598,10 @@ impl ZoneBuilder {
             if same {
                 continue;
             }
-            let entry = self.shared.get_mut(name).expect("counted when added");
+            let entry = self
+                .shared
+                .get_mut(name.as_wire())
+                .expect("counted when added");
             if now.is_none() {
                 entry.refs -= 1;
             }
@@ -592,7 +615,10 @@ impl ZoneBuilder {
             if was.is_some_and(|was| contribution_eq(&old, was, &new, now)) {
                 continue;
             }
-            let entry = self.shared.entry(name.clone()).or_default();
+            let entry = match self.shared.get_mut(name.as_wire()) {
+                Some(entry) => entry,
+                None => self.shared.entry(name.as_wire().into()).or_default(),
+            };
             if was.is_none() {
                 entry.refs += 1;
             }
@@ -612,13 +638,17 @@ impl ZoneBuilder {
             }
         }
         for name in touched {
-            let entry = &self.shared[&name];
+            let entry = &self.shared[name.as_wire()];
             if entry.refs == 0 {
-                self.shared.remove(&name);
+                self.shared.remove(name.as_wire());
                 self.pending.remove(&name);
                 writes.push((name, None));
             } else if entry.holders.as_slice().iter().all(|h| *h == id)
-                && let Some(node) = ctx.shared_node_from(&self.config, &name, &new, entry)
+                && let Some(node) = ctx.shared_node_from(&self.config, &name, &new, entry, &|t| {
+                    self.shared
+                        .get(t.as_wire())
+                        .is_some_and(|t| t.holders.as_slice().iter().any(|h| *h != id))
+                })
             {
                 // Only this fragment holds records here: build now, from what is at hand.
                 self.pending.remove(&name);
@@ -631,11 +661,14 @@ impl ZoneBuilder {
         let frag = self.frags[id as usize].as_mut().expect("live");
         frag.source = source;
         if frag.skipped != new.records.skipped {
-            frag.skipped = new.records.skipped;
+            frag.skipped = std::mem::take(&mut new.records.skipped);
             self.skipped_changed = true;
         }
         for (name, node) in writes {
             self.write(&name, node);
+        }
+        if id == self.apex {
+            self.apex_local = Some(new);
         }
     }
 
@@ -663,7 +696,7 @@ impl ZoneBuilder {
         let mut memo: FxMap<FragId, Local> = FxMap::default();
         let mut writes = Vec::new();
         for name in std::mem::take(&mut self.pending) {
-            let Some(entry) = self.shared.get(&name) else {
+            let Some(entry) = self.shared.get(name.as_wire()) else {
                 writes.push((name, None));
                 continue;
             };
@@ -687,7 +720,7 @@ impl ZoneBuilder {
         // Additional records (RFC 2782 targets, NS glue) at shared names come from shared names.
         let mut extra: Vec<RRset> = Vec::new();
         for target in targets(sets.iter()) {
-            if let Some(t) = self.shared.get(target) {
+            if let Some(t) = self.shared.get(target.as_wire()) {
                 extra.extend(self.merged_sets(ctx, target, t, memo).0);
             }
         }
@@ -800,10 +833,16 @@ impl Ctx {
             });
         }
         served.sort_by_key(|z| std::cmp::Reverse(z.apex.as_wire().len()));
+        let fallthrough = config
+            .fallthrough
+            .iter()
+            .filter_map(|zone| Name::from_dotted(zone).ok())
+            .collect();
         let mut ctx = Self {
             zones,
             served,
             private_subtrees,
+            fallthrough,
         };
         ctx.refresh_negatives(config, &apex);
         ctx
@@ -811,11 +850,7 @@ impl Ctx {
 
     /// The negative answers of every served zone, from the apex records of one serial.
     fn refresh_negatives(&mut self, config: &ZoneConfig, apex: &Records) {
-        let fallthrough: Vec<Name> = config
-            .fallthrough
-            .iter()
-            .filter_map(|zone| Name::from_dotted(zone).ok())
-            .collect();
+        let fallthrough = &self.fallthrough;
         for zone in &mut self.served {
             let Some(soa) = apex
                 .rrsets
@@ -906,6 +941,7 @@ impl Ctx {
         name: &Name,
         local: &Local,
         entry: &Shared,
+        held_elsewhere: &dyn Fn(&Name) -> bool,
     ) -> Option<Node> {
         let here = match local.names.get(name) {
             Some(here) if !entry.holders.as_slice().is_empty() => here,
@@ -920,8 +956,10 @@ impl Ctx {
             .iter()
             .map(|&i| &local.records.rrsets[i as usize])
             .collect();
+        // Additional records come from `local` alone, unless another fragment holds records at
+        // a target (then they are merged in fragment order, later).
         for target in targets(sets.iter().copied()) {
-            if local.names.get(target).is_none_or(|t| t.sets.is_empty()) {
+            if held_elsewhere(target) {
                 return None;
             }
         }
