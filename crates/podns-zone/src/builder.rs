@@ -184,15 +184,26 @@ impl Holders {
     }
 
     fn remove(&mut self, id: FragId) {
-        let mut rest = self.as_slice().to_vec();
-        rest.retain(|h| *h != id);
-        *self = Self::from(rest);
+        match self {
+            Self::One(h) if *h == id => *self = Self::None,
+            Self::Many(list) => {
+                list.retain(|h| *h != id);
+                *self = Self::from(std::mem::take(list));
+            }
+            _ => {}
+        }
     }
 
     fn insert(&mut self, at: usize, id: FragId) {
-        let mut all = self.as_slice().to_vec();
-        all.insert(at, id);
-        *self = Self::from(all);
+        *self = match std::mem::take(self) {
+            Self::None => Self::One(id),
+            Self::One(h) if at == 0 => Self::Many(vec![id, h]),
+            Self::One(h) => Self::Many(vec![h, id]),
+            Self::Many(mut list) => {
+                list.insert(at, id);
+                Self::Many(list)
+            }
+        };
     }
 
     fn from(list: Vec<FragId>) -> Self {
@@ -214,13 +225,29 @@ impl Holders {
 /// One name of a fragment: its RRsets (indexes into the fragment's records) and flags.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct LocalName {
-    sets: Vec<u32>,
+    /// `sets[..len]`: one per type, and `records.rs` makes eight types at most; inline, as
+    /// every name of every changed fragment gets one of these.
+    sets: [u32; 8],
+    len: u8,
     insecure_pods: bool,
 }
 
 impl LocalName {
     fn holds(&self) -> bool {
-        !self.sets.is_empty() || self.insecure_pods
+        self.len > 0 || self.insecure_pods
+    }
+
+    fn sets(&self) -> &[u32] {
+        &self.sets[..self.len as usize]
+    }
+
+    fn push(&mut self, set: u32) {
+        // RRsets are unique per (owner, type) and `RData` has eight types.
+        debug_assert!((self.len as usize) < self.sets.len());
+        if let Some(slot) = self.sets.get_mut(self.len as usize) {
+            *slot = set;
+            self.len += 1;
+        }
     }
 }
 
@@ -724,11 +751,10 @@ impl ZoneBuilder {
                 extra.extend(self.merged_sets(ctx, target, t, memo).0);
             }
         }
-        let refs: Vec<&RRset> = sets.iter().collect();
         let find = |target: &Name, rtype: RType| {
             extra.iter().find(|s| s.name == *target && s.rtype == rtype)
         };
-        ctx.encode(name, &refs, insecure_pods, &find)
+        ctx.encode(name, &sets, insecure_pods, &find)
     }
 
     fn merged_sets(
@@ -748,7 +774,7 @@ impl ZoneBuilder {
                 continue;
             };
             insecure_pods |= here.insecure_pods;
-            for &i in &here.sets {
+            for &i in here.sets() {
                 let set = &local.records.rrsets[i as usize];
                 match sets.iter_mut().find(|s| s.rtype == set.rtype) {
                     Some(existing) => merge_into(existing, set),
@@ -874,7 +900,7 @@ impl Ctx {
         );
         for (i, set) in records.rrsets.iter().enumerate() {
             if let Some(local) = self.mark(&mut names, &set.name) {
-                local.sets.push(i as u32);
+                local.push(i as u32);
             }
         }
         for name in &records.names {
@@ -924,13 +950,12 @@ impl Ctx {
         here: &LocalName,
         local: &Local,
     ) -> Node {
-        let sets: Vec<&RRset> = here
-            .sets
+        let sets = here
+            .sets()
             .iter()
-            .map(|&i| &local.records.rrsets[i as usize])
-            .collect();
+            .map(|&i| &local.records.rrsets[i as usize]);
         let find = |target: &Name, rtype: RType| local_set(local, target, rtype);
-        self.encode(name, &sets, here.insecure_pods, &find)
+        self.encode(name, sets, here.insecure_pods, &find)
     }
 
     /// A shared name's entry when `local` is its only holder, if every additional record it
@@ -947,18 +972,17 @@ impl Ctx {
             Some(here) if !entry.holders.as_slice().is_empty() => here,
             // An empty non-terminal, or a name this fragment only makes exist.
             _ if entry.holders.as_slice().is_empty() => {
-                return Some(self.encode(name, &[], false, &|_, _| None));
+                return Some(self.encode(name, [], false, &|_, _| None));
             }
             _ => return None,
         };
-        let sets: Vec<&RRset> = here
-            .sets
+        let sets = here
+            .sets()
             .iter()
-            .map(|&i| &local.records.rrsets[i as usize])
-            .collect();
+            .map(|&i| &local.records.rrsets[i as usize]);
         // Additional records come from `local` alone, unless another fragment holds records at
         // a target (then they are merged in fragment order, later).
-        for target in targets(sets.iter().copied()) {
+        for target in targets(sets) {
             if held_elsewhere(target) {
                 return None;
             }
@@ -968,10 +992,10 @@ impl Ctx {
 
     /// Prepares every answer of `name` (RRsets in order; `additional` finds SRV/NS targets'
     /// addresses) into one entry.
-    fn encode<'a>(
+    fn encode<'a, 's>(
         &self,
         name: &Name,
-        sets: &[&RRset],
+        sets: impl IntoIterator<Item = &'s RRset>,
         insecure_pods: bool,
         additional: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
     ) -> Node {
@@ -1071,18 +1095,18 @@ fn private_roots(zones: &Zones, order: &Order) -> Vec<Name> {
 /// Whether a fragment contributes the same records and flags at a name before and after.
 fn contribution_eq(old: &Local, was: &LocalName, new: &Local, now: &LocalName) -> bool {
     was.insecure_pods == now.insecure_pods
-        && was.sets.len() == now.sets.len()
+        && was.len == now.len
         && was
-            .sets
+            .sets()
             .iter()
-            .zip(&now.sets)
+            .zip(now.sets())
             .all(|(a, b)| old.records.rrsets[*a as usize] == new.records.rrsets[*b as usize])
 }
 
 /// The RRset of `local` at (`name`, `rtype`).
 fn local_set<'a>(local: &'a Local, name: &Name, rtype: RType) -> Option<&'a RRset> {
     let here = local.names.get(name)?;
-    here.sets
+    here.sets()
         .iter()
         .map(|&i| &local.records.rrsets[i as usize])
         .find(|s| s.rtype == rtype)

@@ -570,15 +570,17 @@ impl<'z> Builder<'z> {
             .iter()
             .filter(|ep| ep.conditions.ready && !ep.addresses.is_empty())
             .collect();
-        // Each endpoint's SRV targets: its hostname name, or one dashed name per address.
-        let mut targets: Vec<Vec<Name>> = Vec::with_capacity(ready.len());
+        // Each endpoint's SRV targets: its hostname name, or one dashed name per address
+        // (endpoint `k`'s are `targets[ends[k - 1]..ends[k]]`).
+        let mut targets: Vec<Name> = Vec::with_capacity(ready.len());
+        let mut ends: Vec<usize> = Vec::with_capacity(ready.len());
         for ep in &ready {
             // §2.4.1: "`<service>.<ns>.svc.<zone>. <ttl> IN A <endpoint-ip>`" for each ready
             // endpoint (AAAA for IPv6).
             for ip in &ep.addresses {
                 self.add_address(name, *ip);
             }
-            let mut ep_targets = Vec::new();
+            let ep_targets = &mut targets;
             // CoreDNS `endpointHostname`: the hostname, else (`endpoint_pod_names`) the pod's
             // name when it can be a label, else the dashed address.
             let own_label = ep.hostname.as_deref().or_else(|| {
@@ -623,7 +625,7 @@ impl<'z> Builder<'z> {
                     }
                 }
             }
-            targets.push(ep_targets);
+            ends.push(targets.len());
         }
         if self.shared_only {
             return;
@@ -637,10 +639,12 @@ impl<'z> Builder<'z> {
                 continue;
             };
             let mut records = Vec::new();
-            for (ep, ep_targets) in ready.iter().zip(&targets) {
+            for (k, ep) in ready.iter().enumerate() {
                 let Some(ep_port) = endpoint_port(ep, port_name, port.protocol) else {
                     continue;
                 };
+                let start = if k == 0 { 0 } else { ends[k - 1] };
+                let ep_targets = &targets[start..ends[k]];
                 records.extend(ep_targets.iter().map(|t| (ep_port, t.clone())));
             }
             match names::srv(port_name, port.protocol.srv_label(), name) {
