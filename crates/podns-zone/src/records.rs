@@ -381,24 +381,34 @@ impl<'z> Builder<'z> {
 
     /// Adds one record; RFC 2181 §5: an RRset holds no duplicate records.
     fn add(&mut self, name: &Name, rtype: RType, ttl: u32, rdata: RData) {
-        let hash = BuildHasherDefault::<FxHasher>::default().hash_one(&rdata);
+        let set = self.set_for(name, rtype, ttl);
+        self.add_to(set, rdata);
+    }
+
+    /// The index of the RRset (`name`, `rtype`), created (empty, with `ttl`) if new. Callers
+    /// that add many records to one RRset look it up once.
+    fn set_for(&mut self, name: &Name, rtype: RType, ttl: u32) -> usize {
         match self.index.entry((name.clone(), rtype)) {
-            Entry::Occupied(e) => {
-                let set = &mut self.out.rrsets[*e.get()];
-                if self.seen.insert((*e.get(), hash)) || !set.rdata.contains(&rdata) {
-                    set.rdata.push(rdata);
-                }
-            }
+            Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
-                self.seen.insert((self.out.rrsets.len(), hash));
                 e.insert(self.out.rrsets.len());
                 self.out.rrsets.push(RRset {
                     name: name.clone(),
                     rtype,
                     ttl,
-                    rdata: vec![rdata],
+                    rdata: Vec::new(),
                 });
+                self.out.rrsets.len() - 1
             }
+        }
+    }
+
+    /// Adds one record to RRset `set` unless it holds it already.
+    fn add_to(&mut self, set: usize, rdata: RData) {
+        let hash = BuildHasherDefault::<FxHasher>::default().hash_one(&rdata);
+        let rrset = &mut self.out.rrsets[set];
+        if self.seen.insert((set, hash)) || !rrset.rdata.contains(&rdata) {
+            rrset.rdata.push(rdata);
         }
     }
 
@@ -411,6 +421,23 @@ impl<'z> Builder<'z> {
             IpAddr::V4(v4) => self.add(name, RType::A, self.ttl, RData::A(v4)),
             IpAddr::V6(v6) => self.add(name, RType::AAAA, self.ttl, RData::Aaaa(v6)),
         }
+    }
+
+    /// [`Builder::add_address`] with the RRset indexes of `name`'s A and AAAA kept in `sets`
+    /// (a headless Service name gets one record per endpoint).
+    fn add_address_to(&mut self, name: &Name, ip: IpAddr, sets: &mut [Option<usize>; 2]) {
+        if self.shared_only {
+            return;
+        }
+        let (k, rtype, rdata) = match ip {
+            IpAddr::V4(v4) => (0, RType::A, RData::A(v4)),
+            IpAddr::V6(v6) => (1, RType::AAAA, RData::Aaaa(v6)),
+        };
+        let set = match sets[k] {
+            Some(set) => set,
+            None => *sets[k].insert(self.set_for(name, rtype, self.ttl)),
+        };
+        self.add_to(set, rdata);
     }
 
     /// PTR for `ip` → `target`, if a served reverse zone covers the address and `target` is in
@@ -432,6 +459,8 @@ impl<'z> Builder<'z> {
             return;
         }
         let weight = (100 / records.len()).max(1) as u16;
+        let set = self.set_for(owner, RType::SRV, self.ttl);
+        self.out.rrsets[set].rdata.reserve(records.len());
         for (port, target) in records {
             let rdata = RData::Srv {
                 priority: 0,
@@ -439,7 +468,7 @@ impl<'z> Builder<'z> {
                 port: *port,
                 target: target.clone(),
             };
-            self.add(owner, RType::SRV, self.ttl, rdata);
+            self.add_to(set, rdata);
         }
     }
 
@@ -574,11 +603,13 @@ impl<'z> Builder<'z> {
         // (endpoint `k`'s are `targets[ends[k - 1]..ends[k]]`).
         let mut targets: Vec<Name> = Vec::with_capacity(ready.len());
         let mut ends: Vec<usize> = Vec::with_capacity(ready.len());
+        // The Service name's A and AAAA RRsets, once they exist.
+        let mut at_name = [None; 2];
         for ep in &ready {
             // §2.4.1: "`<service>.<ns>.svc.<zone>. <ttl> IN A <endpoint-ip>`" for each ready
             // endpoint (AAAA for IPv6).
             for ip in &ep.addresses {
-                self.add_address(name, *ip);
+                self.add_address_to(name, *ip, &mut at_name);
             }
             let ep_targets = &mut targets;
             // CoreDNS `endpointHostname`: the hostname, else (`endpoint_pod_names`) the pod's
