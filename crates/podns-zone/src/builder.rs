@@ -165,13 +165,14 @@ struct Shared {
     holders: Holders,
 }
 
-/// A shared name's holders: most names (PTR owners) have one, kept without an allocation.
+/// A shared name's holders: most names (PTR owners) have one, kept without an allocation;
+/// several are a boxed slice (16 bytes, not a `Vec`'s 24: there is one per PTR owner).
 #[derive(Debug, Default)]
 enum Holders {
     #[default]
     None,
     One(FragId),
-    Many(Vec<FragId>),
+    Many(Box<[FragId]>),
 }
 
 impl Holders {
@@ -184,24 +185,25 @@ impl Holders {
     }
 
     fn remove(&mut self, id: FragId) {
-        match self {
-            Self::One(h) if *h == id => *self = Self::None,
-            Self::Many(list) => {
-                list.retain(|h| *h != id);
-                *self = Self::from(std::mem::take(list));
-            }
-            _ => {}
+        if let Self::One(h) = self
+            && *h == id
+        {
+            *self = Self::None;
+        } else if let Self::Many(list) = self {
+            let rest: Vec<FragId> = list.iter().copied().filter(|h| *h != id).collect();
+            *self = Self::from(rest);
         }
     }
 
     fn insert(&mut self, at: usize, id: FragId) {
         *self = match std::mem::take(self) {
             Self::None => Self::One(id),
-            Self::One(h) if at == 0 => Self::Many(vec![id, h]),
-            Self::One(h) => Self::Many(vec![h, id]),
-            Self::Many(mut list) => {
+            Self::One(h) if at == 0 => Self::Many(Box::new([id, h])),
+            Self::One(h) => Self::Many(Box::new([h, id])),
+            Self::Many(list) => {
+                let mut list = list.into_vec();
                 list.insert(at, id);
-                Self::Many(list)
+                Self::Many(list.into_boxed_slice())
             }
         };
     }
@@ -210,13 +212,13 @@ impl Holders {
         match *list {
             [] => Self::None,
             [one] => Self::One(one),
-            _ => Self::Many(list),
+            _ => Self::Many(list.into_boxed_slice()),
         }
     }
 
     fn heap_size(&self) -> usize {
         match self {
-            Self::Many(v) => v.capacity() * size_of::<FragId>(),
+            Self::Many(v) => v.len() * size_of::<FragId>(),
             _ => 0,
         }
     }
@@ -1032,10 +1034,11 @@ impl Ctx {
                 }
                 types.push((set.rtype.0, start, body.len()));
             }
-            if let (false, Some((_, index))) = (cname, any) {
-                let (_, start, end) = types[index];
-                types.push((RType::ANY.0, start, end));
-            }
+            // The answer to ANY goes first (CNAME: the only one).
+            let first = match any {
+                Some((_, index)) if !cname => index,
+                _ => 0,
+            };
             let mut flags = 0;
             if cname {
                 flags |= FLAG_CNAME;
@@ -1043,7 +1046,7 @@ impl Ctx {
             if insecure_pods {
                 flags |= FLAG_INSECURE_PODS;
             }
-            Node::encode(name, flags, types, body, blob)
+            Node::encode(name, flags, types, first, body, blob)
         })
     }
 }

@@ -88,8 +88,11 @@ pub(crate) struct Shard {
 }
 
 /// Everything about one existing name, in one allocation. Layout: name length (`u8`), the
-/// name (wire form), flags (`u8`), number of types (`u8`), per type
-/// `(qtype u16, start u32, end u32)` LE with offsets into this blob, then the prepared answers.
+/// name (wire form), flags (`u8`), number of types (`u8`), per type `(qtype u16, end u32)` LE
+/// (the offset in this blob where its answer ends; it starts where the previous one ended, the
+/// first right after the table), then the prepared answers in table order. The first entry is
+/// the one ANY gets (RFC 8482 §4.1, chosen at build time), so ANY needs no entry of its own:
+/// 6 bytes per type instead of 10, and no ANY entry, save about 3 MB at 100k endpoints.
 #[derive(Clone, Debug)]
 pub(crate) struct Node(pub(crate) Arc<[u8]>);
 
@@ -292,51 +295,67 @@ impl Node {
         self.0[self.tail()]
     }
 
-    /// The `(qtype, answer)` pairs of this name.
+    /// The `(qtype, answer)` pairs of this name, the one ANY gets first.
     pub(crate) fn types(&self) -> impl Iterator<Item = (u16, PreparedAnswer<'_>)> {
         let t = self.tail();
         let count = self.0[t + 1] as usize;
+        let mut start = t + 2 + 6 * count;
         (0..count).map(move |k| {
-            let e = &self.0[t + 2 + 10 * k..t + 12 + 10 * k];
+            let e = &self.0[t + 2 + 6 * k..t + 8 + 6 * k];
             let qtype = u16::from_le_bytes([e[0], e[1]]);
-            let start = u32::from_le_bytes([e[2], e[3], e[4], e[5]]) as usize;
-            let end = u32::from_le_bytes([e[6], e[7], e[8], e[9]]) as usize;
-            (qtype, PreparedAnswer::from_bytes(&self.0[start..end]))
+            let end = u32::from_le_bytes([e[2], e[3], e[4], e[5]]) as usize;
+            let answer = PreparedAnswer::from_bytes(&self.0[start..end]);
+            start = end;
+            (qtype, answer)
         })
     }
 
     fn answer(&self, qtype: u16) -> Option<PreparedAnswer<'_>> {
-        if self.flags() & FLAG_CNAME != 0 {
+        if self.flags() & FLAG_CNAME != 0 || qtype == crate::RType::ANY.0 {
             // RFC 1034 §3.6.2: a CNAME owner has no other data; every type gets the CNAME.
+            // RFC 8482 §4.1: ANY gets one RRset, the first.
             return self.types().next().map(|(_, a)| a);
         }
         self.types().find(|(t, _)| *t == qtype).map(|(_, a)| a)
     }
 
     /// Encodes a node: `types` holds `(qtype, start, end)`: the answer of `qtype` is
-    /// `body[start..end]` (several qtypes may share one answer: ANY). `blob` is a reused
+    /// `body[start..end]`; `types[first]` goes first (the answer to ANY). `blob` is a reused
     /// buffer: the node itself is the one allocation.
     pub(crate) fn encode(
         name: &Name,
         flags: u8,
         types: &[(u16, usize, usize)],
+        first: usize,
         body: &[u8],
         blob: &mut Vec<u8>,
     ) -> Self {
         let wire = name.as_wire();
-        let head = 1 + wire.len() + 2 + 10 * types.len();
+        let head = 1 + wire.len() + 2 + 6 * types.len();
         blob.clear();
         blob.reserve(head + body.len());
         blob.push(wire.len() as u8);
         blob.extend_from_slice(wire);
         blob.push(flags);
         blob.push(types.len() as u8);
-        for &(qtype, start, end) in types {
+        let order = || {
+            types.get(first).into_iter().chain(
+                types
+                    .iter()
+                    .enumerate()
+                    .filter(move |(k, _)| *k != first)
+                    .map(|(_, t)| t),
+            )
+        };
+        let mut end = head;
+        for &(qtype, start, stop) in order() {
+            end += stop - start;
             blob.extend_from_slice(&qtype.to_le_bytes());
-            blob.extend_from_slice(&((head + start) as u32).to_le_bytes());
-            blob.extend_from_slice(&((head + end) as u32).to_le_bytes());
+            blob.extend_from_slice(&(end as u32).to_le_bytes());
         }
-        blob.extend_from_slice(body);
+        for &(_, start, stop) in order() {
+            blob.extend_from_slice(&body[start..stop]);
+        }
         Self(Arc::from(&blob[..]))
     }
 }
