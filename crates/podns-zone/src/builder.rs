@@ -156,71 +156,79 @@ enum Source {
     Empty,
 }
 
-/// A shared name's bookkeeping.
-#[derive(Debug, Default)]
+/// A shared name's bookkeeping: one per PTR owner, so kept to 24 bytes (fields flat, the
+/// usual single holder inline).
+#[derive(Debug)]
 struct Shared {
     /// Fragments in which the name exists.
     refs: u32,
+    /// The holder when there is exactly one, else [`NO_HOLDER`].
+    one: FragId,
+    /// The holders, in fragment order, when there are several.
+    many: Option<Box<[FragId]>>,
+}
+
+/// [`Shared::one`] when the name has no single holder.
+const NO_HOLDER: FragId = FragId::MAX;
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            refs: 0,
+            one: NO_HOLDER,
+            many: None,
+        }
+    }
+}
+
+impl Shared {
     /// Fragments with records or flags at the name, in fragment order.
-    holders: Holders,
-}
-
-/// A shared name's holders: most names (PTR owners) have one, kept without an allocation;
-/// several are a boxed slice (16 bytes, not a `Vec`'s 24: there is one per PTR owner).
-#[derive(Debug, Default)]
-enum Holders {
-    #[default]
-    None,
-    One(FragId),
-    Many(Box<[FragId]>),
-}
-
-impl Holders {
-    fn as_slice(&self) -> &[FragId] {
-        match self {
-            Self::None => &[],
-            Self::One(h) => std::slice::from_ref(h),
-            Self::Many(v) => v,
+    fn holders(&self) -> &[FragId] {
+        match (&self.many, self.one) {
+            (Some(many), _) => many,
+            (None, NO_HOLDER) => &[],
+            (None, _) => std::slice::from_ref(&self.one),
         }
     }
 
-    fn remove(&mut self, id: FragId) {
-        if let Self::One(h) = self
-            && *h == id
-        {
-            *self = Self::None;
-        } else if let Self::Many(list) = self {
-            let rest: Vec<FragId> = list.iter().copied().filter(|h| *h != id).collect();
-            *self = Self::from(rest);
-        }
-    }
-
-    fn insert(&mut self, at: usize, id: FragId) {
-        *self = match std::mem::take(self) {
-            Self::None => Self::One(id),
-            Self::One(h) if at == 0 => Self::Many(Box::new([id, h])),
-            Self::One(h) => Self::Many(Box::new([h, id])),
-            Self::Many(list) => {
-                let mut list = list.into_vec();
-                list.insert(at, id);
-                Self::Many(list.into_boxed_slice())
-            }
+    fn set_holders(&mut self, list: Vec<FragId>) {
+        (self.one, self.many) = match *list {
+            [] => (NO_HOLDER, None),
+            [one] => (one, None),
+            _ => (NO_HOLDER, Some(list.into_boxed_slice())),
         };
     }
 
-    fn from(list: Vec<FragId>) -> Self {
-        match *list {
-            [] => Self::None,
-            [one] => Self::One(one),
-            _ => Self::Many(list.into_boxed_slice()),
+    fn remove_holder(&mut self, id: FragId) {
+        if self.many.is_none() {
+            if self.one == id {
+                self.one = NO_HOLDER;
+            }
+            return;
         }
+        let rest = self
+            .holders()
+            .iter()
+            .copied()
+            .filter(|h| *h != id)
+            .collect();
+        self.set_holders(rest);
+    }
+
+    fn insert_holder(&mut self, at: usize, id: FragId) {
+        if self.holders().is_empty() {
+            self.one = id;
+            return;
+        }
+        let mut all = self.holders().to_vec();
+        all.insert(at, id);
+        self.set_holders(all);
     }
 
     fn heap_size(&self) -> usize {
-        match self {
-            Self::Many(v) => v.len() * size_of::<FragId>(),
-            _ => 0,
-        }
+        self.many
+            .as_ref()
+            .map_or(0, |m| m.len() * size_of::<FragId>())
     }
 }
 
@@ -526,9 +534,7 @@ impl ZoneBuilder {
             .shared
             .iter()
             .map(|(n, s)| {
-                (size_of::<Box<[u8]>>() + size_of::<Shared>()) * 8 / 7
-                    + n.len()
-                    + s.holders.heap_size()
+                (size_of::<Box<[u8]>>() + size_of::<Shared>()) * 8 / 7 + n.len() + s.heap_size()
             })
             .sum();
         sources + keys + shared + self.frags.capacity() * size_of::<Option<Fragment>>()
@@ -635,7 +641,7 @@ impl ZoneBuilder {
                 entry.refs -= 1;
             }
             if was.holds() {
-                entry.holders.remove(id);
+                entry.remove_holder(id);
             }
             touched.push(name.clone());
         }
@@ -655,11 +661,8 @@ impl ZoneBuilder {
                 let frags = &self.frags;
                 let order = |h: &FragId| &frags[*h as usize].as_ref().expect("live").order;
                 let mine = order(&id);
-                let at = entry
-                    .holders
-                    .as_slice()
-                    .partition_point(|h| order(h) < mine);
-                entry.holders.insert(at, id);
+                let at = entry.holders().partition_point(|h| order(h) < mine);
+                entry.insert_holder(at, id);
             }
             // A name the old records had is touched already (the loop above): each name once.
             if was.is_none() {
@@ -672,11 +675,11 @@ impl ZoneBuilder {
                 self.shared.remove(name.as_wire());
                 self.pending.remove(&name);
                 writes.push((name, None));
-            } else if entry.holders.as_slice().iter().all(|h| *h == id)
+            } else if entry.holders().iter().all(|h| *h == id)
                 && let Some(node) = ctx.shared_node_from(&self.config, &name, &new, entry, &|t| {
                     self.shared
                         .get(t.as_wire())
-                        .is_some_and(|t| t.holders.as_slice().iter().any(|h| *h != id))
+                        .is_some_and(|t| t.holders().iter().any(|h| *h != id))
                 })
             {
                 // Only this fragment holds records here: build now, from what is at hand.
@@ -768,7 +771,7 @@ impl ZoneBuilder {
     ) -> (Vec<RRset>, bool) {
         let mut sets: Vec<RRset> = Vec::new();
         let mut insecure_pods = false;
-        for &h in entry.holders.as_slice() {
+        for &h in entry.holders() {
             let local = memo
                 .entry(h)
                 .or_insert_with(|| ctx.local(&self.config, self.records_of(ctx, h)));
@@ -971,9 +974,9 @@ impl Ctx {
         held_elsewhere: &dyn Fn(&Name) -> bool,
     ) -> Option<Node> {
         let here = match local.names.get(name) {
-            Some(here) if !entry.holders.as_slice().is_empty() => here,
+            Some(here) if !entry.holders().is_empty() => here,
             // An empty non-terminal, or a name this fragment only makes exist.
-            _ if entry.holders.as_slice().is_empty() => {
+            _ if entry.holders().is_empty() => {
                 return Some(self.encode(name, [], false, &|_, _| None));
             }
             _ => return None,
