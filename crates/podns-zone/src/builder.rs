@@ -406,7 +406,7 @@ impl ZoneBuilder {
                 id
             }
         };
-        self.replace(id, Source::Service(compact));
+        self.replace_with(id, Source::Service(compact), Some(service));
     }
 
     /// Removes one Service (nothing happens for an unknown key).
@@ -571,6 +571,13 @@ impl ZoneBuilder {
 
     /// Replaces fragment `id`'s source and updates every entry its old or new records touch.
     fn replace(&mut self, id: FragId, source: Source) {
+        self.replace_with(id, source, None);
+    }
+
+    /// [`ZoneBuilder::replace`]; `view`, when given, is the Service `source` was packed from:
+    /// its records are computed from it directly (the same records as from the packed form,
+    /// which keeps exactly what they read), sparing the unpacking.
+    fn replace_with(&mut self, id: FragId, source: Source, view: Option<&ServiceView>) {
         let cached = if id == self.apex {
             self.apex_local.take()
         } else {
@@ -601,7 +608,10 @@ impl ZoneBuilder {
         };
         let mut new = ctx.local(
             &self.config,
-            source_records(&self.config, &ctx.zones, &frag.order, &source),
+            match view {
+                Some(svc) => records::service_records(&self.config, &ctx.zones, svc),
+                None => source_records(&self.config, &ctx.zones, &frag.order, &source),
+            },
         );
 
         // Private names: this fragment alone decides them.
