@@ -44,7 +44,7 @@ use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name};
 use crate::records::{self, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
-    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, Node, SHARDS, ServedZone, Shard, Shards,
+    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, NodeBuf, SHARDS, ServedZone, Shard, Shards,
     ZoneSnapshot, shard_index, unix_serial, zone_of,
 };
 
@@ -110,6 +110,9 @@ pub struct ZoneBuilder {
     /// The apex fragment's records and names as last built: every snapshot replaces it (the
     /// serial), so keeping them spares recomputing the previous ones.
     apex_local: Option<Local>,
+    /// Shards written since the last snapshot (unsorted, may repeat): trimmed to their size
+    /// when it is published.
+    dirty: Vec<u16>,
 }
 
 /// What the configuration makes of the zones.
@@ -323,6 +326,7 @@ impl ZoneBuilder {
             skipped_changed: true,
             scratch: Vec::new(),
             apex_local: None,
+            dirty: Vec::new(),
         };
         builder.apex = builder.alloc(Order::Apex);
         builder.namespaces = builder.alloc(Order::Namespaces);
@@ -464,6 +468,7 @@ impl ZoneBuilder {
         // The SOA (at each apex and in every negative answer) carries the serial.
         self.replace(self.apex, Source::Apex(serial));
         self.rebuild_pending();
+        self.trim_dirty();
         let ctx = self.ctx.as_mut().expect("checked above");
         let apex = &self
             .apex_local
@@ -615,7 +620,7 @@ impl ZoneBuilder {
         );
 
         // Private names: this fragment alone decides them.
-        let mut writes: Vec<(Name, Option<Node>)> = Vec::new();
+        let mut writes: Vec<(Name, Option<NodeBuf>)> = Vec::new();
         for root in &roots {
             let mut existed = false;
             self.names_under(ctx, root, |wire| {
@@ -722,7 +727,7 @@ impl ZoneBuilder {
             return;
         };
         let index = shard_index(&ctx.served[zone], root.as_wire());
-        for node in &self.shards[index / BLOCK][index % BLOCK].nodes {
+        for node in self.shards[index / BLOCK][index % BLOCK].iter() {
             if names::is_subdomain(node.name(), root.as_wire()) {
                 debug_assert_eq!(shard_index(&ctx.served[zone], node.name()), index);
                 each(node.name());
@@ -757,7 +762,7 @@ impl ZoneBuilder {
         name: &Name,
         entry: &Shared,
         memo: &mut FxMap<FragId, Local>,
-    ) -> Node {
+    ) -> NodeBuf {
         let (sets, insecure_pods) = self.merged_sets(ctx, name, entry, memo);
         // Additional records (RFC 2782 targets, NS glue) at shared names come from shared names.
         let mut extra: Vec<RRset> = Vec::new();
@@ -800,30 +805,47 @@ impl ZoneBuilder {
         (sets, insecure_pods)
     }
 
+    /// Gives the shards written since the last snapshot back the capacity they grew beyond
+    /// their nodes (appending doubles a buffer; a published shard is never written again).
+    fn trim_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for &index in &dirty {
+            let (block, at) = (index as usize / BLOCK, index as usize % BLOCK);
+            let block = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[block]);
+            Arc::make_mut(&mut block[at]).trim();
+        }
+        dirty.clear();
+        self.dirty = dirty;
+    }
+
     /// Stores (or, with `None`, removes) the entry of `name` in the next snapshot's shards.
-    fn write(&mut self, name: &Name, node: Option<Node>) {
+    fn write(&mut self, name: &Name, node: Option<NodeBuf>) {
         let ctx = self.ctx.as_ref().expect("only called with zones");
         let Some(zone) = zone_of(&ctx.served, name.as_wire()) else {
             return;
         };
         let index = shard_index(&ctx.served[zone], name.as_wire());
         let (block, at) = (index / BLOCK, index % BLOCK);
-        if node.is_none() && !self.shards[block][at].nodes.contains(name.as_wire()) {
+        if node.is_none() && !self.shards[block][at].contains(name.as_wire()) {
             return;
         }
         // Copy-on-write: the root, the block and the shard are copied only while a published
         // snapshot still shares them.
         let block = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[block]);
         let shard = Arc::make_mut(&mut block[at]);
+        self.dirty.push(index as u16);
         match node {
             Some(node) => {
-                if shard.nodes.replace(node).is_none() {
+                if shard.insert(&node) {
                     self.names += 1;
                 }
             }
             None => {
-                shard.nodes.remove(name.as_wire());
-                self.names -= 1;
+                if shard.remove(name.as_wire()) {
+                    self.names -= 1;
+                }
             }
         }
     }
@@ -964,7 +986,7 @@ impl Ctx {
         name: &Name,
         here: &LocalName,
         local: &Local,
-    ) -> Node {
+    ) -> NodeBuf {
         let sets = here
             .sets()
             .iter()
@@ -982,7 +1004,7 @@ impl Ctx {
         local: &Local,
         entry: &Shared,
         held_elsewhere: &dyn Fn(&Name) -> bool,
-    ) -> Option<Node> {
+    ) -> Option<NodeBuf> {
         let here = match local.names.get(name) {
             Some(here) if !entry.holders().is_empty() => here,
             // An empty non-terminal, or a name this fragment only makes exist.
@@ -1013,7 +1035,7 @@ impl Ctx {
         sets: impl IntoIterator<Item = &'s RRset>,
         insecure_pods: bool,
         additional: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
-    ) -> Node {
+    ) -> NodeBuf {
         ENCODE.with_borrow_mut(|scratch| {
             let Encode {
                 body,
@@ -1059,7 +1081,7 @@ impl Ctx {
             if insecure_pods {
                 flags |= FLAG_INSECURE_PODS;
             }
-            Node::encode(name, flags, types, first, body, blob)
+            NodeBuf::encode(name, flags, types, first, body, blob)
         })
     }
 }
