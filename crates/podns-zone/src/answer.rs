@@ -28,9 +28,9 @@ const CLASS_IN: u16 = 1;
 
 /// The answer and additional records of one (name, type), in wire form.
 ///
-/// A borrowed view over bytes that live inside the snapshot's per-name blob (`snapshot.rs`
-/// keeps one allocation per name: name, type table and every prepared answer back to back,
-/// which is most of what makes the snapshot compact). Layout, all integers little-endian:
+/// A borrowed view over bytes that live inside the snapshot's per-name node (`snapshot.rs`
+/// keeps each name's node, with its type table and every prepared answer back to back, in its
+/// shard's one buffer, which is most of what makes the snapshot compact). Layout, all integers little-endian:
 /// `answers: u16`, `records: u16`, `records + 1` record bounds (`u16`, relative to the first
 /// record, the last one being the total length), then the records. A `Copy` pair of pointer
 /// and length, so handing one out costs what a `&[u8]` costs, without any `unsafe` cast.

@@ -44,7 +44,7 @@ use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name};
 use crate::records::{self, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
-    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, Node, SHARDS, ServedZone, Shard, Shards,
+    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, NodeBuf, SHARDS, ServedZone, Shard, Shards,
     ZoneSnapshot, shard_index, unix_serial, zone_of,
 };
 
@@ -94,7 +94,9 @@ pub struct ZoneBuilder {
     namespaces: FragId,
     pods: FragId,
     /// Shared names: existence counts and record holders.
-    shared: FxMap<Name, Shared>,
+    /// Keyed by wire form in a plain box: long-lived (one per PTR owner), so without the
+    /// reference count a [`Name`] carries.
+    shared: FxMap<Box<[u8]>, Shared>,
     /// Shared names whose entry must be rebuilt before the next snapshot (several holders).
     pending: FxSet<Name>,
     /// The next snapshot's names; shards are shared with published snapshots until written.
@@ -105,6 +107,12 @@ pub struct ZoneBuilder {
     skipped_changed: bool,
     /// Reused buffer for packing Services ([`Compact`]).
     scratch: Vec<u8>,
+    /// The apex fragment's records and names as last built: every snapshot replaces it (the
+    /// serial), so keeping them spares recomputing the previous ones.
+    apex_local: Option<Local>,
+    /// Shards written since the last snapshot (unsorted, may repeat): trimmed to their size
+    /// when it is published.
+    dirty: Vec<u16>,
 }
 
 /// What the configuration makes of the zones.
@@ -116,6 +124,8 @@ struct Ctx {
     served: Vec<ServedZone>,
     /// Served zones are disjoint, so Service subtrees are private to their fragment.
     private_subtrees: bool,
+    /// The valid names of [`ZoneConfig::fallthrough`].
+    fallthrough: Vec<Name>,
 }
 
 /// One part of the cluster and what it was last built from.
@@ -149,71 +159,108 @@ enum Source {
     Empty,
 }
 
-/// A shared name's bookkeeping.
-#[derive(Debug, Default)]
+/// A shared name's bookkeeping: one per PTR owner, so kept to 24 bytes (fields flat, the
+/// usual single holder inline).
+#[derive(Debug)]
 struct Shared {
     /// Fragments in which the name exists.
     refs: u32,
+    /// The holder when there is exactly one, else [`NO_HOLDER`].
+    one: FragId,
+    /// The holders, in fragment order, when there are several.
+    many: Option<Box<[FragId]>>,
+}
+
+/// [`Shared::one`] when the name has no single holder.
+const NO_HOLDER: FragId = FragId::MAX;
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            refs: 0,
+            one: NO_HOLDER,
+            many: None,
+        }
+    }
+}
+
+impl Shared {
     /// Fragments with records or flags at the name, in fragment order.
-    holders: Holders,
-}
-
-/// A shared name's holders: most names (PTR owners) have one, kept without an allocation.
-#[derive(Debug, Default)]
-enum Holders {
-    #[default]
-    None,
-    One(FragId),
-    Many(Vec<FragId>),
-}
-
-impl Holders {
-    fn as_slice(&self) -> &[FragId] {
-        match self {
-            Self::None => &[],
-            Self::One(h) => std::slice::from_ref(h),
-            Self::Many(v) => v,
+    fn holders(&self) -> &[FragId] {
+        match (&self.many, self.one) {
+            (Some(many), _) => many,
+            (None, NO_HOLDER) => &[],
+            (None, _) => std::slice::from_ref(&self.one),
         }
     }
 
-    fn remove(&mut self, id: FragId) {
-        let mut rest = self.as_slice().to_vec();
-        rest.retain(|h| *h != id);
-        *self = Self::from(rest);
+    fn set_holders(&mut self, list: Vec<FragId>) {
+        (self.one, self.many) = match *list {
+            [] => (NO_HOLDER, None),
+            [one] => (one, None),
+            _ => (NO_HOLDER, Some(list.into_boxed_slice())),
+        };
     }
 
-    fn insert(&mut self, at: usize, id: FragId) {
-        let mut all = self.as_slice().to_vec();
+    fn remove_holder(&mut self, id: FragId) {
+        if self.many.is_none() {
+            if self.one == id {
+                self.one = NO_HOLDER;
+            }
+            return;
+        }
+        let rest = self
+            .holders()
+            .iter()
+            .copied()
+            .filter(|h| *h != id)
+            .collect();
+        self.set_holders(rest);
+    }
+
+    fn insert_holder(&mut self, at: usize, id: FragId) {
+        if self.holders().is_empty() {
+            self.one = id;
+            return;
+        }
+        let mut all = self.holders().to_vec();
         all.insert(at, id);
-        *self = Self::from(all);
-    }
-
-    fn from(list: Vec<FragId>) -> Self {
-        match *list {
-            [] => Self::None,
-            [one] => Self::One(one),
-            _ => Self::Many(list),
-        }
+        self.set_holders(all);
     }
 
     fn heap_size(&self) -> usize {
-        match self {
-            Self::Many(v) => v.capacity() * size_of::<FragId>(),
-            _ => 0,
-        }
+        self.many
+            .as_ref()
+            .map_or(0, |m| m.len() * size_of::<FragId>())
     }
 }
 
 /// One name of a fragment: its RRsets (indexes into the fragment's records) and flags.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct LocalName {
-    sets: Vec<u32>,
+    /// `sets[..len]`: one per type, and `records.rs` makes eight types at most; inline, as
+    /// every name of every changed fragment gets one of these.
+    sets: [u32; 8],
+    len: u8,
     insecure_pods: bool,
 }
 
 impl LocalName {
     fn holds(&self) -> bool {
-        !self.sets.is_empty() || self.insecure_pods
+        self.len > 0 || self.insecure_pods
+    }
+
+    fn sets(&self) -> &[u32] {
+        &self.sets[..self.len as usize]
+    }
+
+    fn push(&mut self, set: u32) {
+        // RRsets are unique per (owner, type) and `RData` has eight types.
+        debug_assert!((self.len as usize) < self.sets.len());
+        if let Some(slot) = self.sets.get_mut(self.len as usize) {
+            *slot = set;
+            self.len += 1;
+        }
     }
 }
 
@@ -278,6 +325,8 @@ impl ZoneBuilder {
             skipped: Arc::new([]),
             skipped_changed: true,
             scratch: Vec::new(),
+            apex_local: None,
+            dirty: Vec::new(),
         };
         builder.apex = builder.alloc(Order::Apex);
         builder.namespaces = builder.alloc(Order::Namespaces);
@@ -361,7 +410,7 @@ impl ZoneBuilder {
                 id
             }
         };
-        self.replace(id, Source::Service(compact));
+        self.replace_with(id, Source::Service(compact), Some(service));
     }
 
     /// Removes one Service (nothing happens for an unknown key).
@@ -419,9 +468,14 @@ impl ZoneBuilder {
         // The SOA (at each apex and in every negative answer) carries the serial.
         self.replace(self.apex, Source::Apex(serial));
         self.rebuild_pending();
+        self.trim_dirty();
         let ctx = self.ctx.as_mut().expect("checked above");
-        let apex = records::apex_records(&self.config, &ctx.zones, serial);
-        ctx.refresh_negatives(&self.config, &apex);
+        let apex = &self
+            .apex_local
+            .as_ref()
+            .expect("set by the replace above")
+            .records;
+        ctx.refresh_negatives(&self.config, apex);
         ZoneSnapshot {
             serial,
             zones: ctx.served.clone().into(),
@@ -461,7 +515,6 @@ impl ZoneBuilder {
     /// Bytes the builder holds on the heap beyond its published shards (an estimate from the
     /// sizes of its collections and sources; see [`ZoneSnapshot::heap_size`] for the shards).
     pub fn heap_size(&self) -> usize {
-        let name = |n: &Name| n.as_wire().len();
         let string = |s: &String| s.capacity();
         let sources: usize = self
             .frags
@@ -486,7 +539,7 @@ impl ZoneBuilder {
             .shared
             .iter()
             .map(|(n, s)| {
-                (size_of::<Name>() + size_of::<Shared>()) * 8 / 7 + name(n) + s.holders.heap_size()
+                (size_of::<Box<[u8]>>() + size_of::<Shared>()) * 8 / 7 + n.len() + s.heap_size()
             })
             .sum();
         sources + keys + shared + self.frags.capacity() * size_of::<Option<Fragment>>()
@@ -523,28 +576,63 @@ impl ZoneBuilder {
 
     /// Replaces fragment `id`'s source and updates every entry its old or new records touch.
     fn replace(&mut self, id: FragId, source: Source) {
+        self.replace_with(id, source, None);
+    }
+
+    /// [`ZoneBuilder::replace`]; `view`, when given, is the Service `source` was packed from:
+    /// its records are computed from it directly (the same records as from the packed form,
+    /// which keeps exactly what they read), sparing the unpacking.
+    fn replace_with(&mut self, id: FragId, source: Source, view: Option<&ServiceView>) {
+        let cached = if id == self.apex {
+            self.apex_local.take()
+        } else {
+            None
+        };
         let Some(ctx) = &self.ctx else {
             self.frags[id as usize].as_mut().expect("live").source = source;
             self.skipped_changed = true;
             return;
         };
-        let old = ctx.local(&self.config, self.records_of(ctx, id));
-        let new = ctx.local(
-            &self.config,
-            source_records(&self.config, &ctx.zones, &self.frag(id).order, &source),
-        );
+        let frag = self.frag(id);
         let roots = if ctx.private_subtrees {
-            private_roots(&ctx.zones, &self.frag(id).order)
+            private_roots(&ctx.zones, &frag.order)
         } else {
             Vec::new()
         };
         let private = |name: &Name| roots.iter().any(|r| name.is_in(r));
+        // With private subtrees, the old records are needed only outside them (the old private
+        // names are in the shards), which spares rebuilding the Service's address and SRV sets.
+        let mut old = match (cached, &frag.source, &frag.order) {
+            (Some(local), _, _) => local,
+            (None, Source::Service(svc), Order::Service(key)) if ctx.private_subtrees => {
+                let records =
+                    records::service_shared_records(&self.config, &ctx.zones, &svc.view(key));
+                ctx.local(&self.config, records)
+            }
+            (None, _, _) => ctx.local(&self.config, self.records_of(ctx, id)),
+        };
+        let mut new = ctx.local(
+            &self.config,
+            match view {
+                Some(svc) => records::service_records(&self.config, &ctx.zones, svc),
+                None => source_records(&self.config, &ctx.zones, &frag.order, &source),
+            },
+        );
 
         // Private names: this fragment alone decides them.
-        let mut writes: Vec<(Name, Option<Node>)> = Vec::new();
-        for name in old.names.keys().filter(|n| private(n)) {
-            if !new.names.contains_key(name) {
-                writes.push((name.clone(), None));
+        let mut writes: Vec<(Name, Option<NodeBuf>)> = Vec::new();
+        for root in &roots {
+            let mut existed = false;
+            self.names_under(ctx, root, |wire| {
+                existed = true;
+                if !new.names.contains_key(wire) {
+                    let name = Name::from_stored(wire);
+                    writes.push((name, None));
+                }
+            });
+            if existed {
+                // Whatever was below the root made it and its ancestors (shared) exist.
+                ctx.mark(&mut old.names, root);
             }
         }
         for (name, local) in new.names.iter().filter(|(n, _)| private(n)) {
@@ -560,12 +648,15 @@ impl ZoneBuilder {
             if same {
                 continue;
             }
-            let entry = self.shared.get_mut(name).expect("counted when added");
+            let entry = self
+                .shared
+                .get_mut(name.as_wire())
+                .expect("counted when added");
             if now.is_none() {
                 entry.refs -= 1;
             }
             if was.holds() {
-                entry.holders.remove(id);
+                entry.remove_holder(id);
             }
             touched.push(name.clone());
         }
@@ -574,7 +665,10 @@ impl ZoneBuilder {
             if was.is_some_and(|was| contribution_eq(&old, was, &new, now)) {
                 continue;
             }
-            let entry = self.shared.entry(name.clone()).or_default();
+            let entry = match self.shared.get_mut(name.as_wire()) {
+                Some(entry) => entry,
+                None => self.shared.entry(name.as_wire().into()).or_default(),
+            };
             if was.is_none() {
                 entry.refs += 1;
             }
@@ -582,11 +676,8 @@ impl ZoneBuilder {
                 let frags = &self.frags;
                 let order = |h: &FragId| &frags[*h as usize].as_ref().expect("live").order;
                 let mine = order(&id);
-                let at = entry
-                    .holders
-                    .as_slice()
-                    .partition_point(|h| order(h) < mine);
-                entry.holders.insert(at, id);
+                let at = entry.holders().partition_point(|h| order(h) < mine);
+                entry.insert_holder(at, id);
             }
             // A name the old records had is touched already (the loop above): each name once.
             if was.is_none() {
@@ -594,13 +685,17 @@ impl ZoneBuilder {
             }
         }
         for name in touched {
-            let entry = &self.shared[&name];
+            let entry = &self.shared[name.as_wire()];
             if entry.refs == 0 {
-                self.shared.remove(&name);
+                self.shared.remove(name.as_wire());
                 self.pending.remove(&name);
                 writes.push((name, None));
-            } else if entry.holders.as_slice().iter().all(|h| *h == id)
-                && let Some(node) = ctx.shared_node_from(&self.config, &name, &new, entry)
+            } else if entry.holders().iter().all(|h| *h == id)
+                && let Some(node) = ctx.shared_node_from(&self.config, &name, &new, entry, &|t| {
+                    self.shared
+                        .get(t.as_wire())
+                        .is_some_and(|t| t.holders().iter().any(|h| *h != id))
+                })
             {
                 // Only this fragment holds records here: build now, from what is at hand.
                 self.pending.remove(&name);
@@ -613,11 +708,30 @@ impl ZoneBuilder {
         let frag = self.frags[id as usize].as_mut().expect("live");
         frag.source = source;
         if frag.skipped != new.records.skipped {
-            frag.skipped = new.records.skipped;
+            frag.skipped = std::mem::take(&mut new.records.skipped);
             self.skipped_changed = true;
         }
         for (name, node) in writes {
             self.write(&name, node);
+        }
+        if id == self.apex {
+            self.apex_local = Some(new);
+        }
+    }
+
+    /// Calls `each` with every stored name at or below `root`, a private root: all of them
+    /// live in the shard of `root` (the shard is chosen by the name's ancestor at the depth of
+    /// a Service name, `snapshot.rs`), so this scans one shard, not the zone.
+    fn names_under(&self, ctx: &Ctx, root: &Name, mut each: impl FnMut(&[u8])) {
+        let Some(zone) = zone_of(&ctx.served, root.as_wire()) else {
+            return;
+        };
+        let index = shard_index(&ctx.served[zone], root.as_wire());
+        for node in self.shards[index / BLOCK][index % BLOCK].iter() {
+            if names::is_subdomain(node.name(), root.as_wire()) {
+                debug_assert_eq!(shard_index(&ctx.served[zone], node.name()), index);
+                each(node.name());
+            }
         }
     }
 
@@ -629,7 +743,7 @@ impl ZoneBuilder {
         let mut memo: FxMap<FragId, Local> = FxMap::default();
         let mut writes = Vec::new();
         for name in std::mem::take(&mut self.pending) {
-            let Some(entry) = self.shared.get(&name) else {
+            let Some(entry) = self.shared.get(name.as_wire()) else {
                 writes.push((name, None));
                 continue;
             };
@@ -648,20 +762,19 @@ impl ZoneBuilder {
         name: &Name,
         entry: &Shared,
         memo: &mut FxMap<FragId, Local>,
-    ) -> Node {
+    ) -> NodeBuf {
         let (sets, insecure_pods) = self.merged_sets(ctx, name, entry, memo);
         // Additional records (RFC 2782 targets, NS glue) at shared names come from shared names.
         let mut extra: Vec<RRset> = Vec::new();
         for target in targets(sets.iter()) {
-            if let Some(t) = self.shared.get(target) {
+            if let Some(t) = self.shared.get(target.as_wire()) {
                 extra.extend(self.merged_sets(ctx, target, t, memo).0);
             }
         }
-        let refs: Vec<&RRset> = sets.iter().collect();
         let find = |target: &Name, rtype: RType| {
             extra.iter().find(|s| s.name == *target && s.rtype == rtype)
         };
-        ctx.encode(name, &refs, insecure_pods, &find)
+        ctx.encode(name, &sets, insecure_pods, &find)
     }
 
     fn merged_sets(
@@ -673,7 +786,7 @@ impl ZoneBuilder {
     ) -> (Vec<RRset>, bool) {
         let mut sets: Vec<RRset> = Vec::new();
         let mut insecure_pods = false;
-        for &h in entry.holders.as_slice() {
+        for &h in entry.holders() {
             let local = memo
                 .entry(h)
                 .or_insert_with(|| ctx.local(&self.config, self.records_of(ctx, h)));
@@ -681,7 +794,7 @@ impl ZoneBuilder {
                 continue;
             };
             insecure_pods |= here.insecure_pods;
-            for &i in &here.sets {
+            for &i in here.sets() {
                 let set = &local.records.rrsets[i as usize];
                 match sets.iter_mut().find(|s| s.rtype == set.rtype) {
                     Some(existing) => merge_into(existing, set),
@@ -692,30 +805,47 @@ impl ZoneBuilder {
         (sets, insecure_pods)
     }
 
+    /// Gives the shards written since the last snapshot back the capacity they grew beyond
+    /// their nodes (appending doubles a buffer; a published shard is never written again).
+    fn trim_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for &index in &dirty {
+            let (block, at) = (index as usize / BLOCK, index as usize % BLOCK);
+            let block = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[block]);
+            Arc::make_mut(&mut block[at]).trim();
+        }
+        dirty.clear();
+        self.dirty = dirty;
+    }
+
     /// Stores (or, with `None`, removes) the entry of `name` in the next snapshot's shards.
-    fn write(&mut self, name: &Name, node: Option<Node>) {
+    fn write(&mut self, name: &Name, node: Option<NodeBuf>) {
         let ctx = self.ctx.as_ref().expect("only called with zones");
         let Some(zone) = zone_of(&ctx.served, name.as_wire()) else {
             return;
         };
         let index = shard_index(&ctx.served[zone], name.as_wire());
         let (block, at) = (index / BLOCK, index % BLOCK);
-        if node.is_none() && !self.shards[block][at].nodes.contains(name.as_wire()) {
+        if node.is_none() && !self.shards[block][at].contains(name.as_wire()) {
             return;
         }
         // Copy-on-write: the root, the block and the shard are copied only while a published
         // snapshot still shares them.
         let block = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[block]);
         let shard = Arc::make_mut(&mut block[at]);
+        self.dirty.push(index as u16);
         match node {
             Some(node) => {
-                if shard.nodes.replace(node).is_none() {
+                if shard.insert(&node) {
                     self.names += 1;
                 }
             }
             None => {
-                shard.nodes.remove(name.as_wire());
-                self.names -= 1;
+                if shard.remove(name.as_wire()) {
+                    self.names -= 1;
+                }
             }
         }
     }
@@ -766,10 +896,16 @@ impl Ctx {
             });
         }
         served.sort_by_key(|z| std::cmp::Reverse(z.apex.as_wire().len()));
+        let fallthrough = config
+            .fallthrough
+            .iter()
+            .filter_map(|zone| Name::from_dotted(zone).ok())
+            .collect();
         let mut ctx = Self {
             zones,
             served,
             private_subtrees,
+            fallthrough,
         };
         ctx.refresh_negatives(config, &apex);
         ctx
@@ -777,11 +913,7 @@ impl Ctx {
 
     /// The negative answers of every served zone, from the apex records of one serial.
     fn refresh_negatives(&mut self, config: &ZoneConfig, apex: &Records) {
-        let fallthrough: Vec<Name> = config
-            .fallthrough
-            .iter()
-            .filter_map(|zone| Name::from_dotted(zone).ok())
-            .collect();
+        let fallthrough = &self.fallthrough;
         for zone in &mut self.served {
             let Some(soa) = apex
                 .rrsets
@@ -798,10 +930,14 @@ impl Ctx {
 
     /// Every name `records` make exist, with the RRsets at each.
     fn local(&self, config: &ZoneConfig, records: Records) -> Local {
-        let mut names: FxMap<Name, LocalName> = FxMap::default();
+        // Most owners add one ancestor at most (a PTR owner's /24, an SRV owner's `_tcp`).
+        let mut names: FxMap<Name, LocalName> = FxMap::with_capacity_and_hasher(
+            records.rrsets.len() * 3 / 2 + records.names.len(),
+            Default::default(),
+        );
         for (i, set) in records.rrsets.iter().enumerate() {
             if let Some(local) = self.mark(&mut names, &set.name) {
-                local.sets.push(i as u32);
+                local.push(i as u32);
             }
         }
         for name in &records.names {
@@ -823,18 +959,23 @@ impl Ctx {
         name: &Name,
     ) -> Option<&'n mut LocalName> {
         let zone = zone_of(&self.served, name.as_wire())?;
-        if !names.contains_key(name) {
-            let apex = &self.served[zone].apex;
-            let mut current = name.clone();
-            while current != *apex {
-                current = current.parent().expect("below an apex, so not the root");
-                if names.contains_key(&current) {
+        if !names.contains_key(name.as_wire()) {
+            let apex = self.served[zone].apex.as_wire();
+            let wire = name.as_wire();
+            let mut at = 0;
+            // Ancestors are looked up as slices of the name: only missing ones are allocated.
+            while wire.len() - at > apex.len() {
+                at += 1 + wire[at] as usize;
+                let ancestor = &wire[at..];
+                if names.contains_key(ancestor) {
                     break;
                 }
-                names.insert(current.clone(), LocalName::default());
+                let ancestor = name.parent_at(at);
+                names.insert(ancestor, LocalName::default());
             }
+            return Some(names.entry(name.clone()).or_default());
         }
-        Some(names.entry(name.clone()).or_default())
+        names.get_mut(name.as_wire())
     }
 
     /// A name's entry from one fragment's records (private names; additional records come from
@@ -845,14 +986,13 @@ impl Ctx {
         name: &Name,
         here: &LocalName,
         local: &Local,
-    ) -> Node {
-        let sets: Vec<&RRset> = here
-            .sets
+    ) -> NodeBuf {
+        let sets = here
+            .sets()
             .iter()
-            .map(|&i| &local.records.rrsets[i as usize])
-            .collect();
+            .map(|&i| &local.records.rrsets[i as usize]);
         let find = |target: &Name, rtype: RType| local_set(local, target, rtype);
-        self.encode(name, &sets, here.insecure_pods, &find)
+        self.encode(name, sets, here.insecure_pods, &find)
     }
 
     /// A shared name's entry when `local` is its only holder, if every additional record it
@@ -863,22 +1003,24 @@ impl Ctx {
         name: &Name,
         local: &Local,
         entry: &Shared,
-    ) -> Option<Node> {
+        held_elsewhere: &dyn Fn(&Name) -> bool,
+    ) -> Option<NodeBuf> {
         let here = match local.names.get(name) {
-            Some(here) if !entry.holders.as_slice().is_empty() => here,
+            Some(here) if !entry.holders().is_empty() => here,
             // An empty non-terminal, or a name this fragment only makes exist.
-            _ if entry.holders.as_slice().is_empty() => {
-                return Some(self.encode(name, &[], false, &|_, _| None));
+            _ if entry.holders().is_empty() => {
+                return Some(self.encode(name, [], false, &|_, _| None));
             }
             _ => return None,
         };
-        let sets: Vec<&RRset> = here
-            .sets
+        let sets = here
+            .sets()
             .iter()
-            .map(|&i| &local.records.rrsets[i as usize])
-            .collect();
-        for target in targets(sets.iter().copied()) {
-            if local.names.get(target).is_none_or(|t| t.sets.is_empty()) {
+            .map(|&i| &local.records.rrsets[i as usize]);
+        // Additional records come from `local` alone, unless another fragment holds records at
+        // a target (then they are merged in fragment order, later).
+        for target in targets(sets) {
+            if held_elsewhere(target) {
                 return None;
             }
         }
@@ -887,13 +1029,13 @@ impl Ctx {
 
     /// Prepares every answer of `name` (RRsets in order; `additional` finds SRV/NS targets'
     /// addresses) into one entry.
-    fn encode<'a>(
+    fn encode<'a, 's>(
         &self,
         name: &Name,
-        sets: &[&RRset],
+        sets: impl IntoIterator<Item = &'s RRset>,
         insecure_pods: bool,
         additional: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
-    ) -> Node {
+    ) -> NodeBuf {
         ENCODE.with_borrow_mut(|scratch| {
             let Encode {
                 body,
@@ -927,10 +1069,11 @@ impl Ctx {
                 }
                 types.push((set.rtype.0, start, body.len()));
             }
-            if let (false, Some((_, index))) = (cname, any) {
-                let (_, start, end) = types[index];
-                types.push((RType::ANY.0, start, end));
-            }
+            // The answer to ANY goes first (CNAME: the only one).
+            let first = match any {
+                Some((_, index)) if !cname => index,
+                _ => 0,
+            };
             let mut flags = 0;
             if cname {
                 flags |= FLAG_CNAME;
@@ -938,7 +1081,7 @@ impl Ctx {
             if insecure_pods {
                 flags |= FLAG_INSECURE_PODS;
             }
-            Node::encode(name, flags, types, body, blob)
+            NodeBuf::encode(name, flags, types, first, body, blob)
         })
     }
 }
@@ -990,18 +1133,18 @@ fn private_roots(zones: &Zones, order: &Order) -> Vec<Name> {
 /// Whether a fragment contributes the same records and flags at a name before and after.
 fn contribution_eq(old: &Local, was: &LocalName, new: &Local, now: &LocalName) -> bool {
     was.insecure_pods == now.insecure_pods
-        && was.sets.len() == now.sets.len()
+        && was.len == now.len
         && was
-            .sets
+            .sets()
             .iter()
-            .zip(&now.sets)
+            .zip(now.sets())
             .all(|(a, b)| old.records.rrsets[*a as usize] == new.records.rrsets[*b as usize])
 }
 
 /// The RRset of `local` at (`name`, `rtype`).
 fn local_set<'a>(local: &'a Local, name: &Name, rtype: RType) -> Option<&'a RRset> {
     let here = local.names.get(name)?;
-    here.sets
+    here.sets()
         .iter()
         .map(|&i| &local.records.rrsets[i as usize])
         .find(|s| s.rtype == rtype)

@@ -18,6 +18,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 /// RFC 1035 §2.3.4: labels are 63 octets or less.
 pub const MAX_LABEL_LEN: usize = 63;
@@ -42,15 +43,19 @@ pub enum NameError {
 }
 
 /// A domain name in uncompressed, lower-cased wire form, always absolute.
+///
+/// Shared (`Arc`): building a zone copies each name into several places (RRset owners, RDATA
+/// targets, the builder's maps), and a copy is then a reference count, not an allocation
+/// (`cargo bench -p podns-zone --bench update`: about a third fewer instructions per update).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Name(Box<[u8]>);
+pub struct Name(Arc<[u8]>);
 
 // === impl Name ===
 
 impl Name {
     /// The root name (a single empty label).
     pub fn root() -> Self {
-        Self(Box::new([0]))
+        Self(Arc::from(&[0u8][..]))
     }
 
     /// Parses a dotted name (`cluster.local`, with or without the trailing dot; `.` or `""`
@@ -95,13 +100,18 @@ impl Name {
         if len > MAX_NAME_LEN {
             return Err(NameError::NameTooLong);
         }
-        let mut wire = Vec::with_capacity(len);
+        // Assembled on the stack, so the name is one allocation of its exact size.
+        let mut wire = [0u8; MAX_NAME_LEN];
+        let mut at = 0;
         for label in labels {
-            wire.push(label.len() as u8);
-            wire.extend(label.iter().map(u8::to_ascii_lowercase));
+            wire[at] = label.len() as u8;
+            for (to, from) in wire[at + 1..at + 1 + label.len()].iter_mut().zip(*label) {
+                *to = from.to_ascii_lowercase();
+            }
+            at += 1 + label.len();
         }
-        wire.extend_from_slice(&self.0);
-        Ok(Self(wire.into_boxed_slice()))
+        wire[at..len].copy_from_slice(&self.0);
+        Ok(Self(Arc::from(&wire[..len])))
     }
 
     /// One label in front of `self`.
@@ -125,7 +135,18 @@ impl Name {
             return None;
         }
         let skip = 1 + self.0[0] as usize;
-        Some(Self(self.0[skip..].into()))
+        Some(Self(Arc::from(&self.0[skip..])))
+    }
+
+    /// A name from the wire form of one this crate built (valid and lower-cased already).
+    pub(crate) fn from_stored(wire: &[u8]) -> Self {
+        debug_assert!(Self::from_wire(wire).is_ok_and(|n| *n.0 == *wire));
+        Self(Arc::from(wire))
+    }
+
+    /// The ancestor that starts at byte `at` of the wire form (`at` must be a label start).
+    pub(crate) fn parent_at(&self, at: usize) -> Self {
+        Self(Arc::from(&self.0[at..]))
     }
 
     /// Whether `self` is `zone` or below it (label-wise).
@@ -165,7 +186,7 @@ pub fn suffix_offset(name: &[u8], zone: &[u8]) -> Option<usize> {
 }
 
 impl std::borrow::Borrow<[u8]> for Name {
-    /// Hash maps keyed by [`Name`] can be queried with wire bytes: `Box<[u8]>` hashes and
+    /// Hash maps keyed by [`Name`] can be queried with wire bytes: `Arc<[u8]>` hashes and
     /// compares exactly as `[u8]`.
     fn borrow(&self) -> &[u8] {
         &self.0
@@ -356,7 +377,7 @@ pub fn reverse_zones(zone: &str) -> Result<Vec<Name>, NameError> {
             wire.extend_from_slice(text.as_bytes());
         }
         wire.extend_from_slice(suffix);
-        zones.push(Name(wire.into_boxed_slice()));
+        zones.push(Name(wire.into()));
     }
     Ok(zones)
 }
@@ -366,29 +387,46 @@ pub fn reverse_zones(zone: &str) -> Result<Vec<Name>, NameError> {
 /// spec 1.1.0 §2.3.3/§2.4.3).
 pub fn reverse(ip: IpAddr) -> Name {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut wire = Vec::with_capacity(72);
+    // Assembled on the stack (the longest, IPv6, is 74 octets): one allocation per name.
+    let mut wire = [0u8; 74];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        wire[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
     match ip {
         IpAddr::V4(v4) => {
-            for octet in v4.octets().iter().rev() {
-                let text = octet.to_string();
-                wire.push(text.len() as u8);
-                wire.extend_from_slice(text.as_bytes());
+            for &octet in v4.octets().iter().rev() {
+                let digits = [
+                    b'0' + octet / 100,
+                    b'0' + octet / 10 % 10,
+                    b'0' + octet % 10,
+                ];
+                let skip = if octet >= 100 {
+                    0
+                } else if octet >= 10 {
+                    1
+                } else {
+                    2
+                };
+                put(&[(3 - skip) as u8]);
+                put(&digits[skip..]);
             }
-            wire.extend_from_slice(b"\x07in-addr\x04arpa\x00");
+            put(b"\x07in-addr\x04arpa\x00");
         }
         IpAddr::V6(v6) => {
             for octet in v6.octets().iter().rev() {
-                wire.extend_from_slice(&[
+                put(&[
                     1,
                     HEX[(octet & 0xf) as usize],
                     1,
                     HEX[(octet >> 4) as usize],
                 ]);
             }
-            wire.extend_from_slice(b"\x03ip6\x04arpa\x00");
+            put(b"\x03ip6\x04arpa\x00");
         }
     }
-    Name(wire.into_boxed_slice())
+    Name(Arc::from(&wire[..at]))
 }
 
 /// `dns-version.<zone>` (spec §2.2: "a TXT record ... containing the semantic version").

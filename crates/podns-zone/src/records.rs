@@ -294,10 +294,40 @@ pub(crate) fn namespace_records(
 /// One Service's records under every cluster domain (PTRs from the primary one only).
 pub(crate) fn service_records(config: &ZoneConfig, zones: &Zones, svc: &ServiceView) -> Records {
     let mut b = Builder::new(config, zones);
+    // Sized for a headless Service whose endpoints have one address and a hostname (an
+    // address RRset and a PTR per endpoint, five records each): no rehash while it is built.
+    let per_zone = 2 * svc.endpoints.len() + 2 * svc.ports.len() + 2;
+    let sets = per_zone * zones.clusters.len();
+    b.index.reserve(sets);
+    b.seen
+        .reserve(sets + 3 * svc.endpoints.len() * zones.clusters.len());
+    b.out.rrsets.reserve(sets);
     for (i, zone) in zones.clusters.iter().enumerate() {
         b.ptrs = i == 0;
         b.service(svc, zone);
     }
+    b.out
+}
+
+/// The records of [`service_records`] whose owners lie outside the Service's own subtree
+/// (`<service>.<ns>.svc.<zone>` and below): its PTRs, in the same order. What the builder needs
+/// of a Service's previous state when its subtree is private (it finds the old private names
+/// in the snapshot instead); cheaper, as the address and SRV RRsets are not built.
+pub(crate) fn service_shared_records(
+    config: &ZoneConfig,
+    zones: &Zones,
+    svc: &ServiceView,
+) -> Records {
+    let mut b = Builder::new(config, zones);
+    b.shared_only = true;
+    b.out.rrsets.reserve(svc.endpoints.len());
+    b.index.reserve(svc.endpoints.len());
+    b.seen.reserve(svc.endpoints.len());
+    // Only the primary zone has PTRs.
+    if let Some(zone) = zones.clusters.first() {
+        b.service(svc, zone);
+    }
+    b.out.names.clear();
     b.out
 }
 
@@ -319,6 +349,9 @@ struct Builder<'z> {
     zones: &'z Zones,
     /// Whether the names being built are PTR targets (true in the primary zone only).
     ptrs: bool,
+    /// Build only the records outside the Service's subtree (its PTRs): see
+    /// [`service_shared_records`].
+    shared_only: bool,
     index: HashMap<(Name, RType), usize, BuildHasherDefault<FxHasher>>,
     /// (RRset index, hash of RDATA) of every record added: duplicate checks compare RDATA only
     /// on a hash match, so a 1,000-record RRset is built in linear time.
@@ -335,6 +368,7 @@ impl<'z> Builder<'z> {
             config,
             zones,
             ptrs: true,
+            shared_only: false,
             index: HashMap::default(),
             seen: HashSet::default(),
             out: Records::default(),
@@ -347,32 +381,63 @@ impl<'z> Builder<'z> {
 
     /// Adds one record; RFC 2181 §5: an RRset holds no duplicate records.
     fn add(&mut self, name: &Name, rtype: RType, ttl: u32, rdata: RData) {
-        let hash = BuildHasherDefault::<FxHasher>::default().hash_one(&rdata);
+        let set = self.set_for(name, rtype, ttl);
+        self.add_to(set, rdata);
+    }
+
+    /// The index of the RRset (`name`, `rtype`), created (empty, with `ttl`) if new. Callers
+    /// that add many records to one RRset look it up once.
+    fn set_for(&mut self, name: &Name, rtype: RType, ttl: u32) -> usize {
         match self.index.entry((name.clone(), rtype)) {
-            Entry::Occupied(e) => {
-                let set = &mut self.out.rrsets[*e.get()];
-                if self.seen.insert((*e.get(), hash)) || !set.rdata.contains(&rdata) {
-                    set.rdata.push(rdata);
-                }
-            }
+            Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
-                self.seen.insert((self.out.rrsets.len(), hash));
                 e.insert(self.out.rrsets.len());
                 self.out.rrsets.push(RRset {
                     name: name.clone(),
                     rtype,
                     ttl,
-                    rdata: vec![rdata],
+                    rdata: Vec::new(),
                 });
+                self.out.rrsets.len() - 1
             }
         }
     }
 
+    /// Adds one record to RRset `set` unless it holds it already.
+    fn add_to(&mut self, set: usize, rdata: RData) {
+        let hash = BuildHasherDefault::<FxHasher>::default().hash_one(&rdata);
+        let rrset = &mut self.out.rrsets[set];
+        if self.seen.insert((set, hash)) || !rrset.rdata.contains(&rdata) {
+            rrset.rdata.push(rdata);
+        }
+    }
+
     fn add_address(&mut self, name: &Name, ip: IpAddr) {
+        if self.shared_only {
+            // Address records of Services live in their subtrees (pods are not built here).
+            return;
+        }
         match ip {
             IpAddr::V4(v4) => self.add(name, RType::A, self.ttl, RData::A(v4)),
             IpAddr::V6(v6) => self.add(name, RType::AAAA, self.ttl, RData::Aaaa(v6)),
         }
+    }
+
+    /// [`Builder::add_address`] with the RRset indexes of `name`'s A and AAAA kept in `sets`
+    /// (a headless Service name gets one record per endpoint).
+    fn add_address_to(&mut self, name: &Name, ip: IpAddr, sets: &mut [Option<usize>; 2]) {
+        if self.shared_only {
+            return;
+        }
+        let (k, rtype, rdata) = match ip {
+            IpAddr::V4(v4) => (0, RType::A, RData::A(v4)),
+            IpAddr::V6(v6) => (1, RType::AAAA, RData::Aaaa(v6)),
+        };
+        let set = match sets[k] {
+            Some(set) => set,
+            None => *sets[k].insert(self.set_for(name, rtype, self.ttl)),
+        };
+        self.add_to(set, rdata);
     }
 
     /// PTR for `ip` → `target`, if a served reverse zone covers the address and `target` is in
@@ -394,6 +459,8 @@ impl<'z> Builder<'z> {
             return;
         }
         let weight = (100 / records.len()).max(1) as u16;
+        let set = self.set_for(owner, RType::SRV, self.ttl);
+        self.out.rrsets[set].rdata.reserve(records.len());
         for (port, target) in records {
             let rdata = RData::Srv {
                 priority: 0,
@@ -401,7 +468,7 @@ impl<'z> Builder<'z> {
                 port: *port,
                 target: target.clone(),
             };
-            self.add(owner, RType::SRV, self.ttl, rdata);
+            self.add_to(set, rdata);
         }
     }
 
@@ -476,6 +543,7 @@ impl<'z> Builder<'z> {
             ServiceKind::ExternalName { external_name } => match Name::from_dotted(external_name) {
                 // Spec §2.5.1: "a CNAME record ... `<service>.<ns>.svc.<zone>. <ttl> IN CNAME
                 // <extname>.`"; RFC 1034 §3.6.2 gives the owner no other data.
+                Ok(_) if self.shared_only => {}
                 Ok(target) => self.add(&name, RType::CNAME, self.ttl, RData::Cname(target)),
                 Err(reason) => self.skip(
                     format!("service {key} externalName {external_name}"),
@@ -496,6 +564,9 @@ impl<'z> Builder<'z> {
             // §2.3.3: "a PTR record ... `<d>.<c>.<b>.<a>.in-addr.arpa. <ttl> IN PTR
             // <service>.<ns>.svc.<zone>.`"
             self.add_ptr(*ip, name);
+        }
+        if self.shared_only {
+            return;
         }
         let mut all = Vec::new();
         for port in &svc.ports {
@@ -528,15 +599,19 @@ impl<'z> Builder<'z> {
             .iter()
             .filter(|ep| ep.conditions.ready && !ep.addresses.is_empty())
             .collect();
-        // Each endpoint's SRV targets: its hostname name, or one dashed name per address.
-        let mut targets: Vec<Vec<Name>> = Vec::with_capacity(ready.len());
+        // Each endpoint's SRV targets: its hostname name, or one dashed name per address
+        // (endpoint `k`'s are `targets[ends[k - 1]..ends[k]]`).
+        let mut targets: Vec<Name> = Vec::with_capacity(ready.len());
+        let mut ends: Vec<usize> = Vec::with_capacity(ready.len());
+        // The Service name's A and AAAA RRsets, once they exist.
+        let mut at_name = [None; 2];
         for ep in &ready {
             // §2.4.1: "`<service>.<ns>.svc.<zone>. <ttl> IN A <endpoint-ip>`" for each ready
             // endpoint (AAAA for IPv6).
             for ip in &ep.addresses {
-                self.add_address(name, *ip);
+                self.add_address_to(name, *ip, &mut at_name);
             }
-            let mut ep_targets = Vec::new();
+            let ep_targets = &mut targets;
             // CoreDNS `endpointHostname`: the hostname, else (`endpoint_pod_names`) the pod's
             // name when it can be a label, else the dashed address.
             let own_label = ep.hostname.as_deref().or_else(|| {
@@ -581,7 +656,10 @@ impl<'z> Builder<'z> {
                     }
                 }
             }
-            targets.push(ep_targets);
+            ends.push(targets.len());
+        }
+        if self.shared_only {
+            return;
         }
         let mut all = Vec::new();
         for port in &svc.ports {
@@ -592,10 +670,12 @@ impl<'z> Builder<'z> {
                 continue;
             };
             let mut records = Vec::new();
-            for (ep, ep_targets) in ready.iter().zip(&targets) {
+            for (k, ep) in ready.iter().enumerate() {
                 let Some(ep_port) = endpoint_port(ep, port_name, port.protocol) else {
                     continue;
                 };
+                let start = if k == 0 { 0 } else { ends[k - 1] };
+                let ep_targets = &targets[start..ends[k]];
                 records.extend(ep_targets.iter().map(|t| (ep_port, t.clone())));
             }
             match names::srv(port_name, port.protocol.srv_label(), name) {

@@ -460,3 +460,54 @@ fn validate_checks_ttl_range_zones_and_cidrs() {
         Err(Error::InvalidZone { .. })
     ));
 }
+
+/// A node whose whole content is its name and `payload` (enough for the shard's bookkeeping).
+fn node(dotted: &str, payload: usize) -> NodeBuf {
+    let name = Name::from_dotted(dotted).unwrap();
+    let body = vec![0xAB; payload];
+    NodeBuf::encode(&name, 0, &[(1, 0, payload)], 0, &body, &mut Vec::new())
+}
+
+#[test]
+fn shards_replace_remove_and_compact_without_losing_nodes() {
+    let mut shard = Shard::default();
+    let names: Vec<String> = (0..300).map(|i| format!("n{i}.example")).collect();
+    for n in &names {
+        assert!(shard.insert(&node(n, 40)));
+    }
+    // Replacing every node many times leaves dead bytes behind, which compaction reclaims.
+    for round in 1..=5 {
+        for n in &names {
+            assert!(
+                !shard.insert(&node(n, 40 + round)),
+                "{n} replaced, not added"
+            );
+        }
+        let live: usize = shard.iter().map(|n| 4 + n.0.len()).sum();
+        assert_eq!(live + shard.dead, shard.bytes.len());
+        assert!(
+            shard.bytes.len() <= 2 * live + 4096,
+            "compacted: {}",
+            shard.bytes.len()
+        );
+    }
+    for (i, n) in names.iter().enumerate() {
+        let found = shard.get(&name(n)).expect("still there");
+        assert_eq!(found.name(), name(n).as_slice());
+        let payload = found.types().next().unwrap().1.as_bytes().len();
+        assert_eq!(payload, 45, "{i}: the newest copy");
+    }
+    for n in names.iter().step_by(2) {
+        assert!(shard.remove(&name(n)));
+        assert!(!shard.remove(&name(n)));
+    }
+    shard.trim();
+    assert_eq!(shard.dead, 0);
+    assert_eq!(shard.bytes.len(), shard.bytes.capacity());
+    let copy = shard.clone();
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(copy.get(&name(n)).is_some(), i % 2 == 1, "{n}");
+        assert_eq!(shard.contains(&name(n)), i % 2 == 1, "{n}");
+    }
+    assert_eq!(copy.iter().count(), 150);
+}
