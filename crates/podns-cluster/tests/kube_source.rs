@@ -383,10 +383,16 @@ async fn compaction_gives_410_and_a_relist_without_the_deleted() {
     server.clear_requests();
     server.set_hang(false);
 
+    // The status runs ahead of the channel: wait for the relist itself to arrive.
     h.until(WAIT, "a relist of Services", |h| {
-        h.watch.status.relists(Kind::Service) == 1
+        shorts_of(h, Kind::Service)
+            .iter()
+            .filter(|s| s.starts_with("resync"))
+            .count()
+            == 2
     })
     .await;
+    assert_eq!(h.watch.status.relists(Kind::Service), 1);
     assert!(
         !h.has(Kind::Service, "default", "b"),
         "deleted while compacted: gone"
