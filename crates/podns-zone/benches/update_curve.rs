@@ -1,0 +1,188 @@
+//! Update cost against Service size: publishing a change to one headless Service of E endpoints
+//! (E = 1 … 5,000) inside a 10k Services × 10 endpoints zone.
+//!
+//! For each E, one Service of E endpoints (hostnames, one named port: A, PTR and SRV per
+//! endpoint) is added to the zone, then replaced, in turn, by a version with every endpoint at
+//! another address (`all`: every name of the Service removed and re-added) and by one with a
+//! single endpoint moved (`one`), each followed by a snapshot, the previous snapshot alive as
+//! the published one is. Each case runs `ROUNDS` times; the median and the 90th percentile are
+//! printed as a markdown table and written to `$UPDATE_CURVE_OUT` (default
+//! `target/update-curve.json`) for `scripts/bench.d/plot_update_curve.py`.
+//!
+//! Run with `cargo bench -p podns-zone --bench update_curve`. Under `cargo test` (no `--bench`
+//! argument) it runs a small smoke version and checks the zone answers the last version.
+
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use podns_view::{
+    ClusterView, EndpointConditions, EndpointView, PortView, Protocol, ServiceKey, ServiceKind,
+    ServiceView,
+};
+use podns_zone::{Lookup, ZoneBuilder, ZoneConfig};
+
+/// One size of the curve: how long its updates took.
+struct Point {
+    endpoints: u32,
+    all: Vec<Duration>,
+    one: Vec<Duration>,
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (services, sizes, rounds): (u32, &[u32], usize) = if bench {
+        (10_000, &[1, 10, 100, 300, 1_000, 3_000, 5_000], 25)
+    } else {
+        (100, &[1, 10], 2)
+    };
+    let ports = ports();
+    let background = cluster(services, &ports);
+    let mut builder = ZoneBuilder::new(ZoneConfig::default());
+    builder.replace_all(&background);
+    let mut published = builder.snapshot();
+
+    let mut points = Vec::new();
+    for &size in sizes {
+        // Addresses in 11.0.0.0/8, apart from the background's 10.0.0.0/8.
+        let versions = [
+            service("big", size, 0x0B00_0000, &ports),
+            service("big", size, 0x0B80_0000, &ports),
+        ];
+        let mut moved = versions[0].clone();
+        moved.endpoints[0].addresses = vec![Ipv4Addr::new(11, 255, 0, 1).into()];
+        let one = [versions[0].clone(), moved];
+
+        builder.upsert_service(&versions[0]);
+        drop(std::mem::replace(&mut published, builder.snapshot()));
+        let mut time = |pair: &[ServiceView; 2]| -> Vec<Duration> {
+            (0..rounds)
+                .map(|round| {
+                    let started = Instant::now();
+                    builder.upsert_service(&pair[(round + 1) % 2]);
+                    let next = builder.snapshot();
+                    let took = started.elapsed();
+                    // The old snapshot is dropped outside the timing, as `serve` drops it off
+                    // the event loop.
+                    drop(std::mem::replace(&mut published, black_box(next)));
+                    took
+                })
+                .collect()
+        };
+        let all = time(&versions);
+        let one = time(&one);
+        if !bench {
+            let name = b"\x03big\x02ns\x03svc\x07cluster\x05local\x00";
+            assert!(
+                matches!(published.lookup(name, 1), Lookup::Answer(_)),
+                "the Service is served after its updates"
+            );
+        }
+        builder.remove_service(&versions[0].key);
+        drop(std::mem::replace(&mut published, builder.snapshot()));
+        points.push(Point {
+            endpoints: size,
+            all,
+            one,
+        });
+    }
+    report(services, &points, bench);
+}
+
+fn report(services: u32, points: &[Point], bench: bool) {
+    println!(
+        "\nUpdate of one headless Service of E endpoints + snapshot, in a {services} Services × 10 endpoints zone\n"
+    );
+    println!(
+        "| E | every endpoint moved: median µs | p90 µs | one endpoint moved: median µs | p90 µs |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    let mut json = Vec::new();
+    for p in points {
+        let (all_median, all_p90) = percentiles(&p.all);
+        let (one_median, one_p90) = percentiles(&p.one);
+        println!(
+            "| {} | {all_median:.0} | {all_p90:.0} | {one_median:.0} | {one_p90:.0} |",
+            p.endpoints
+        );
+        json.push(format!(
+            "{{\"endpoints\": {}, \"all_median_us\": {all_median:.1}, \"all_p90_us\": {all_p90:.1}, \"one_median_us\": {one_median:.1}, \"one_p90_us\": {one_p90:.1}}}",
+            p.endpoints
+        ));
+    }
+    if bench {
+        let out = std::env::var("UPDATE_CURVE_OUT")
+            .unwrap_or_else(|_| "target/update-curve.json".to_owned());
+        let text = format!(
+            "{{\"services\": {services}, \"points\": [{}]}}\n",
+            json.join(", ")
+        );
+        match std::fs::write(&out, text) {
+            Ok(()) => println!("\nwritten to {out}"),
+            Err(error) => eprintln!("could not write {out}: {error}"),
+        }
+    }
+}
+
+/// Median and 90th percentile, in µs.
+fn percentiles(samples: &[Duration]) -> (f64, f64) {
+    let mut us: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+    us.sort_by(f64::total_cmp);
+    let at = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.9))
+}
+
+fn ports() -> Arc<[PortView]> {
+    vec![PortView {
+        name: Some("http".into()),
+        protocol: Protocol::Tcp,
+        port: 8080,
+    }]
+    .into()
+}
+
+fn service(name: &str, endpoints: u32, base: u32, ports: &Arc<[PortView]>) -> ServiceView {
+    ServiceView {
+        key: ServiceKey::new("ns", name),
+        kind: ServiceKind::Headless,
+        ports: vec![PortView {
+            name: Some("http".into()),
+            protocol: Protocol::Tcp,
+            port: 80,
+        }],
+        endpoints: (0..endpoints)
+            .map(|e| EndpointView {
+                addresses: vec![IpAddr::from(Ipv4Addr::from(base + e))],
+                hostname: Some(format!("{name}-{e}")),
+                conditions: EndpointConditions::READY,
+                ports: Arc::clone(ports),
+                node_name: None,
+                zone: None,
+                target_pod: Some(format!("{name}-{e}")),
+            })
+            .collect(),
+    }
+}
+
+/// `services` headless Services × 10 endpoints in 100 namespaces, addresses in 10.0.0.0/8.
+fn cluster(services: u32, ports: &Arc<[PortView]>) -> ClusterView {
+    let mut views: Vec<ServiceView> = (0..services)
+        .map(|i| {
+            let mut view = service(&format!("svc-{i}"), 10, 0x0A00_0000 + i * 16, ports);
+            view.key.namespace = format!("ns-{}", i % 100);
+            view
+        })
+        .collect();
+    views.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut namespaces: Vec<String> = (0..100).map(|n| format!("ns-{n}")).collect();
+    namespaces.push("ns".to_owned());
+    namespaces.sort();
+    ClusterView {
+        namespaces,
+        services: views,
+        pods: Vec::new(),
+    }
+}
