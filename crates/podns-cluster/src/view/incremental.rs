@@ -419,11 +419,7 @@ impl IncrementalView {
         affected: &mut Affected,
     ) {
         let is = new.is_some();
-        let old = match new {
-            Some(ns) => self.namespace_objects.insert(name.clone(), ns),
-            None => self.namespace_objects.remove(&name),
-        };
-        if old.as_ref() == self.namespace_objects.get(&name) {
+        if replace(&mut self.namespace_objects, &name, new).is_none() {
             return;
         }
         set_known(&mut self.known, affected, &name, |refs| refs.object = is);
@@ -437,39 +433,23 @@ impl IncrementalView {
         affected: &mut Affected,
     ) {
         let is = new.is_some();
-        let old = match new {
-            Some(parsed) => {
-                let old = self.services.insert(key.clone(), parsed);
-                if old.as_ref() == self.services.get(&key) {
-                    return;
-                }
-                old
-            }
-            None => self.services.remove(&key),
-        };
-        let was = old.is_some();
-        if !was && !is {
+        let Some(old) = replace(&mut self.services, &key, new) else {
             return;
-        }
-        count(&mut self.known, affected, &key.namespace, was, is, |refs| {
-            &mut refs.services
-        });
+        };
+        count(
+            &mut self.known,
+            affected,
+            &key.namespace,
+            old.is_some(),
+            is,
+            |refs| &mut refs.services,
+        );
         affected.services.insert(key);
     }
 
     fn set_slice(&mut self, key: &Key, new: Option<ParsedSlice>, affected: &mut Affected) {
-        let old = match new {
-            Some(parsed) => {
-                let old = self.slices.insert(key.clone(), parsed);
-                if old.as_ref() == self.slices.get(key) {
-                    return;
-                }
-                old
-            }
-            None => match self.slices.remove(key) {
-                Some(old) => Some(old),
-                None => return,
-            },
+        let Some(old) = replace(&mut self.slices, key, new) else {
+            return;
         };
         let new = self.slices.get(key);
         self.endpoint_count += new.map_or(0, ParsedSlice::endpoint_count);
@@ -506,23 +486,17 @@ impl IncrementalView {
 
     fn set_pod(&mut self, key: Key, new: Option<ParsedPod>, affected: &mut Affected) {
         let is = new.is_some();
-        let old = match new {
-            Some(parsed) => {
-                let old = self.pods.insert(key.clone(), parsed);
-                if old.as_ref() == self.pods.get(&key) {
-                    return;
-                }
-                old
-            }
-            None => self.pods.remove(&key),
-        };
-        let was = old.is_some();
-        if !was && !is {
+        let Some(old) = replace(&mut self.pods, &key, new) else {
             return;
-        }
-        count(&mut self.known, affected, &key.0, was, is, |refs| {
-            &mut refs.pods
-        });
+        };
+        count(
+            &mut self.known,
+            affected,
+            &key.0,
+            old.is_some(),
+            is,
+            |refs| &mut refs.pods,
+        );
         affected.pods.insert(key);
     }
 
@@ -622,6 +596,19 @@ impl IncrementalView {
         }
         parsed.view.as_ref()
     }
+}
+
+/// Puts `new` (or nothing) at `key`: `None` when that changes nothing, else what was there.
+fn replace<K: Ord + Clone, V: PartialEq>(
+    map: &mut BTreeMap<K, V>,
+    key: &K,
+    new: Option<V>,
+) -> Option<Option<V>> {
+    let old = match new {
+        Some(value) => map.insert(key.clone(), value),
+        None => map.remove(key),
+    };
+    (old.as_ref() != map.get(key)).then_some(old)
 }
 
 /// A view's digest: equal views have equal digests, and a changed view keeps its old digest
