@@ -128,7 +128,10 @@ impl ClusterStore {
             ClusterEvent::Apply(object) => self.apply(object),
             ClusterEvent::Delete(r) => self.delete(&r),
             ClusterEvent::Resync(objects) => self.resync(objects),
-            ClusterEvent::ResyncKind { kind, objects } => self.resync_kind(kind, objects),
+            ClusterEvent::ResyncKind { kind, objects } => {
+                self.relists.remove(&kind);
+                self.resync_kind(kind, objects)
+            }
             ClusterEvent::RelistStart(kind) => {
                 self.relists.insert(kind, Vec::new());
                 false

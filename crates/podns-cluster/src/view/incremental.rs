@@ -226,6 +226,9 @@ impl IncrementalView {
                 }
             }
             ClusterEvent::ResyncKind { kind, objects } => {
+                // A whole list given at once supersedes a streamed one in progress (a watch
+                // restarted, or a kind no longer watched and emptied).
+                self.relists.remove(&kind);
                 self.replace_kind(kind, objects, &mut affected);
             }
             ClusterEvent::RelistStart(kind) => {

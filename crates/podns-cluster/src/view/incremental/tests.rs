@@ -440,6 +440,29 @@ fn a_streamed_relist_changes_nothing_until_it_is_done() {
         "web-9 of the abandoned relist is not there"
     );
 
+    // A whole list supersedes a streamed one in progress: its items never land.
+    inc.apply(ClusterEvent::RelistStart(Kind::EndpointSlice));
+    inc.apply(ClusterEvent::RelistItems(vec![slice_of("late", "web", 7)]));
+    inc.apply(ClusterEvent::ResyncKind {
+        kind: Kind::EndpointSlice,
+        objects: vec![slice_of("web-1", "web", 2), slice_of("db-1", "db", 3)],
+    });
+    assert!(
+        inc.apply(ClusterEvent::RelistDone(Kind::EndpointSlice))
+            .removed
+            .is_empty()
+    );
+    assert_eq!(
+        inc.slice_count(),
+        0,
+        "a RelistDone without its items is an empty relist"
+    );
+    inc.apply(ClusterEvent::ResyncKind {
+        kind: Kind::EndpointSlice,
+        objects: vec![slice_of("web-1", "web", 2), slice_of("db-1", "db", 3)],
+    });
+    assert_eq!(inc.slice_count(), 2);
+
     // A relist of Services that leaves one out removes it; slices are untouched.
     inc.apply(ClusterEvent::RelistStart(Kind::Service));
     inc.apply(ClusterEvent::RelistItems(vec![headless("web")]));
