@@ -392,7 +392,11 @@ async fn compaction_gives_410_and_a_relist_without_the_deleted() {
             == 2
     })
     .await;
-    assert_eq!(h.watch.status.relists(Kind::Service), 1);
+    // And the status counts it (just after sending it).
+    h.until(WAIT, "the relist counted", |h| {
+        h.watch.status.relists(Kind::Service) == 1
+    })
+    .await;
     assert!(
         !h.has(Kind::Service, "default", "b"),
         "deleted while compacted: gone"
