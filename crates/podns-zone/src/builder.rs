@@ -44,8 +44,8 @@ use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name};
 use crate::records::{self, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
-    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, NodeBuf, SHARDS, ServedZone, Shard, Shards,
-    ZoneSnapshot, shard_index, unix_serial, zone_of,
+    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, LINK_LEN, NodeBuf, SHARDS, ServedZone, Shard,
+    Shards, ZoneSnapshot, shard_index, unix_serial, zone_of,
 };
 
 /// Maps and sets of the builder: keys are cluster data, so FxHash is safe and much cheaper
@@ -636,7 +636,7 @@ impl ZoneBuilder {
             }
         }
         for (name, local) in new.names.iter().filter(|(n, _)| private(n)) {
-            let node = ctx.node_from_local(&self.config, name, local, &new);
+            let node = ctx.node_from_local(&self.config, name, local, &new, true);
             writes.push((name.clone(), Some(node)));
         }
 
@@ -774,7 +774,7 @@ impl ZoneBuilder {
         let find = |target: &Name, rtype: RType| {
             extra.iter().find(|s| s.name == *target && s.rtype == rtype)
         };
-        ctx.encode(name, &sets, insecure_pods, &find)
+        ctx.encode(name, &sets, insecure_pods, false, &find)
     }
 
     fn merged_sets(
@@ -986,13 +986,14 @@ impl Ctx {
         name: &Name,
         here: &LocalName,
         local: &Local,
+        private: bool,
     ) -> NodeBuf {
         let sets = here
             .sets()
             .iter()
             .map(|&i| &local.records.rrsets[i as usize]);
         let find = |target: &Name, rtype: RType| local_set(local, target, rtype);
-        self.encode(name, sets, here.insecure_pods, &find)
+        self.encode(name, sets, here.insecure_pods, private, &find)
     }
 
     /// A shared name's entry when `local` is its only holder, if every additional record it
@@ -1009,7 +1010,7 @@ impl Ctx {
             Some(here) if !entry.holders().is_empty() => here,
             // An empty non-terminal, or a name this fragment only makes exist.
             _ if entry.holders().is_empty() => {
-                return Some(self.encode(name, [], false, &|_, _| None));
+                return Some(self.encode(name, [], false, false, &|_, _| None));
             }
             _ => return None,
         };
@@ -1024,16 +1025,21 @@ impl Ctx {
                 return None;
             }
         }
-        Some(self.node_from_local(config, name, here, local))
+        Some(self.node_from_local(config, name, here, local, false))
     }
 
     /// Prepares every answer of `name` (RRsets in order; `additional` finds SRV/NS targets'
-    /// addresses) into one entry.
+    /// addresses, and with `private` the SRV set of the Service name) into one entry.
+    ///
+    /// With `private` (a name of one Service's subtree, all of which are rebuilt together),
+    /// the SRV answer of `_<port>._<proto>.<svc>` is stored as a link to the one of `<svc>`
+    /// (`snapshot::LINK_LEN`) when that one, shifted, gives the very bytes prepared here.
     fn encode<'a, 's>(
         &self,
         name: &Name,
         sets: impl IntoIterator<Item = &'s RRset>,
         insecure_pods: bool,
+        private: bool,
         additional: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
     ) -> NodeBuf {
         ENCODE.with_borrow_mut(|scratch| {
@@ -1043,6 +1049,7 @@ impl Ctx {
                 bounds,
                 blob,
                 types,
+                linked,
             } = scratch;
             body.clear();
             types.clear();
@@ -1052,6 +1059,32 @@ impl Ctx {
                 let extra = additional_for(set, additional);
                 let start = body.len();
                 PreparedAnswer::prepare_with(body, records, bounds, name, set, &extra);
+                if private
+                    && set.rtype == RType::SRV
+                    && let Some(up) = service_of_srv_owner(name)
+                {
+                    let owner = name.parent_at(up);
+                    if additional(&owner, RType::CNAME).is_none()
+                        && let Some(shared) = additional(&owner, RType::SRV)
+                        && shared.rdata == set.rdata
+                    {
+                        linked.clear();
+                        let extra = additional_for(shared, additional);
+                        PreparedAnswer::prepare_with(
+                            linked, records, bounds, &owner, shared, &extra,
+                        );
+                        records.clear();
+                        PreparedAnswer::from_bytes(linked)
+                            .shifted(up as u16)
+                            .write_prepared(records);
+                        if records[..] == body[start..] {
+                            body.truncate(start);
+                            // The link: the answer of the name two labels up.
+                            body.push(2);
+                            debug_assert_eq!(body.len() - start, LINK_LEN);
+                        }
+                    }
+                }
                 if set.rtype == RType::CNAME {
                     // RFC 1034 §3.6.2: the CNAME is the name's only answer.
                     cname = true;
@@ -1099,6 +1132,23 @@ struct Encode {
     blob: Vec<u8>,
     /// `(qtype, start, end)` of each answer in `body`.
     types: Vec<(u16, usize, usize)>,
+    /// The Service name's SRV answer, while a link to it is checked.
+    linked: Vec<u8>,
+}
+
+/// For `_<port>._<proto>.<svc>...`, the offset of `<svc>...` (two labels up), where the
+/// name's SRV answer may be shared from.
+fn service_of_srv_owner(name: &Name) -> Option<usize> {
+    let wire = name.as_wire();
+    let mut at = 0;
+    for _ in 0..2 {
+        let len = *wire.get(at)? as usize;
+        if len == 0 || wire.get(at + 1) != Some(&b'_') {
+            return None;
+        }
+        at += 1 + len;
+    }
+    Some(at)
 }
 
 thread_local! {
