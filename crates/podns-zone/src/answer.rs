@@ -36,14 +36,14 @@ const CLASS_IN: u16 = 1;
 /// and length, so handing one out costs what a `&[u8]` costs, without any `unsafe` cast.
 ///
 /// An answer may be stored once for two question names (`snapshot.rs`: the SRV answer of
-/// `_<port>._<proto>.<svc>` is the one of `<svc>` when they hold the same records): `shift` is
-/// then how many bytes the asked name has before the name the answer was prepared for, and
-/// every compression pointer of an additional owner moves by that much
+/// `<svc>` is the one of `_<port>._<proto>.<svc>` when they hold the same records): `shift` is
+/// then how many bytes longer the asked name is than the one the answer was prepared for (here
+/// negative), and every compression pointer of an additional owner moves by that much
 /// ([`PreparedAnswer::write_additional`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PreparedAnswer<'a> {
     bytes: &'a [u8],
-    shift: u16,
+    shift: i16,
 }
 
 impl std::fmt::Debug for PreparedAnswer<'_> {
@@ -66,8 +66,8 @@ impl<'a> PreparedAnswer<'a> {
     }
 
     /// This answer, for a question name with `shift` more bytes of labels in front of the
-    /// name it was prepared for.
-    pub(crate) fn shifted(self, shift: u16) -> Self {
+    /// name it was prepared for (fewer, when negative).
+    pub(crate) fn shifted(self, shift: i16) -> Self {
         Self { shift, ..self }
     }
 
@@ -152,7 +152,9 @@ impl<'a> PreparedAnswer<'a> {
                 let Some(&low) = record.get(p + 1) else {
                     return;
                 };
-                let target = (u16::from(len & 0x3F) << 8 | u16::from(low)) + self.shift;
+                let target = (u16::from(len & 0x3F) << 8 | u16::from(low))
+                    .wrapping_add_signed(self.shift)
+                    & 0x3FFF;
                 out[at + p..at + p + 2].copy_from_slice(&(0xC000 | target).to_be_bytes());
                 return;
             }

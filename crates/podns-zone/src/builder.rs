@@ -44,7 +44,7 @@ use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name};
 use crate::records::{self, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
-    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, LINK_LEN, NodeBuf, SHARDS, ServedZone, Shard,
+    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, LINK, NodeBuf, SHARDS, ServedZone, Shard,
     Shards, ZoneSnapshot, shard_index, unix_serial, zone_of,
 };
 
@@ -774,7 +774,7 @@ impl ZoneBuilder {
         let find = |target: &Name, rtype: RType| {
             extra.iter().find(|s| s.name == *target && s.rtype == rtype)
         };
-        ctx.encode(name, &sets, insecure_pods, false, &find)
+        ctx.encode(name, &sets, insecure_pods, None, &find)
     }
 
     fn merged_sets(
@@ -993,7 +993,16 @@ impl Ctx {
             .iter()
             .map(|&i| &local.records.rrsets[i as usize]);
         let find = |target: &Name, rtype: RType| local_set(local, target, rtype);
-        self.encode(name, sets, here.insecure_pods, private, &find)
+        // A Service name's SRV set may equal the one of its only named port.
+        let own_srv = sets.clone().find(|s| s.rtype == RType::SRV);
+        let port_srv = own_srv.filter(|_| private).and_then(|own| {
+            local.records.rrsets.iter().find(|s| {
+                s.rtype == RType::SRV
+                    && service_of_srv_owner(&s.name).is_some_and(|up| s.name.parent_at(up) == *name)
+                    && s.rdata == own.rdata
+            })
+        });
+        self.encode(name, sets, here.insecure_pods, port_srv, &find)
     }
 
     /// A shared name's entry when `local` is its only holder, if every additional record it
@@ -1010,7 +1019,7 @@ impl Ctx {
             Some(here) if !entry.holders().is_empty() => here,
             // An empty non-terminal, or a name this fragment only makes exist.
             _ if entry.holders().is_empty() => {
-                return Some(self.encode(name, [], false, false, &|_, _| None));
+                return Some(self.encode(name, [], false, None, &|_, _| None));
             }
             _ => return None,
         };
@@ -1029,17 +1038,18 @@ impl Ctx {
     }
 
     /// Prepares every answer of `name` (RRsets in order; `additional` finds SRV/NS targets'
-    /// addresses, and with `private` the SRV set of the Service name) into one entry.
+    /// addresses) into one entry.
     ///
-    /// With `private` (a name of one Service's subtree, all of which are rebuilt together),
-    /// the SRV answer of `_<port>._<proto>.<svc>` is stored as a link to the one of `<svc>`
-    /// (`snapshot::LINK_LEN`) when that one, shifted, gives the very bytes prepared here.
+    /// `port_srv` is the SRV set of `_<port>._<proto>.<name>` when it holds the same records
+    /// as `name`'s and both are names of one Service's subtree (rebuilt together): the SRV
+    /// answer of `name` is then stored as a link to that one (`snapshot::LINK`), if that one,
+    /// shifted, gives the very bytes prepared here.
     fn encode<'a, 's>(
         &self,
         name: &Name,
         sets: impl IntoIterator<Item = &'s RRset>,
         insecure_pods: bool,
-        private: bool,
+        port_srv: Option<&RRset>,
         additional: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
     ) -> NodeBuf {
         ENCODE.with_borrow_mut(|scratch| {
@@ -1059,30 +1069,21 @@ impl Ctx {
                 let extra = additional_for(set, additional);
                 let start = body.len();
                 PreparedAnswer::prepare_with(body, records, bounds, name, set, &extra);
-                if private
-                    && set.rtype == RType::SRV
-                    && let Some(up) = service_of_srv_owner(name)
+                if set.rtype == RType::SRV
+                    && let Some(port) = port_srv
+                    && let Some(up) = service_of_srv_owner(&port.name)
                 {
-                    let owner = name.parent_at(up);
-                    if additional(&owner, RType::CNAME).is_none()
-                        && let Some(shared) = additional(&owner, RType::SRV)
-                        && shared.rdata == set.rdata
-                    {
-                        linked.clear();
-                        let extra = additional_for(shared, additional);
-                        PreparedAnswer::prepare_with(
-                            linked, records, bounds, &owner, shared, &extra,
-                        );
-                        records.clear();
-                        PreparedAnswer::from_bytes(linked)
-                            .shifted(up as u16)
-                            .write_prepared(records);
-                        if records[..] == body[start..] {
-                            body.truncate(start);
-                            // The link: the answer of the name two labels up.
-                            body.push(2);
-                            debug_assert_eq!(body.len() - start, LINK_LEN);
-                        }
+                    linked.clear();
+                    let extra = additional_for(port, additional);
+                    PreparedAnswer::prepare_with(linked, records, bounds, &port.name, port, &extra);
+                    records.clear();
+                    PreparedAnswer::from_bytes(linked)
+                        .shifted(-(up as i16))
+                        .write_prepared(records);
+                    if records[..] == body[start..] {
+                        body.truncate(start);
+                        body.extend_from_slice(&LINK);
+                        body.extend_from_slice(&port.name.as_wire()[..up]);
                     }
                 }
                 if set.rtype == RType::CNAME {
@@ -1132,12 +1133,12 @@ struct Encode {
     blob: Vec<u8>,
     /// `(qtype, start, end)` of each answer in `body`.
     types: Vec<(u16, usize, usize)>,
-    /// The Service name's SRV answer, while a link to it is checked.
+    /// The port name's SRV answer, while a link to it is checked.
     linked: Vec<u8>,
 }
 
-/// For `_<port>._<proto>.<svc>...`, the offset of `<svc>...` (two labels up), where the
-/// name's SRV answer may be shared from.
+/// For `_<port>._<proto>.<svc>...`, the offset of `<svc>...` (two labels up), whose SRV
+/// answer may be this name's.
 fn service_of_srv_owner(name: &Name) -> Option<usize> {
     let wire = name.as_wire();
     let mut at = 0;

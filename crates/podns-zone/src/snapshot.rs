@@ -112,13 +112,14 @@ pub(crate) struct Node<'a>(&'a [u8]);
 #[derive(Debug)]
 pub(crate) struct NodeBuf(Box<[u8]>);
 
-/// Length of a *link*, a type entry stored as one byte `up` instead of a prepared answer: the
-/// answer is the SRV answer of the name's ancestor `up` labels higher, with its additional
-/// owners' pointers moved by the labels between (`PreparedAnswer::shifted`). The builder
-/// stores one for `_<port>._<proto>.<svc>` when it would hold exactly the answer of `<svc>`
-/// (a Service with one named port): at 10k Services × 10 endpoints that was 9.6 MB of the
-/// snapshot. A prepared answer is never this short (its header alone is 6 bytes).
-pub(crate) const LINK_LEN: usize = 1;
+/// How a *link* starts: a type entry stored as `FF FF` and a name prefix (wire labels)
+/// instead of a prepared answer, whose answer count is never `0xFFFF`. The answer is the SRV
+/// answer of prefix + the name, with its additional owners' pointers moved back by the
+/// prefix's length (`PreparedAnswer::shifted`). The builder stores one at `<svc>` when it would
+/// hold exactly the answer of `_<port>._<proto>.<svc>` (a Service with one named port): at 10k
+/// Services × 10 endpoints that was 9.4 MB of the snapshot. The port name keeps its own copy,
+/// since clients ask it (RFC 2782), and pays nothing; the bare name pays a second probe.
+pub(crate) const LINK: [u8; 2] = [0xFF, 0xFF];
 
 /// The name owns a CNAME: its one type entry answers every type.
 pub(crate) const FLAG_CNAME: u8 = 1;
@@ -237,7 +238,7 @@ impl ZoneSnapshot {
             return Lookup::NxDomain(negative);
         };
         match node.answer(qtype) {
-            Some(link) if link.len() == LINK_LEN => match self.linked(zone, qname, link[0]) {
+            Some([0xFF, 0xFF, prefix @ ..]) => match self.linked(zone, qname, prefix) {
                 Some(answer) => Lookup::Answer(answer),
                 // The builder links only to an SRV answer it has just written.
                 None => Lookup::NoData(negative),
@@ -247,16 +248,19 @@ impl ZoneSnapshot {
         }
     }
 
-    /// The SRV answer of the ancestor `up` labels above `qname`, for `qname` ([`LINK_LEN`]).
+    /// The SRV answer of `prefix` + `qname` (a link, [`LINK`]), for `qname`. Out of line: only
+    /// SRV questions at a Service name come here.
     #[inline(never)]
-    fn linked(&self, zone: usize, qname: &[u8], up: u8) -> Option<PreparedAnswer<'_>> {
-        let mut at = 0;
-        for _ in 0..up {
-            at += 1 + *qname.get(at)? as usize;
+    fn linked(&self, zone: usize, qname: &[u8], prefix: &[u8]) -> Option<PreparedAnswer<'_>> {
+        let mut name = [0u8; names::MAX_NAME_LEN];
+        let len = prefix.len() + qname.len();
+        name.get_mut(..prefix.len())?.copy_from_slice(prefix);
+        name.get_mut(prefix.len()..len)?.copy_from_slice(qname);
+        let bytes = self.node(zone, &name[..len])?.answer(crate::RType::SRV.0)?;
+        match bytes {
+            [0xFF, 0xFF, ..] => None,
+            _ => Some(PreparedAnswer::from_bytes(bytes).shifted(-(prefix.len() as i16))),
         }
-        let owner = qname.get(at..)?;
-        let bytes = self.node(zone, owner)?.answer(crate::RType::SRV.0)?;
-        (bytes.len() != LINK_LEN).then(|| PreparedAnswer::from_bytes(bytes).shifted(at as u16))
     }
 
     fn node(&self, zone: usize, qname: &[u8]) -> Option<Node<'_>> {
