@@ -385,7 +385,7 @@ impl Writer<'_> {
             if self.out.len() + record.len() + reserved > limit {
                 break;
             }
-            self.out.extend_from_slice(record);
+            prepared.write_additional(i, self.out);
             additional += 1;
         }
         let counts = [prepared.answer_count() as u16, 0, additional];

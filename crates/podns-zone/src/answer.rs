@@ -34,9 +34,16 @@ const CLASS_IN: u16 = 1;
 /// `answers: u16`, `records: u16`, `records + 1` record bounds (`u16`, relative to the first
 /// record, the last one being the total length), then the records. A `Copy` pair of pointer
 /// and length, so handing one out costs what a `&[u8]` costs, without any `unsafe` cast.
+///
+/// An answer may be stored once for two question names (`snapshot.rs`: the SRV answer of
+/// `<svc>` is the one of `_<port>._<proto>.<svc>` when they hold the same records): `shift` is
+/// then how many bytes longer the asked name is than the one the answer was prepared for (here
+/// negative), and every compression pointer of an additional owner moves by that much
+/// ([`PreparedAnswer::write_additional`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PreparedAnswer<'a> {
     bytes: &'a [u8],
+    shift: i16,
 }
 
 impl std::fmt::Debug for PreparedAnswer<'_> {
@@ -55,13 +62,24 @@ impl<'a> PreparedAnswer<'a> {
     /// Views bytes written by [`PreparedAnswer::prepare`] as a prepared answer.
     pub(crate) fn from_bytes(bytes: &'a [u8]) -> Self {
         debug_assert!(bytes.len() >= 6, "a prepared answer has a header");
-        Self { bytes }
+        Self { bytes, shift: 0 }
     }
 
-    /// The prepared bytes (header included), for comparing answers in tests.
-    #[cfg(test)]
-    pub(crate) fn as_bytes(&self) -> &'a [u8] {
-        self.bytes
+    /// This answer, for a question name with `shift` more bytes of labels in front of the
+    /// name it was prepared for (fewer, when negative).
+    pub(crate) fn shifted(self, shift: i16) -> Self {
+        Self { shift, ..self }
+    }
+
+    /// The prepared bytes as [`PreparedAnswer::prepare`] would have written them for the
+    /// asked name (the shift applied): what a shared answer is checked against when built.
+    pub(crate) fn write_prepared(&self, out: &mut Vec<u8>) {
+        let head = self.bytes.len() - self.records().len();
+        out.extend_from_slice(&self.bytes[..head]);
+        out.extend_from_slice(&self.records()[..self.answer_len()]);
+        for i in 0..self.additional_count() {
+            self.write_additional(i, out);
+        }
     }
 
     fn u16_at(&self, i: usize) -> usize {
@@ -111,10 +129,40 @@ impl<'a> PreparedAnswer<'a> {
         (&records[split..end], &records[..split])
     }
 
-    /// Additional record `i` (`i < additional_count()`).
+    /// Additional record `i` (`i < additional_count()`) as stored; its length is what
+    /// [`PreparedAnswer::write_additional`] writes.
     pub fn additional(&self, i: usize) -> &'a [u8] {
         let i = self.answer_count() + i;
         &self.records()[self.bound(i)..self.bound(i + 1)]
+    }
+
+    /// Appends additional record `i` (`i < additional_count()`): the stored bytes, with the
+    /// compression pointer that ends the owner moved by the shift (no pointer, no change; the
+    /// builder shares an answer only when this gives the bytes it would have prepared).
+    pub fn write_additional(&self, i: usize, out: &mut Vec<u8>) {
+        let record = self.additional(i);
+        let at = out.len();
+        out.extend_from_slice(record);
+        if self.shift == 0 {
+            return;
+        }
+        let mut p = 0;
+        while let Some(&len) = record.get(p) {
+            if len & 0xC0 == 0xC0 {
+                let Some(&low) = record.get(p + 1) else {
+                    return;
+                };
+                let target = (u16::from(len & 0x3F) << 8 | u16::from(low))
+                    .wrapping_add_signed(self.shift)
+                    & 0x3FFF;
+                out[at + p..at + p + 2].copy_from_slice(&(0xC000 | target).to_be_bytes());
+                return;
+            }
+            if len == 0 {
+                return;
+            }
+            p += 1 + len as usize;
+        }
     }
 
     /// Appends the prepared form of `answer` (whose owner is `qname`) and `additional` for the

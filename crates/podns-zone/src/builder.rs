@@ -44,8 +44,8 @@ use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name};
 use crate::records::{self, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
-    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, NodeBuf, SHARDS, ServedZone, Shard, Shards,
-    ZoneSnapshot, shard_index, unix_serial, zone_of,
+    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, LINK, NodeBuf, SHARDS, ServedZone, Shard,
+    Shards, ZoneSnapshot, shard_index, unix_serial, zone_of,
 };
 
 /// Maps and sets of the builder: keys are cluster data, so FxHash is safe and much cheaper
@@ -636,7 +636,7 @@ impl ZoneBuilder {
             }
         }
         for (name, local) in new.names.iter().filter(|(n, _)| private(n)) {
-            let node = ctx.node_from_local(&self.config, name, local, &new);
+            let node = ctx.node_from_local(&self.config, name, local, &new, true);
             writes.push((name.clone(), Some(node)));
         }
 
@@ -774,7 +774,7 @@ impl ZoneBuilder {
         let find = |target: &Name, rtype: RType| {
             extra.iter().find(|s| s.name == *target && s.rtype == rtype)
         };
-        ctx.encode(name, &sets, insecure_pods, &find)
+        ctx.encode(name, &sets, insecure_pods, None, &find)
     }
 
     fn merged_sets(
@@ -986,13 +986,23 @@ impl Ctx {
         name: &Name,
         here: &LocalName,
         local: &Local,
+        private: bool,
     ) -> NodeBuf {
         let sets = here
             .sets()
             .iter()
             .map(|&i| &local.records.rrsets[i as usize]);
         let find = |target: &Name, rtype: RType| local_set(local, target, rtype);
-        self.encode(name, sets, here.insecure_pods, &find)
+        // A Service name's SRV set may equal the one of its only named port.
+        let own_srv = sets.clone().find(|s| s.rtype == RType::SRV);
+        let port_srv = own_srv.filter(|_| private).and_then(|own| {
+            local.records.rrsets.iter().find(|s| {
+                s.rtype == RType::SRV
+                    && service_of_srv_owner(&s.name).is_some_and(|up| s.name.parent_at(up) == *name)
+                    && s.rdata == own.rdata
+            })
+        });
+        self.encode(name, sets, here.insecure_pods, port_srv, &find)
     }
 
     /// A shared name's entry when `local` is its only holder, if every additional record it
@@ -1009,7 +1019,7 @@ impl Ctx {
             Some(here) if !entry.holders().is_empty() => here,
             // An empty non-terminal, or a name this fragment only makes exist.
             _ if entry.holders().is_empty() => {
-                return Some(self.encode(name, [], false, &|_, _| None));
+                return Some(self.encode(name, [], false, None, &|_, _| None));
             }
             _ => return None,
         };
@@ -1024,16 +1034,22 @@ impl Ctx {
                 return None;
             }
         }
-        Some(self.node_from_local(config, name, here, local))
+        Some(self.node_from_local(config, name, here, local, false))
     }
 
     /// Prepares every answer of `name` (RRsets in order; `additional` finds SRV/NS targets'
     /// addresses) into one entry.
+    ///
+    /// `port_srv` is the SRV set of `_<port>._<proto>.<name>` when it holds the same records
+    /// as `name`'s and both are names of one Service's subtree (rebuilt together): the SRV
+    /// answer of `name` is then stored as a link to that one (`snapshot::LINK`), if that one,
+    /// shifted, gives the very bytes prepared here.
     fn encode<'a, 's>(
         &self,
         name: &Name,
         sets: impl IntoIterator<Item = &'s RRset>,
         insecure_pods: bool,
+        port_srv: Option<&RRset>,
         additional: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
     ) -> NodeBuf {
         ENCODE.with_borrow_mut(|scratch| {
@@ -1043,6 +1059,7 @@ impl Ctx {
                 bounds,
                 blob,
                 types,
+                linked,
             } = scratch;
             body.clear();
             types.clear();
@@ -1052,6 +1069,23 @@ impl Ctx {
                 let extra = additional_for(set, additional);
                 let start = body.len();
                 PreparedAnswer::prepare_with(body, records, bounds, name, set, &extra);
+                if set.rtype == RType::SRV
+                    && let Some(port) = port_srv
+                    && let Some(up) = service_of_srv_owner(&port.name)
+                {
+                    linked.clear();
+                    let extra = additional_for(port, additional);
+                    PreparedAnswer::prepare_with(linked, records, bounds, &port.name, port, &extra);
+                    records.clear();
+                    PreparedAnswer::from_bytes(linked)
+                        .shifted(-(up as i16))
+                        .write_prepared(records);
+                    if records[..] == body[start..] {
+                        body.truncate(start);
+                        body.extend_from_slice(&LINK);
+                        body.extend_from_slice(&port.name.as_wire()[..up]);
+                    }
+                }
                 if set.rtype == RType::CNAME {
                     // RFC 1034 §3.6.2: the CNAME is the name's only answer.
                     cname = true;
@@ -1099,6 +1133,23 @@ struct Encode {
     blob: Vec<u8>,
     /// `(qtype, start, end)` of each answer in `body`.
     types: Vec<(u16, usize, usize)>,
+    /// The port name's SRV answer, while a link to it is checked.
+    linked: Vec<u8>,
+}
+
+/// For `_<port>._<proto>.<svc>...`, the offset of `<svc>...` (two labels up), whose SRV
+/// answer may be this name's.
+fn service_of_srv_owner(name: &Name) -> Option<usize> {
+    let wire = name.as_wire();
+    let mut at = 0;
+    for _ in 0..2 {
+        let len = *wire.get(at)? as usize;
+        if len == 0 || wire.get(at + 1) != Some(&b'_') {
+            return None;
+        }
+        at += 1 + len;
+    }
+    Some(at)
 }
 
 thread_local! {

@@ -6,6 +6,7 @@ mod support;
 mod udp_batch;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -802,4 +803,153 @@ fn query_path_keeps_the_output_buffer() {
             assert_eq!(out.capacity(), 65535);
         }
     }
+}
+
+/// A Service's bare name and `_<port>._<proto>` name answer SRV with the same records when it
+/// has one named port (the zone stores that answer once and writes it for both names), over
+/// UDP (fitting, additional data cut short, truncated) and TCP; with two named ports the bare
+/// name answers both ports' records.
+#[tokio::test]
+async fn both_srv_names_answer_the_same_records() {
+    let one_port: Arc<[podns_view::PortView]> = vec![
+        port(Some("grpc"), podns_view::Protocol::Tcp, 8080),
+        port(None, podns_view::Protocol::Tcp, 9000),
+    ]
+    .into();
+    let two_ports: Arc<[podns_view::PortView]> = vec![
+        port(Some("grpc"), podns_view::Protocol::Tcp, 8080),
+        port(Some("admin"), podns_view::Protocol::Udp, 8081),
+    ]
+    .into();
+    let endpoints = |third: u8, ports: &Arc<[podns_view::PortView]>| {
+        (1..=12)
+            .map(|i| {
+                let host = format!("m-{i}");
+                ep(&format!("10.251.{third}.{i}"), Some(&host), true, ports)
+            })
+            .collect()
+    };
+    let view = podns_view::ClusterView {
+        namespaces: vec!["default".into()],
+        services: vec![
+            svc(
+                "multi",
+                podns_view::ServiceKind::Headless,
+                vec![
+                    port(Some("grpc"), podns_view::Protocol::Tcp, 80),
+                    port(None, podns_view::Protocol::Tcp, 90),
+                ],
+                endpoints(1, &one_port),
+            ),
+            svc(
+                "pair",
+                podns_view::ServiceKind::Headless,
+                vec![
+                    port(Some("grpc"), podns_view::Protocol::Tcp, 80),
+                    port(Some("admin"), podns_view::Protocol::Udp, 81),
+                ],
+                endpoints(2, &two_ports),
+            ),
+        ],
+        pods: Vec::new(),
+    };
+    let s = Server::start_zone(Default::default(), &zone_config(), &view).await;
+    let records = |rs: &[hickory_proto::rr::Record]| -> Vec<String> {
+        sorted(
+            rs.iter()
+                .map(|r| format!("{} {} {}", r.ttl, r.record_type(), r.data))
+                .collect(),
+        )
+    };
+    let additional = |m: &Message| -> Vec<String> {
+        sorted(
+            m.additionals
+                .iter()
+                .map(|r| format!("{} {} {}", r.name, r.ttl, r.data))
+                .collect(),
+        )
+    };
+    let srv = |port: u16, svc: &str| -> Vec<String> {
+        sorted(
+            (1..=12)
+                .map(|i| format!("30 SRV 0 8 {port} m-{i}.{svc}.default.svc.cluster.local."))
+                .collect(),
+        )
+    };
+    let glue = |third: u8, svc: &str| -> Vec<String> {
+        sorted(
+            (1..=12)
+                .map(|i| format!("m-{i}.{svc}.default.svc.cluster.local. 30 10.251.{third}.{i}"))
+                .collect(),
+        )
+    };
+    let bare = "multi.default.svc.cluster.local.";
+    let named = "_grpc._tcp.multi.default.svc.cluster.local.";
+    // TCP and a large enough EDNS size: everything, the same for both names.
+    for name in [bare, named] {
+        let q = query(name, RecordType::SRV);
+        for m in [
+            tcp(s.addr, &q).await,
+            udp(s.addr, &with_edns(q.clone(), 1232)).await,
+        ] {
+            assert_positive(&m);
+            assert!(!m.metadata.truncation, "{name}");
+            assert_eq!(m.answers.len(), 12, "{name}");
+            assert!(m.answers.iter().all(|r| r.name.to_string() == name));
+            assert_eq!(records(&m.answers), srv(8080, "multi"), "{name}");
+            assert_eq!(additional(&m), glue(1, "multi"), "{name}");
+        }
+    }
+    // 512 octets: the answer does not fit, TC and nothing else, for both names.
+    for name in [bare, named] {
+        let m = udp(s.addr, &query(name, RecordType::SRV)).await;
+        assert!(m.metadata.truncation, "{name}");
+        assert!(m.answers.is_empty() && m.additionals.is_empty(), "{name}");
+    }
+    // 900 octets: the whole answer, part of the additional data (no TC), owners correct.
+    for name in [bare, named] {
+        let m = udp(s.addr, &with_edns(query(name, RecordType::SRV), 900)).await;
+        assert!(!m.metadata.truncation, "{name}");
+        assert_eq!(records(&m.answers), srv(8080, "multi"), "{name}");
+        let got = additional(&m);
+        assert!(!got.is_empty() && got.len() < 12, "{name}: {got:?}");
+        let all = glue(1, "multi");
+        assert!(got.iter().all(|g| all.contains(g)), "{name}: {got:?}");
+    }
+    // ANY at the port name gets its one RRset, the SRV records.
+    let m = tcp(s.addr, &query(named, RecordType::ANY)).await;
+    assert_eq!(records(&m.answers), srv(8080, "multi"));
+    assert_eq!(additional(&m), glue(1, "multi"));
+    // Two named ports: each port name its own records, the bare name both.
+    let port_records = |port: u16| -> Vec<String> {
+        sorted(
+            (1..=12)
+                .map(|i| format!("30 SRV 0 4 {port} m-{i}.pair.default.svc.cluster.local."))
+                .collect(),
+        )
+    };
+    for (name, want) in [
+        (
+            "_grpc._tcp.pair.default.svc.cluster.local.",
+            srv(8080, "pair"),
+        ),
+        (
+            "_admin._udp.pair.default.svc.cluster.local.",
+            srv(8081, "pair"),
+        ),
+    ] {
+        let m = tcp(s.addr, &query(name, RecordType::SRV)).await;
+        assert_eq!(records(&m.answers), want, "{name}");
+        assert_eq!(additional(&m), glue(2, "pair"), "{name}");
+    }
+    let m = tcp(
+        s.addr,
+        &query("pair.default.svc.cluster.local.", RecordType::SRV),
+    )
+    .await;
+    let mut both = port_records(8080);
+    both.extend(port_records(8081));
+    assert_eq!(records(&m.answers), sorted(both));
+    assert_eq!(additional(&m), glue(2, "pair"));
+    s.stop().await;
 }

@@ -134,6 +134,86 @@ fn serial_increases_on_every_snapshot() {
     assert!(b.snapshot().serial() > 7);
 }
 
+/// The SRV type entry stored at `dotted` in `snapshot`: its bytes.
+fn stored_srv(snapshot: &ZoneSnapshot, dotted: &str) -> Vec<u8> {
+    let wire = Name::from_dotted(dotted).unwrap();
+    let node = snapshot
+        .shards
+        .iter()
+        .flat_map(|b| b.iter())
+        .find_map(|s| s.get(wire.as_wire()))
+        .expect("stored");
+    let (_, bytes) = node.types().find(|(t, _)| *t == RType::SRV.0).expect("SRV");
+    bytes.to_vec()
+}
+
+#[test]
+fn one_named_port_shares_the_service_srv_answer_and_answers_as_before() {
+    let config = ZoneConfig::default();
+    let unnamed = PortView {
+        name: None,
+        port: 9000,
+        ..http()
+    };
+    // `one`: a named and an unnamed port (the bare name's SRV is the named port's);
+    // `two`: two named ports (the bare name's SRV holds both, nothing to share).
+    let mut one = headless(
+        "default",
+        "one",
+        (1..=12)
+            .map(|i| ep(&format!("10.0.1.{i}"), Some(&format!("one-{i}"))))
+            .collect(),
+    );
+    one.ports.push(unnamed);
+    let mut two = headless(
+        "default",
+        "two",
+        (1..=5)
+            .map(|i| ep(&format!("10.0.2.{i}"), (i % 2 == 0).then_some("host")))
+            .collect(),
+    );
+    two.ports.push(PortView {
+        name: Some("grpc".into()),
+        port: 81,
+        ..http()
+    });
+    for e in &mut two.endpoints {
+        e.ports = Arc::from(vec![
+            PortView {
+                port: 8080,
+                ..http()
+            },
+            PortView {
+                name: Some("grpc".into()),
+                port: 8081,
+                ..http()
+            },
+        ]);
+    }
+    let mut view = ClusterView {
+        namespaces: vec!["default".into()],
+        services: vec![one.clone(), two],
+        pods: Vec::new(),
+    };
+    let mut b = ZoneBuilder::new(config.clone());
+    b.replace_all(&view);
+    let snapshot = b.snapshot();
+    assert_equivalent(&config, &view, &snapshot);
+    let link = b"\xFF\xFF\x05_http\x04_tcp";
+    let bare = stored_srv(&snapshot, "one.default.svc.cluster.local");
+    assert_eq!(bare, link, "a link to the port name");
+    assert!(stored_srv(&snapshot, "_http._tcp.one.default.svc.cluster.local").len() > 12 * 40);
+    let own = stored_srv(&snapshot, "two.default.svc.cluster.local");
+    assert!(own.len() > 12 * 40, "two named ports: its own answer");
+    // An update rewrites both names together: still linked, still answering as a full build.
+    one.endpoints.truncate(3);
+    b.upsert_service(&one);
+    view.services[0] = one;
+    let next = b.snapshot();
+    assert_equivalent(&config, &view, &next);
+    assert_eq!(stored_srv(&next, "one.default.svc.cluster.local"), link);
+}
+
 #[test]
 fn published_snapshots_do_not_change_and_untouched_shards_are_shared() {
     let config = ZoneConfig::default();

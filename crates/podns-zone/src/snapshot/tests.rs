@@ -494,7 +494,7 @@ fn shards_replace_remove_and_compact_without_losing_nodes() {
     for (i, n) in names.iter().enumerate() {
         let found = shard.get(&name(n)).expect("still there");
         assert_eq!(found.name(), name(n).as_slice());
-        let payload = found.types().next().unwrap().1.as_bytes().len();
+        let payload = found.types().next().unwrap().1.len();
         assert_eq!(payload, 45, "{i}: the newest copy");
     }
     for n in names.iter().step_by(2) {
