@@ -284,11 +284,12 @@ impl IncrementalView {
     }
 
     /// Every exposed Service's view, by key (each made as the iterator gets to it).
-    pub fn services(&self) -> impl ExactSizeIterator<Item = ServiceView> + '_ {
-        self.exposed_services.keys().map(|key| {
-            self.service_view(key)
-                .expect("an exposed Service has a view")
-        })
+    pub fn services(&self) -> impl Iterator<Item = ServiceView> + '_ {
+        // Every exposed key has a view (`settle` keeps them in step); `filter_map` rather
+        // than a panic if that ever broke.
+        self.exposed_services
+            .keys()
+            .filter_map(|key| self.service_view(key))
     }
 
     /// How many Services are exposed.
@@ -302,13 +303,10 @@ impl IncrementalView {
     }
 
     /// The `pods verified` pods, by namespace and name: [`ClusterView::pods`].
-    pub fn pods(&self) -> impl ExactSizeIterator<Item = &PodView> {
-        self.exposed_pods.keys().map(|key| {
-            self.pods[key]
-                .view
-                .as_ref()
-                .expect("an exposed Pod has a view")
-        })
+    pub fn pods(&self) -> impl Iterator<Item = &PodView> {
+        self.exposed_pods
+            .keys()
+            .filter_map(|key| self.pods.get(key)?.view.as_ref())
     }
 
     /// How many Pods are kept (exposed or not).
