@@ -23,16 +23,14 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use podns_view::{
-    ClusterView, EndpointConditions, EndpointView, PortView, Protocol, ServiceKey, ServiceKind,
-    ServiceView,
-};
+use podns_view::{ClusterView, PortView, ServiceView};
 use podns_zone::{ZoneBuilder, ZoneConfig};
+use support::ports;
 
 /// Counts live heap bytes and allocations.
 struct Counting;
@@ -68,6 +66,8 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+mod support;
+
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
@@ -81,57 +81,20 @@ fn live() -> (isize, usize) {
 const SERVICES: u32 = 10_000;
 const ENDPOINTS: u32 = 10;
 
-fn endpoint(service: &str, e: u32, ip: IpAddr, ports: &Arc<[PortView]>) -> EndpointView {
-    EndpointView {
-        addresses: vec![ip],
-        hostname: Some(format!("{service}-{e}")),
-        conditions: EndpointConditions::READY,
-        ports: ports.clone(),
-        node_name: Some(format!("node-{}", e % 50)),
-        zone: None,
-        target_pod: Some(format!("{service}-{e}")),
-    }
-}
-
-fn service(i: u32, endpoints: u32, base: u32, ports: &Arc<[PortView]>) -> ServiceView {
-    let name = format!("svc-{i}");
-    ServiceView {
-        key: ServiceKey::new(format!("ns-{}", i % 100), name.clone()),
-        kind: ServiceKind::Headless,
-        ports: vec![PortView {
-            name: Some("http".into()),
-            protocol: Protocol::Tcp,
-            port: 80,
-        }],
-        endpoints: (0..endpoints)
-            .map(|e| endpoint(&name, e, Ipv4Addr::from(base + e).into(), ports))
-            .collect(),
-    }
-}
-
-fn ports() -> Arc<[PortView]> {
-    vec![PortView {
-        name: Some("http".into()),
-        protocol: Protocol::Tcp,
-        port: 8080,
-    }]
-    .into()
-}
-
 /// 10k headless Services × 10 endpoints in 100 namespaces, addresses in 10.0.0.0/8.
 fn cluster() -> ClusterView {
-    let ports = ports();
-    let mut services: Vec<ServiceView> = (0..SERVICES)
-        .map(|i| service(i, ENDPOINTS, 0x0A00_0000 + i * 16, &ports))
-        .collect();
-    services.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut namespaces: Vec<String> = (0..100).map(|n| format!("ns-{n}")).collect();
-    namespaces.sort();
-    ClusterView {
-        namespaces,
-        services,
-        pods: Vec::new(),
-    }
+    support::cluster(SERVICES)
+}
+
+/// Service `svc-<i>` of namespace `ns-<i % 100>`, as [`support::cluster`] names them.
+fn service(i: u32, endpoints: u32, base: u32, ports: &Arc<[PortView]>) -> ServiceView {
+    support::headless(
+        &format!("ns-{}", i % 100),
+        &format!("svc-{i}"),
+        endpoints,
+        base,
+        ports,
+    )
 }
 
 fn report_sizes(config: &ZoneConfig, view: &ClusterView) {

@@ -15,15 +15,13 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use podns_view::{
-    ClusterView, EndpointConditions, EndpointView, PortView, Protocol, ServiceKey, ServiceKind,
-    ServiceView,
-};
+use podns_view::ServiceView;
 use podns_zone::{Lookup, ZoneBuilder, ZoneConfig};
+
+mod support;
 
 /// One size of the curve: how long its updates took.
 struct Point {
@@ -39,8 +37,11 @@ fn main() {
     } else {
         (100, &[1, 10], 2)
     };
-    let ports = ports();
-    let background = cluster(services, &ports);
+    let ports = support::ports();
+    let mut background = support::cluster(services);
+    // The updated Service's own namespace.
+    background.namespaces.push("ns".to_owned());
+    background.namespaces.sort();
     let mut builder = ZoneBuilder::new(ZoneConfig::default());
     builder.replace_all(&background);
     let mut published = builder.snapshot();
@@ -49,8 +50,8 @@ fn main() {
     for &size in sizes {
         // Addresses in 11.0.0.0/8, apart from the background's 10.0.0.0/8.
         let versions = [
-            service("big", size, 0x0B00_0000, &ports),
-            service("big", size, 0x0B80_0000, &ports),
+            support::headless("ns", "big", size, 0x0B00_0000, &ports),
+            support::headless("ns", "big", size, 0x0B80_0000, &ports),
         ];
         let mut moved = versions[0].clone();
         moved.endpoints[0].addresses = vec![Ipv4Addr::new(11, 255, 0, 1).into()];
@@ -133,56 +134,4 @@ fn percentiles(samples: &[Duration]) -> (f64, f64) {
     us.sort_by(f64::total_cmp);
     let at = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
     (at(0.5), at(0.9))
-}
-
-fn ports() -> Arc<[PortView]> {
-    vec![PortView {
-        name: Some("http".into()),
-        protocol: Protocol::Tcp,
-        port: 8080,
-    }]
-    .into()
-}
-
-fn service(name: &str, endpoints: u32, base: u32, ports: &Arc<[PortView]>) -> ServiceView {
-    ServiceView {
-        key: ServiceKey::new("ns", name),
-        kind: ServiceKind::Headless,
-        ports: vec![PortView {
-            name: Some("http".into()),
-            protocol: Protocol::Tcp,
-            port: 80,
-        }],
-        endpoints: (0..endpoints)
-            .map(|e| EndpointView {
-                addresses: vec![IpAddr::from(Ipv4Addr::from(base + e))],
-                hostname: Some(format!("{name}-{e}")),
-                conditions: EndpointConditions::READY,
-                ports: Arc::clone(ports),
-                node_name: None,
-                zone: None,
-                target_pod: Some(format!("{name}-{e}")),
-            })
-            .collect(),
-    }
-}
-
-/// `services` headless Services × 10 endpoints in 100 namespaces, addresses in 10.0.0.0/8.
-fn cluster(services: u32, ports: &Arc<[PortView]>) -> ClusterView {
-    let mut views: Vec<ServiceView> = (0..services)
-        .map(|i| {
-            let mut view = service(&format!("svc-{i}"), 10, 0x0A00_0000 + i * 16, ports);
-            view.key.namespace = format!("ns-{}", i % 100);
-            view
-        })
-        .collect();
-    views.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut namespaces: Vec<String> = (0..100).map(|n| format!("ns-{n}")).collect();
-    namespaces.push("ns".to_owned());
-    namespaces.sort();
-    ClusterView {
-        namespaces,
-        services: views,
-        pods: Vec::new(),
-    }
 }
