@@ -30,7 +30,9 @@
 //! PODNS_PROG_SIZES=100x1 PODNS_PROG_EVENTS=20 cargo bench -p podns --bench programming
 //! ```
 //! `PODNS_PROG_EVENTS` (default 50) is K for sizes without `:K`; `PODNS_PROG_TIME_CAP_S`
-//! (default 180) stops a size's change events early once that much time has passed.
+//! (default 180) stops a size's change events early once that much time has passed;
+//! `PODNS_PROG_WRAPPER` (e.g. `heaptrack -o /tmp/podns`) runs podns under that command, for a
+//! heap profile of the real thing (its timings and RSS are then the profiler's).
 //! Everything is on 127.0.0.1; the child is killed at the end and on panic.
 
 use std::collections::{BTreeSet, VecDeque};
@@ -373,7 +375,17 @@ impl Drop for Podns {
 
 impl Podns {
     fn spawn(kubeconfig: &Path, launched: Instant) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_podns"))
+        let wrapper = std::env::var("PODNS_PROG_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut child = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(env!("CARGO_BIN_EXE_podns"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_podns")),
+        };
+        let mut child = child
             .arg("serve")
             .arg("--kubeconfig")
             .arg(kubeconfig)

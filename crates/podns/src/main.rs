@@ -6,6 +6,7 @@
 //! prints what podns derived, kubectl-style; `cli::resolve` is podns-client behind a command line.
 
 mod cli;
+mod memory;
 mod pipeline;
 mod serve;
 mod settings;
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    memory::limit_arenas();
     let args = cli::Args::parse();
     init_tracing(args.verbose);
     match cli::run(args) {
