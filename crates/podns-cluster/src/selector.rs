@@ -68,12 +68,19 @@ impl LabelSelector {
 
     /// Whether an object with `labels` is selected.
     pub fn matches(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        self.matches_with(|key| labels.and_then(|l| l.get(key)).map(String::as_str))
+    }
+
+    /// [`Self::matches`] for labels kept in another form: `label` gives a key's value.
+    pub fn matches_with<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.requirements.iter().all(|r| {
-            let value = labels.and_then(|l| l.get(&r.key));
+            let value = label(&r.key);
             match r.op {
-                Operator::Equals | Operator::In => value.is_some_and(|v| r.values.contains(v)),
+                Operator::Equals | Operator::In => {
+                    value.is_some_and(|v| r.values.iter().any(|w| w == v))
+                }
                 Operator::NotEquals | Operator::NotIn => {
-                    !value.is_some_and(|v| r.values.contains(v))
+                    !value.is_some_and(|v| r.values.iter().any(|w| w == v))
                 }
                 Operator::Exists => value.is_some(),
                 Operator::DoesNotExist => value.is_none(),

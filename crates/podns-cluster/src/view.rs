@@ -33,7 +33,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use podns_view::{ClusterView, PodView, ServiceView};
+use podns_view::{ClusterView, PodView, ServiceKey, ServiceView};
 
 use crate::controller::{DerivedCluster, key_of};
 use crate::selector::LabelSelector;
@@ -89,6 +89,13 @@ impl ViewConfig {
 
     pub(crate) fn labels_match(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
         self.labels.as_ref().is_none_or(|s| s.matches(labels))
+    }
+
+    /// [`Self::labels_match`] for parsed labels.
+    pub(crate) fn parsed_labels_match(&self, labels: &parsed::Labels) -> bool {
+        self.labels
+            .as_ref()
+            .is_none_or(|s| s.matches_with(|key| labels.get(key)))
     }
 }
 
@@ -179,7 +186,8 @@ fn service_views(
             if !namespaces.contains(&key.0) {
                 return None;
             }
-            let mut view = ParsedService::of(svc).shell?;
+            let mut view =
+                ParsedService::of(svc).view(&ServiceKey::new(key.0.as_str(), key.1.as_str()))?;
             for slice in slices.get(&key).into_iter().flat_map(BTreeMap::values) {
                 slice.extend_views(&mut view.endpoints);
             }

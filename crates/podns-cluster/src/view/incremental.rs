@@ -569,10 +569,10 @@ impl IncrementalView {
     /// One Service's view now, as `cluster_view` makes it; `None` when it is not exposed.
     fn service_view(&self, key: &ServiceKey) -> Option<ServiceView> {
         let parsed = self.services.get(key)?;
-        if !self.config.labels_match(parsed.labels.as_ref()) || !self.exposed(&key.namespace) {
+        if !self.config.parsed_labels_match(&parsed.labels) || !self.exposed(&key.namespace) {
             return None;
         }
-        let mut view = parsed.shell.clone()?;
+        let mut view = parsed.view(key)?;
         let owner = (key.namespace.clone(), key.name.clone());
         let slices: Vec<&ParsedSlice> = self
             .slices_by_service
@@ -592,7 +592,7 @@ impl IncrementalView {
     /// One Pod's `pods verified` view now; `None` when it has none or is not exposed.
     fn pod_view(&self, key: &Key) -> Option<&PodView> {
         let parsed = self.pods.get(key)?;
-        if !self.config.labels_match(parsed.labels.as_ref()) || !self.exposed(&key.0) {
+        if !self.config.parsed_labels_match(&parsed.labels) || !self.exposed(&key.0) {
             return None;
         }
         parsed.view.as_ref()

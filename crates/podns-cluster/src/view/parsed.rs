@@ -8,8 +8,9 @@
 //!
 //! Why a form of its own: in cluster mode [`super::IncrementalView`] keeps every Service and
 //! EndpointSlice for the life of the process. A k8s-openapi `Endpoint` is 352 bytes before its
-//! strings (≈ 650 with them, 77 MB for 100k endpoints); a [`CompactEndpoint`] is 44 bytes,
-//! with the slice's addresses and strings in one allocation each. Parsing once also means a
+//! strings (≈ 650 with them, 77 MB for 100k endpoints); in a [`ParsedSlice`] it is its bytes
+//! (flags, its octets, its strings with a 2-byte length each: 14 for a StatefulSet pod's
+//! IPv4 endpoint besides the name), all of a slice's endpoints in one allocation. Parsing once also means a
 //! bad value is logged when the object arrives, not every time its Service is rebuilt.
 
 use std::collections::BTreeMap;
@@ -32,19 +33,35 @@ use super::{is_dns_label, is_host_name, pod_view};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ParsedService {
     /// `metadata.labels`, for the `labels` filter.
-    pub(crate) labels: Option<BTreeMap<String, String>>,
-    /// The view without endpoints; `None` when the spec cannot be used at all (logged).
-    pub(crate) shell: Option<ServiceView>,
+    pub(crate) labels: Labels,
+    /// What the view is made of besides its key and endpoints; `None` when the spec cannot be
+    /// used at all (logged).
+    shell: Option<Box<Shell>>,
+}
+
+/// A Service's kind and ports: its view without key and endpoints. Boxed in
+/// [`ParsedService`], so a Service whose spec is unusable costs a pointer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Shell {
+    kind: ServiceKind,
+    ports: Box<[PortView]>,
 }
 
 /// A Pod as `pods verified` needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ParsedPod {
     /// `metadata.labels`, for the `labels` filter.
-    pub(crate) labels: Option<BTreeMap<String, String>>,
+    pub(crate) labels: Labels,
     /// Its view, when it has one ([`pod_view`]).
     pub(crate) view: Option<PodView>,
 }
+
+/// An object's labels in one allocation: `key len, key, value len, value` per label (lengths
+/// as `u32` LE), in key order. A `BTreeMap<String, String>` spends a 540-byte node on the one
+/// or two labels a Service usually has (5 MB at 10k Services); this spends their bytes and 8
+/// per label.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Labels(Box<[u8]>);
 
 /// An EndpointSlice as the views of its Service need it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,41 +69,30 @@ pub(crate) struct ParsedSlice {
     /// The Service it belongs to: its `kubernetes.io/service-name` label.
     pub(crate) service: Option<Box<str>>,
     ports: Arc<[PortView]>,
-    endpoints: Box<[CompactEndpoint]>,
-    /// Every endpoint's addresses, back to back.
-    addresses: Box<[IpAddr]>,
-    /// Every endpoint's strings, back to back.
-    text: Box<str>,
+    /// How many endpoints `packed` holds.
+    count: u32,
+    /// Whether the addresses are IPv4 (4 octets each) or IPv6 (16).
+    v4: bool,
+    /// The endpoints, back to back, each as: a flags byte ([`Flags`]), the address count
+    /// (`u16` LE) and the addresses' octets, then each present string of hostname, pod name,
+    /// node name and zone in that order as a length (`u16` LE) and its bytes (a pod name
+    /// equal to the hostname, a StatefulSet's, is not repeated).
+    packed: Box<[u8]>,
 }
 
-/// One endpoint of a [`ParsedSlice`]: spans into the slice's addresses and text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct CompactEndpoint {
-    addresses: Span,
-    hostname: Span,
-    target_pod: Span,
-    node_name: Span,
-    zone: Span,
-    conditions: EndpointConditions,
-}
+/// Bits of an endpoint's flags byte in [`ParsedSlice::packed`].
+struct Flags;
 
-/// A range of a slice's addresses or text; [`Span::NONE`] for an absent value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    len: u16,
-}
-
-impl Span {
-    const NONE: Self = Self {
-        start: 0,
-        len: u16::MAX,
-    };
-
-    fn range(self) -> Option<std::ops::Range<usize>> {
-        let start = self.start as usize;
-        (self != Self::NONE).then(|| start..start + usize::from(self.len))
-    }
+impl Flags {
+    const READY: u8 = 1;
+    const SERVING: u8 = 1 << 1;
+    const TERMINATING: u8 = 1 << 2;
+    const HOSTNAME: u8 = 1 << 3;
+    const TARGET_POD: u8 = 1 << 4;
+    /// The pod name is the hostname (stored once).
+    const POD_IS_HOSTNAME: u8 = 1 << 5;
+    const NODE_NAME: u8 = 1 << 6;
+    const ZONE: u8 = 1 << 7;
 }
 
 // === impl ParsedService ===
@@ -95,14 +101,26 @@ impl ParsedService {
     /// Parses `svc`'s spec, logging what cannot be used.
     pub(crate) fn of(svc: &Service) -> Self {
         Self {
-            labels: svc.metadata.labels.clone(),
-            shell: shell(svc),
+            labels: Labels::of(svc.metadata.labels.as_ref()),
+            shell: shell(svc).map(Box::new),
         }
+    }
+
+    /// The Service's view without endpoints (`key` is the Service's own); `None` when its
+    /// spec cannot be used.
+    pub(crate) fn view(&self, key: &ServiceKey) -> Option<ServiceView> {
+        let shell = self.shell.as_deref()?;
+        Some(ServiceView {
+            key: key.clone(),
+            kind: shell.kind.clone(),
+            ports: shell.ports.to_vec(),
+            endpoints: Vec::new(),
+        })
     }
 }
 
-/// The Service's view without endpoints: kind and ports.
-fn shell(svc: &Service) -> Option<ServiceView> {
+/// The Service's kind and ports.
+fn shell(svc: &Service) -> Option<Shell> {
     let (namespace, name) = key_of(&svc.metadata);
     let key = ServiceKey::new(namespace, name);
     let spec = svc.spec.as_ref();
@@ -158,12 +176,7 @@ fn shell(svc: &Service) -> Option<ServiceView> {
         .flatten()
         .filter_map(|p| port_view(&key, p.name.as_deref(), p.protocol.as_deref(), Some(p.port)))
         .collect();
-    Some(ServiceView {
-        key,
-        kind,
-        ports,
-        endpoints: Vec::new(),
-    })
+    Some(Shell { kind, ports })
 }
 
 // === impl ParsedPod ===
@@ -172,10 +185,52 @@ impl ParsedPod {
     /// What `pods verified` reads of `pod`.
     pub(crate) fn of(pod: &Pod) -> Self {
         Self {
-            labels: pod.metadata.labels.clone(),
+            labels: Labels::of(pod.metadata.labels.as_ref()),
             view: pod_view(pod),
         }
     }
+}
+
+// === impl Labels ===
+
+impl Labels {
+    pub(crate) fn of(labels: Option<&BTreeMap<String, String>>) -> Self {
+        let mut packed = Vec::new();
+        for (key, value) in labels.into_iter().flatten() {
+            for text in [key, value] {
+                packed.extend_from_slice(&len_u32(text.len()).to_le_bytes());
+                packed.extend_from_slice(text.as_bytes());
+            }
+        }
+        Self(packed.into_boxed_slice())
+    }
+
+    /// The value of label `key`.
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        let mut rest = &*self.0;
+        while !rest.is_empty() {
+            let (k, after) = take_str(rest)?;
+            let (v, after) = take_str(after)?;
+            if k == key {
+                return Some(v);
+            }
+            rest = after;
+        }
+        None
+    }
+}
+
+/// A length as stored; no label (≤ 63 + 253 octets) comes near `u32::MAX`.
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// One `u32`-length-prefixed string of `bytes`, and what follows it.
+fn take_str(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+    let (text, rest) = (rest.get(..len)?, rest.get(len..)?);
+    Some((std::str::from_utf8(text).ok()?, rest))
 }
 
 // === impl ParsedSlice ===
@@ -209,17 +264,16 @@ impl ParsedSlice {
                 port_view(&key, p.name.as_deref(), p.protocol.as_deref(), p.port)
             })
             .collect();
-        let mut endpoints = Vec::with_capacity(slice.endpoints.len());
-        let mut addresses = Vec::with_capacity(slice.endpoints.len());
-        let mut text = String::new();
+        parsed.v4 = want_v4;
+        let mut packed = Vec::new();
+        let mut addresses: Vec<IpAddr> = Vec::new();
         for ep in &slice.endpoints {
-            let first = addresses.len();
+            addresses.clear();
             for a in &ep.addresses {
                 match a.parse::<IpAddr>() {
-                    // The API allows 100 addresses per endpoint; a span holds far more.
+                    // The API allows 100 addresses per endpoint; the count holds far more.
                     Ok(ip)
-                        if ip.is_ipv4() == want_v4
-                            && addresses.len() - first < usize::from(u16::MAX - 1) =>
+                        if ip.is_ipv4() == want_v4 && addresses.len() < usize::from(u16::MAX) =>
                     {
                         addresses.push(ip);
                     }
@@ -228,7 +282,7 @@ impl ParsedSlice {
                     }
                 }
             }
-            if addresses.len() == first {
+            if addresses.is_empty() {
                 continue;
             }
             let hostname = ep.hostname.as_deref().filter(|h| {
@@ -243,85 +297,125 @@ impl ParsedSlice {
                 .as_ref()
                 .filter(|r| r.kind.as_deref().is_none_or(|k| k == "Pod"))
                 .and_then(|r| r.name.as_deref());
+            // Strings no valid Kubernetes name comes near are dropped, not cut.
+            let fits = |s: &&str| s.len() <= usize::from(u16::MAX);
+            let hostname = hostname.filter(fits);
+            let target_pod = target_pod.filter(fits);
+            let node_name = ep
+                .node_name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .filter(fits);
+            let zone = ep.zone.as_deref().filter(|z| !z.is_empty()).filter(fits);
             let c = ep.conditions.clone().unwrap_or_default();
             let ready = c.ready.unwrap_or(true);
-            let hostname_span = push(&mut text, hostname);
-            endpoints.push(CompactEndpoint {
-                addresses: Span {
-                    start: span_start(first),
-                    len: u16::try_from(addresses.len() - first).unwrap_or(u16::MAX - 1),
-                },
-                hostname: hostname_span,
-                // A StatefulSet pod's name is its hostname: one copy serves both.
-                target_pod: if target_pod.is_some() && target_pod == hostname {
-                    hostname_span
-                } else {
-                    push(&mut text, target_pod)
-                },
-                node_name: push(&mut text, ep.node_name.as_deref().filter(|n| !n.is_empty())),
-                zone: push(&mut text, ep.zone.as_deref().filter(|z| !z.is_empty())),
-                conditions: EndpointConditions {
-                    ready,
-                    serving: c.serving.unwrap_or(ready),
-                    terminating: c.terminating.unwrap_or(false),
-                },
-            });
+            let pod_is_hostname = target_pod.is_some() && target_pod == hostname;
+            let flags = [
+                (ready, Flags::READY),
+                (c.serving.unwrap_or(ready), Flags::SERVING),
+                (c.terminating.unwrap_or(false), Flags::TERMINATING),
+                (hostname.is_some(), Flags::HOSTNAME),
+                (target_pod.is_some(), Flags::TARGET_POD),
+                (pod_is_hostname, Flags::POD_IS_HOSTNAME),
+                (node_name.is_some(), Flags::NODE_NAME),
+                (zone.is_some(), Flags::ZONE),
+            ]
+            .into_iter()
+            .filter(|(set, _)| *set)
+            .fold(0, |flags, (_, bit)| flags | bit);
+            packed.push(flags);
+            packed.extend_from_slice(&len_u16(addresses.len()).to_le_bytes());
+            for ip in &addresses {
+                match ip {
+                    IpAddr::V4(v4) => packed.extend_from_slice(&v4.octets()),
+                    IpAddr::V6(v6) => packed.extend_from_slice(&v6.octets()),
+                }
+            }
+            let pod = if pod_is_hostname { None } else { target_pod };
+            for text in [hostname, pod, node_name, zone].into_iter().flatten() {
+                packed.extend_from_slice(&len_u16(text.len()).to_le_bytes());
+                packed.extend_from_slice(text.as_bytes());
+            }
+            parsed.count += 1;
         }
-        parsed.endpoints = endpoints.into_boxed_slice();
-        parsed.addresses = addresses.into_boxed_slice();
-        parsed.text = text.into_boxed_str();
+        parsed.packed = packed.into_boxed_slice();
         parsed
     }
 
     /// How many endpoints the slice gives its Service.
     pub(crate) fn endpoint_count(&self) -> usize {
-        self.endpoints.len()
+        self.count as usize
     }
 
     /// Appends the slice's endpoints to a Service's view.
     pub(crate) fn extend_views(&self, out: &mut Vec<EndpointView>) {
-        // Spans were made by `of` over these very buffers; `get` keeps a wrong one from
-        // panicking all the same.
-        let owned = |span: Span| {
-            span.range()
-                .and_then(|r| self.text.get(r))
-                .map(str::to_owned)
-        };
-        out.extend(self.endpoints.iter().map(|ep| {
-            let addresses = ep.addresses.range().and_then(|r| self.addresses.get(r));
-            EndpointView {
-                addresses: addresses.unwrap_or_default().to_vec(),
-                hostname: owned(ep.hostname),
-                conditions: ep.conditions,
-                ports: Arc::clone(&self.ports),
-                node_name: owned(ep.node_name),
-                zone: owned(ep.zone),
-                target_pod: owned(ep.target_pod),
+        out.reserve(self.endpoint_count());
+        let mut rest = &*self.packed;
+        // `packed` was written by `of`; a truncated one (never made) ends the list early
+        // instead of panicking.
+        while let Some((endpoint, after)) = self.take_endpoint(rest) {
+            out.push(endpoint);
+            rest = after;
+        }
+    }
+
+    /// The endpoint at the start of `bytes`, and what follows it.
+    fn take_endpoint<'a>(&self, bytes: &'a [u8]) -> Option<(EndpointView, &'a [u8])> {
+        let (&flags, rest) = bytes.split_first()?;
+        let (count, mut rest) = take_u16(rest)?;
+        let width = if self.v4 { 4 } else { 16 };
+        let mut addresses = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (octets, after) = (rest.get(..width)?, rest.get(width..)?);
+            addresses.push(match <[u8; 4]>::try_from(octets) {
+                Ok(v4) => IpAddr::from(v4),
+                Err(_) => IpAddr::from(<[u8; 16]>::try_from(octets).ok()?),
+            });
+            rest = after;
+        }
+        let mut text = |bit: u8| -> Option<Option<String>> {
+            if flags & bit == 0 {
+                return Some(None);
             }
-        }));
+            let (len, after) = take_u16(rest)?;
+            let value = std::str::from_utf8(after.get(..len)?).ok()?;
+            rest = after.get(len..)?;
+            Some(Some(value.to_owned()))
+        };
+        let hostname = text(Flags::HOSTNAME)?;
+        let target_pod = if flags & Flags::POD_IS_HOSTNAME != 0 {
+            hostname.clone()
+        } else {
+            text(Flags::TARGET_POD)?
+        };
+        let node_name = text(Flags::NODE_NAME)?;
+        let zone = text(Flags::ZONE)?;
+        let endpoint = EndpointView {
+            addresses,
+            hostname,
+            conditions: EndpointConditions {
+                ready: flags & Flags::READY != 0,
+                serving: flags & Flags::SERVING != 0,
+                terminating: flags & Flags::TERMINATING != 0,
+            },
+            ports: Arc::clone(&self.ports),
+            node_name,
+            zone,
+            target_pod,
+        };
+        Some((endpoint, rest))
     }
 }
 
-/// Appends `value` to `text`; its span (or [`Span::NONE`]). Values longer than a span holds
-/// (no valid Kubernetes name is) are dropped.
-fn push(text: &mut String, value: Option<&str>) -> Span {
-    let Some(value) = value else {
-        return Span::NONE;
-    };
-    let Ok(len) = u16::try_from(value.len()) else {
-        return Span::NONE;
-    };
-    if len == u16::MAX {
-        return Span::NONE;
-    }
-    let start = span_start(text.len());
-    text.push_str(value);
-    Span { start, len }
+/// A count or string length as stored (checked by the caller to fit).
+fn len_u16(len: usize) -> u16 {
+    u16::try_from(len).unwrap_or(u16::MAX)
 }
 
-/// A span's start; a slice holds at most 1,000 endpoints of bounded size, far below `u32`.
-fn span_start(offset: usize) -> u32 {
-    u32::try_from(offset).unwrap_or(u32::MAX)
+/// A `u16` LE at the start of `bytes`, and what follows it.
+fn take_u16(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    let (value, rest) = bytes.split_first_chunk::<2>()?;
+    Some((usize::from(u16::from_le_bytes(*value)), rest))
 }
 
 fn port_view(
@@ -470,11 +564,36 @@ mod tests {
     }
 
     #[test]
-    fn a_compact_endpoint_is_small() {
-        assert!(
-            size_of::<CompactEndpoint>() <= 44,
-            "{}",
-            size_of::<CompactEndpoint>()
-        );
+    fn a_stateful_set_endpoint_packs_into_its_bytes() {
+        // flags, count, 4 octets, and "web-0" once for hostname and pod name.
+        let parsed = ParsedSlice::of(&slice(
+            "IPv4",
+            vec![endpoint(&["10.0.0.1"], Some("web-0"), Some("web-0"))],
+        ));
+        assert_eq!(parsed.packed.len(), 1 + 2 + 4 + 2 + 5);
+        let mut v6 = endpoint(&["fd00::1"], None, Some("db-7f9c4-abcde"));
+        v6.zone = Some("eu-1".to_owned());
+        let parsed = ParsedSlice::of(&slice("IPv6", vec![v6]));
+        assert_eq!(parsed.packed.len(), 1 + 2 + 16 + 2 + 14 + 2 + 4);
+        let mut out = Vec::new();
+        parsed.extend_views(&mut out);
+        assert_eq!(out[0].zone.as_deref(), Some("eu-1"));
+        assert_eq!(out[0].addresses, ["fd00::1".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn labels_are_found_by_key() {
+        let map: BTreeMap<String, String> = [("app", "web"), ("tier", ""), ("a/b.c", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let labels = Labels::of(Some(&map));
+        for (k, v) in &map {
+            assert_eq!(labels.get(k), Some(v.as_str()));
+        }
+        assert_eq!(labels.get("ap"), None);
+        assert_eq!(labels.get("web"), None, "a value is not a key");
+        assert_eq!(Labels::of(None), Labels::of(Some(&BTreeMap::new())));
+        assert_eq!(Labels::of(None).get("app"), None);
     }
 }

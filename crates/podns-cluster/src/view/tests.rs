@@ -300,7 +300,7 @@ fn external_names_must_be_host_names() {
                 ..ServiceSpec::default()
             },
         ))
-        .shell
+        .view(&ServiceKey::new("default", "ext"))
         .map(|v| v.kind)
     };
     for good in [
