@@ -63,17 +63,14 @@ pub struct IncrementalView {
     config: ViewConfig,
     /// Namespace objects, by name (`namespace_labels` reads their labels).
     namespace_objects: BTreeMap<String, Arc<Namespace>>,
-    services: BTreeMap<ServiceKey, ParsedService>,
+    /// What is kept under each Service key: the Service, its slices, its view's digest.
+    services: BTreeMap<ServiceKey, ServiceEntry>,
     slices: BTreeMap<Key, ParsedSlice>,
-    /// (namespace, `kubernetes.io/service-name`) → names of the slices carrying it, sorted
-    /// (the order a view lists their endpoints in). A sorted `Vec`: most Services have one to
-    /// three slices.
-    slices_by_service: BTreeMap<Key, Vec<String>>,
     /// Endpoints over all slices (for the status counts, without a scan per publish).
     endpoint_count: usize,
     pods: BTreeMap<Key, ParsedPod>,
-    /// Digest of the view of every exposed Service.
-    exposed_services: BTreeMap<ServiceKey, u64>,
+    /// How many Services are exposed (entries with a digest).
+    exposed_services: usize,
     /// Digest of the `pods verified` view of every exposed Pod.
     exposed_pods: BTreeMap<Key, u64>,
     /// Every namespace known to exist, with what makes it known: `cluster_view` lists a
@@ -84,6 +81,27 @@ pub struct IncrementalView {
     /// Relists in progress ([`ClusterEvent::RelistItems`]), parsed as they come, applied at
     /// [`ClusterEvent::RelistDone`].
     relists: BTreeMap<Kind, Vec<Parsed>>,
+}
+
+/// Everything kept under one Service key, in one map entry (three maps of these keys were
+/// 4 MB of keys and nodes at 10k Services). An entry lives while any of its fields is set:
+/// slices can name a Service that does not exist (yet), and a Service just deleted keeps its
+/// digest until the delta that reports it gone.
+#[derive(Clone, Debug, Default)]
+struct ServiceEntry {
+    service: Option<ParsedService>,
+    /// Names of the slices whose `kubernetes.io/service-name` is this Service, sorted (the
+    /// order a view lists their endpoints in). A sorted `Vec`: most Services have one to
+    /// three slices.
+    slices: Vec<Box<str>>,
+    /// Digest of the view, while the Service is exposed.
+    exposed: Option<u64>,
+}
+
+impl ServiceEntry {
+    fn is_empty(&self) -> bool {
+        self.service.is_none() && self.slices.is_empty() && self.exposed.is_none()
+    }
 }
 
 /// One object of a view kind, parsed, with its identity.
@@ -181,10 +199,9 @@ impl IncrementalView {
             namespace_objects: BTreeMap::new(),
             services: BTreeMap::new(),
             slices: BTreeMap::new(),
-            slices_by_service: BTreeMap::new(),
             endpoint_count: 0,
             pods: BTreeMap::new(),
-            exposed_services: BTreeMap::new(),
+            exposed_services: 0,
             exposed_pods: BTreeMap::new(),
             known: BTreeMap::new(),
             namespaces: BTreeSet::new(),
@@ -258,12 +275,7 @@ impl IncrementalView {
             namespaces: self.known.keys().chain(&self.namespaces).cloned().collect(),
             ..Affected::default()
         };
-        affected.services.extend(
-            self.exposed_services
-                .keys()
-                .chain(self.services.keys())
-                .cloned(),
-        );
+        affected.services.extend(self.services.keys().cloned());
         affected
             .pods
             .extend(self.exposed_pods.keys().chain(self.pods.keys()).cloned());
@@ -277,24 +289,25 @@ impl IncrementalView {
 
     /// One Service's view, if it is exposed (made now).
     pub fn service(&self, key: &ServiceKey) -> Option<ServiceView> {
-        self.exposed_services
-            .contains_key(key)
-            .then(|| self.service_view(key))
-            .flatten()
+        self.services
+            .get(key)?
+            .exposed
+            .and_then(|_| self.service_view(key))
     }
 
     /// Every exposed Service's view, by key (each made as the iterator gets to it).
     pub fn services(&self) -> impl Iterator<Item = ServiceView> + '_ {
         // Every exposed key has a view (`settle` keeps them in step); `filter_map` rather
         // than a panic if that ever broke.
-        self.exposed_services
-            .keys()
-            .filter_map(|key| self.service_view(key))
+        self.services
+            .iter()
+            .filter(|(_, entry)| entry.exposed.is_some())
+            .filter_map(|(key, _)| self.service_view(key))
     }
 
     /// How many Services are exposed.
     pub fn service_count(&self) -> usize {
-        self.exposed_services.len()
+        self.exposed_services
     }
 
     /// The exposed namespaces, sorted: [`ClusterView::namespaces`].
@@ -401,8 +414,9 @@ impl IncrementalView {
                 .collect(),
             Kind::Service => self
                 .services
-                .keys()
-                .map(|k| ObjectRef::new(kind, k.namespace.as_str(), k.name.as_str()))
+                .iter()
+                .filter(|(_, entry)| entry.service.is_some())
+                .map(|(k, _)| ObjectRef::new(kind, k.namespace.as_str(), k.name.as_str()))
                 .collect(),
             Kind::EndpointSlice => refs(kind, self.slices.keys()),
             Kind::Pod => refs(kind, self.pods.keys()),
@@ -434,17 +448,16 @@ impl IncrementalView {
         affected: &mut Affected,
     ) {
         let is = new.is_some();
-        let Some(old) = replace(&mut self.services, &key, new) else {
+        let entry = self.services.entry(key.clone()).or_default();
+        if entry.service == new {
+            self.prune(&key);
             return;
-        };
-        count(
-            &mut self.known,
-            affected,
-            &key.namespace,
-            old.is_some(),
-            is,
-            |refs| &mut refs.services,
-        );
+        }
+        let was = std::mem::replace(&mut entry.service, new).is_some();
+        self.prune(&key);
+        count(&mut self.known, affected, &key.namespace, was, is, |refs| {
+            &mut refs.services
+        });
         affected.services.insert(key);
     }
 
@@ -455,26 +468,26 @@ impl IncrementalView {
         let new = self.slices.get(key);
         self.endpoint_count += new.map_or(0, ParsedSlice::endpoint_count);
         self.endpoint_count -= old.as_ref().map_or(0, ParsedSlice::endpoint_count);
-        let old_owner = old.as_ref().and_then(|s| s.service.as_deref());
-        let new_owner = new.and_then(|s| s.service.as_deref());
+        let old_owner = old.as_ref().and_then(|s| s.service.clone());
+        let new_owner = new.and_then(|s| s.service.clone());
+        let (old_owner, new_owner) = (old_owner.as_deref(), new_owner.as_deref());
         let (namespace, name) = key;
         if old_owner != new_owner {
             if let Some(service) = old_owner {
-                let owner = (namespace.clone(), service.to_owned());
-                if let Some(names) = self.slices_by_service.get_mut(&owner) {
-                    names.retain(|n| n != name);
-                    if names.is_empty() {
-                        self.slices_by_service.remove(&owner);
-                    }
+                let owner = ServiceKey::new(namespace.as_str(), service);
+                if let Some(entry) = self.services.get_mut(&owner) {
+                    entry.slices.retain(|n| **n != **name);
+                    self.prune(&owner);
                 }
             }
             if let Some(service) = new_owner {
-                let names = self
-                    .slices_by_service
-                    .entry((namespace.clone(), service.to_owned()))
-                    .or_default();
-                if let Err(at) = names.binary_search(name) {
-                    names.insert(at, name.clone());
+                let names = &mut self
+                    .services
+                    .entry(ServiceKey::new(namespace.as_str(), service))
+                    .or_default()
+                    .slices;
+                if let Err(at) = names.binary_search_by(|n| (**n).cmp(name.as_str())) {
+                    names.insert(at, name.as_str().into());
                 }
             }
         }
@@ -535,18 +548,21 @@ impl IncrementalView {
             delta.namespaces_changed |= changed;
         }
         for key in affected.services {
-            match self.service_view(&key) {
-                Some(view) => {
-                    let now = digest(&view);
-                    if self.exposed_services.insert(key.clone(), now) != Some(now) {
-                        delta.upserted.push(key);
-                    }
+            let now = self.service_view(&key).map(|view| digest(&view));
+            // A Service with a view has an entry (its own).
+            let Some(entry) = self.services.get_mut(&key) else {
+                continue;
+            };
+            let before = std::mem::replace(&mut entry.exposed, now);
+            self.exposed_services += usize::from(now.is_some());
+            self.exposed_services -= usize::from(before.is_some());
+            match (before, now) {
+                (_, Some(now)) if before != Some(now) => delta.upserted.push(key),
+                (Some(_), None) => {
+                    self.prune(&key);
+                    delta.removed.push(key);
                 }
-                None => {
-                    if self.exposed_services.remove(&key).is_some() {
-                        delta.removed.push(key);
-                    }
-                }
+                _ => {}
             }
         }
         for key in affected.pods {
@@ -568,18 +584,16 @@ impl IncrementalView {
 
     /// One Service's view now, as `cluster_view` makes it; `None` when it is not exposed.
     fn service_view(&self, key: &ServiceKey) -> Option<ServiceView> {
-        let parsed = self.services.get(key)?;
+        let entry = self.services.get(key)?;
+        let parsed = entry.service.as_ref()?;
         if !self.config.parsed_labels_match(&parsed.labels) || !self.exposed(&key.namespace) {
             return None;
         }
         let mut view = parsed.view(key)?;
-        let owner = (key.namespace.clone(), key.name.clone());
-        let slices: Vec<&ParsedSlice> = self
-            .slices_by_service
-            .get(&owner)
-            .into_iter()
-            .flatten()
-            .filter_map(|name| self.slices.get(&(key.namespace.clone(), name.clone())))
+        let slices: Vec<&ParsedSlice> = entry
+            .slices
+            .iter()
+            .filter_map(|name| self.slices.get(&(key.namespace.clone(), name.to_string())))
             .collect();
         view.endpoints
             .reserve_exact(slices.iter().map(|s| s.endpoint_count()).sum());
@@ -587,6 +601,13 @@ impl IncrementalView {
             slice.extend_views(&mut view.endpoints);
         }
         Some(view)
+    }
+
+    /// Drops `key`'s entry once nothing is kept in it.
+    fn prune(&mut self, key: &ServiceKey) {
+        if self.services.get(key).is_some_and(ServiceEntry::is_empty) {
+            self.services.remove(key);
+        }
     }
 
     /// One Pod's `pods verified` view now; `None` when it has none or is not exposed.

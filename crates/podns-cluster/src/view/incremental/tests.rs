@@ -220,11 +220,11 @@ fn check_index(inc: &IncrementalView, store: &ClusterStore) {
     for ns in NAMESPACES {
         for svc in SERVICES {
             let indexed: Vec<&str> = inc
-                .slices_by_service
-                .get(&(ns.to_owned(), svc.to_owned()))
+                .services
+                .get(&ServiceKey::new(ns, svc))
                 .into_iter()
-                .flatten()
-                .map(String::as_str)
+                .flat_map(|entry| &entry.slices)
+                .map(|name| &**name)
                 .collect();
             let scanned: Vec<&str> = store
                 .endpoint_slices()
@@ -235,6 +235,24 @@ fn check_index(inc: &IncrementalView, store: &ClusterStore) {
             assert_eq!(indexed, scanned, "slices of {ns}/{svc}");
         }
     }
+    assert!(
+        inc.services.values().all(|entry| !entry.is_empty()),
+        "an entry with nothing in it is kept"
+    );
+    assert_eq!(
+        inc.services
+            .values()
+            .filter(|e| e.service.is_some())
+            .count(),
+        store.services().count()
+    );
+    assert_eq!(
+        inc.service_count(),
+        inc.services
+            .values()
+            .filter(|e| e.exposed.is_some())
+            .count()
+    );
     assert_eq!(inc.slice_count(), store.endpoint_slices().count());
     assert_eq!(inc.pod_count(), store.pods().count());
     let usable: usize = store
