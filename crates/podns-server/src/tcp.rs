@@ -82,6 +82,9 @@ pub(crate) async fn run(
     while connections.join_next().await.is_some() {}
 }
 
+/// The size a connection's buffers start with: most queries and answers fit.
+const TYPICAL_MESSAGE: usize = 1232;
+
 /// One client connection's settings and state.
 struct Connection {
     /// Where this connection's answer rotation starts.
@@ -99,9 +102,13 @@ impl Connection {
     async fn serve(mut self, stream: TcpStream) -> std::io::Result<()> {
         stream.set_nodelay(true)?;
         let mut stream = BufReader::new(stream);
-        let mut request = vec![0u8; u16::MAX as usize];
-        let mut out = Vec::with_capacity(u16::MAX as usize);
-        let mut frame = Vec::with_capacity(u16::MAX as usize + 2);
+        // Buffers start at a typical message's size and grow to the largest this connection
+        // has seen, then stay: a connection allocates a few times in its life, not per
+        // message. Sizing them at 64 KiB up front cost ~80 KiB of resident memory per idle
+        // connection (the zeroed request buffer) once malloc hands out reused memory.
+        let mut request = Vec::with_capacity(TYPICAL_MESSAGE);
+        let mut out = Vec::with_capacity(TYPICAL_MESSAGE);
+        let mut frame = Vec::with_capacity(TYPICAL_MESSAGE + 2);
         let mut rotation = self.rotation;
         loop {
             // Idle: wait for the first octet of the next length prefix.
@@ -122,7 +129,9 @@ impl Connection {
                 if len < HEADER_LEN {
                     return Ok(None);
                 }
-                stream.read_exact(&mut request[..len]).await?;
+                request.clear();
+                request.resize(len, 0);
+                stream.read_exact(&mut request).await?;
                 Ok::<_, std::io::Error>(Some(len))
             });
             let Some(len) = read.await.map_err(|_| std::io::ErrorKind::TimedOut)?? else {
