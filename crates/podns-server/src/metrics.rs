@@ -23,6 +23,7 @@
 //! | `podns_dns_responses_total` | counter | zone, rcode (NOERROR FORMERR SERVFAIL NXDOMAIN NOTIMP REFUSED BADVERS other) | Z × 8 |
 //! | `podns_dns_request_duration_seconds` | histogram | zone, type; 21 buckets 5 µs … 8.192 s | Z × 10 × 24 |
 //! | `podns_dns_response_size_bytes` | histogram | zone, proto; CoreDNS's 14 size buckets 0 … 64000 | Z × 2 × 17 |
+//! | `podns_dns_udp_batch_datagrams` | histogram | –; 1, 2, 4 … 64 datagrams per `recvmmsg` | 10 |
 //! | `podns_zone_{services,endpoints,pods,names,serial}` | gauge | – | 5 |
 //! | `podns_zone_last_update_timestamp_seconds` | gauge | – | 1 |
 //! | `podns_zone_build_duration_seconds` | histogram | –; 0.1 ms × 2ⁿ … 13.1 s | 21 |
