@@ -771,8 +771,9 @@ impl ZoneBuilder {
                 extra.extend(self.merged_sets(ctx, target, t, memo).0);
             }
         }
-        let find = |target: &Name, rtype: RType| {
-            extra.iter().find(|s| s.name == *target && s.rtype == rtype)
+        let find = |target: &Name| {
+            [RType::A, RType::AAAA]
+                .map(|rtype| extra.iter().find(|s| s.name == *target && s.rtype == rtype))
         };
         ctx.encode(name, &sets, insecure_pods, None, &find)
     }
@@ -992,7 +993,7 @@ impl Ctx {
             .sets()
             .iter()
             .map(|&i| &local.records.rrsets[i as usize]);
-        let find = |target: &Name, rtype: RType| local_set(local, target, rtype);
+        let find = |target: &Name| local_addresses(local, target);
         // A Service name's SRV set may equal the one of its only named port.
         let own_srv = sets.clone().find(|s| s.rtype == RType::SRV);
         let port_srv = own_srv.filter(|_| private).and_then(|own| {
@@ -1019,7 +1020,7 @@ impl Ctx {
             Some(here) if !entry.holders().is_empty() => here,
             // An empty non-terminal, or a name this fragment only makes exist.
             _ if entry.holders().is_empty() => {
-                return Some(self.encode(name, [], false, None, &|_, _| None));
+                return Some(self.encode(name, [], false, None, &|_| [None, None]));
             }
             _ => return None,
         };
@@ -1050,7 +1051,7 @@ impl Ctx {
         sets: impl IntoIterator<Item = &'s RRset>,
         insecure_pods: bool,
         port_srv: Option<&RRset>,
-        additional: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
+        additional: &dyn Fn(&Name) -> [Option<&'a RRset>; 2],
     ) -> NodeBuf {
         ENCODE.with_borrow_mut(|scratch| {
             let Encode {
@@ -1074,7 +1075,7 @@ impl Ctx {
                     && let Some(up) = service_of_srv_owner(&port.name)
                 {
                     linked.clear();
-                    let extra = additional_for(port, additional);
+                    // The same records as `set`, so the same additional records.
                     PreparedAnswer::prepare_with(linked, records, bounds, &port.name, port, &extra);
                     records.clear();
                     PreparedAnswer::from_bytes(linked)
@@ -1192,13 +1193,24 @@ fn contribution_eq(old: &Local, was: &LocalName, new: &Local, now: &LocalName) -
             .all(|(a, b)| old.records.rrsets[*a as usize] == new.records.rrsets[*b as usize])
 }
 
-/// The RRset of `local` at (`name`, `rtype`).
-fn local_set<'a>(local: &'a Local, name: &Name, rtype: RType) -> Option<&'a RRset> {
-    let here = local.names.get(name)?;
-    here.sets()
+/// The A and AAAA RRsets of `local` at `name` (one probe for both).
+fn local_addresses<'a>(local: &'a Local, name: &Name) -> [Option<&'a RRset>; 2] {
+    let Some(here) = local.names.get(name) else {
+        return [None, None];
+    };
+    let sets = here
+        .sets()
         .iter()
-        .map(|&i| &local.records.rrsets[i as usize])
-        .find(|s| s.rtype == rtype)
+        .map(|&i| &local.records.rrsets[i as usize]);
+    let mut out = [None, None];
+    for set in sets {
+        match set.rtype {
+            RType::A => out[0] = Some(set),
+            RType::AAAA => out[1] = Some(set),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// SRV and NS targets of `sets`, each once.
@@ -1218,15 +1230,30 @@ fn targets<'a>(sets: impl Iterator<Item = &'a RRset>) -> Vec<&'a Name> {
 }
 
 /// The additional records of an answer: addresses of SRV targets and NS hosts (RFC 2782
-/// "Usage rules": additional A records for targets; RFC 1035 §3.3.11 / §6.3.1: glue for NS).
+/// "Usage rules": additional A records for targets; RFC 1035 §3.3.11 / §6.3.1: glue for NS),
+/// each target's once. A target repeats (one SRV per port) only with its RRsets, so those are
+/// what is deduplicated: by address, cheaper than hashing the name.
 fn additional_for<'a>(
     set: &RRset,
-    find: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
+    find: &dyn Fn(&Name) -> [Option<&'a RRset>; 2],
 ) -> Vec<&'a RRset> {
     let mut out = Vec::new();
-    for target in targets(std::iter::once(set)) {
-        for rtype in [RType::A, RType::AAAA] {
-            out.extend(find(target, rtype));
+    if set.rtype != RType::SRV && set.rtype != RType::NS {
+        return out;
+    }
+    let mut seen: FxSet<*const RRset> = FxSet::default();
+    for rdata in &set.rdata {
+        let (RData::Srv { target, .. } | RData::Ns(target)) = rdata else {
+            continue;
+        };
+        let [a, aaaa] = find(target);
+        // A and AAAA of one name come together, so the A (or the AAAA alone) marks the target.
+        let Some(first) = a.or(aaaa) else {
+            continue;
+        };
+        if seen.insert(first) {
+            out.extend(a);
+            out.extend(aaaa);
         }
     }
     out
