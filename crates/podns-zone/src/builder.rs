@@ -619,25 +619,23 @@ impl ZoneBuilder {
             },
         );
 
-        // Private names: this fragment alone decides them.
+        // Private names: this fragment alone decides them, so each root's shard is rewritten
+        // with them in one pass (below) instead of node by node.
         let mut writes: Vec<(Name, Option<NodeBuf>)> = Vec::new();
         for root in &roots {
             let mut existed = false;
-            self.names_under(ctx, root, |wire| {
-                existed = true;
-                if !new.names.contains_key(wire) {
-                    let name = Name::from_stored(wire);
-                    writes.push((name, None));
-                }
-            });
+            self.names_under(ctx, root, |_| existed = true);
             if existed {
                 // Whatever was below the root made it and its ancestors (shared) exist.
                 ctx.mark(&mut old.names, root);
             }
         }
-        for (name, local) in new.names.iter().filter(|(n, _)| private(n)) {
-            let node = ctx.node_from_local(&self.config, name, local, &new, true);
-            writes.push((name.clone(), Some(node)));
+        let mut private_nodes: Vec<Vec<NodeBuf>> = roots.iter().map(|_| Vec::new()).collect();
+        for (name, local) in new.names.iter() {
+            let Some(k) = roots.iter().position(|r| name.is_in(r)) else {
+                continue;
+            };
+            private_nodes[k].push(ctx.node_from_local(&self.config, name, local, &new, true));
         }
 
         // Shared names: counts, holders, and entries whose content changed.
@@ -711,6 +709,9 @@ impl ZoneBuilder {
             frag.skipped = std::mem::take(&mut new.records.skipped);
             self.skipped_changed = true;
         }
+        for (root, nodes) in roots.iter().zip(&private_nodes) {
+            self.rewrite_under(root, nodes);
+        }
         for (name, node) in writes {
             self.write(&name, node);
         }
@@ -733,6 +734,26 @@ impl ZoneBuilder {
                 each(node.name());
             }
         }
+    }
+
+    /// Replaces every stored name at or below `root`, a private root, by `nodes` (all at or
+    /// below it, so all in its shard): one copy of the shard's other nodes, at exact capacity,
+    /// where writing node by node would copy the shard on write, grow it and compact it.
+    fn rewrite_under(&mut self, root: &Name, nodes: &[NodeBuf]) {
+        let ctx = self.ctx.as_ref().expect("only called with zones");
+        let Some(zone) = zone_of(&ctx.served, root.as_wire()) else {
+            return;
+        };
+        let index = shard_index(&ctx.served[zone], root.as_wire());
+        let (block, at) = (index / BLOCK, index % BLOCK);
+        let (shard, dropped) = self.shards[block][at]
+            .rewritten(|name| !names::is_subdomain(name, root.as_wire()), nodes);
+        if dropped == 0 && nodes.is_empty() {
+            return;
+        }
+        self.names = self.names - dropped + nodes.len();
+        let block = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[block]);
+        block[at] = Arc::new(shard);
     }
 
     /// Rebuilds the shared names that several fragments hold records at.

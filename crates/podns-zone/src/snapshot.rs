@@ -401,6 +401,47 @@ impl Shard {
         true
     }
 
+    /// A copy holding the nodes whose names `keep` accepts and then `nodes` (whose names must
+    /// be neither kept nor repeated), with exact capacity; and how many nodes were dropped.
+    pub(crate) fn rewritten(
+        &self,
+        keep: impl Fn(&[u8]) -> bool,
+        nodes: &[NodeBuf],
+    ) -> (Self, usize) {
+        let mut kept = 0;
+        let mut kept_bytes = 0;
+        for node in self.iter().filter(|n| keep(n.name())) {
+            kept += 1;
+            kept_bytes += 4 + node.0.len();
+        }
+        let fresh_bytes: usize = nodes.iter().map(|n| 4 + n.0.len()).sum();
+        let mut shard = Self {
+            table: HashTable::with_capacity(kept + nodes.len()),
+            bytes: Vec::with_capacity(kept_bytes + fresh_bytes),
+            dead: 0,
+        };
+        for node in self.iter().filter(|n| keep(n.name())) {
+            shard.push_unique(node.0);
+        }
+        for node in nodes {
+            debug_assert!(!keep(Node(&node.0).name()));
+            shard.push_unique(&node.0);
+        }
+        (shard, self.table.len() - kept)
+    }
+
+    /// Appends a node whose name the shard does not hold.
+    fn push_unique(&mut self, node: &[u8]) {
+        let at = self.bytes.len() as u32;
+        self.bytes
+            .extend_from_slice(&(node.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(node);
+        let bytes = &self.bytes;
+        let hash = hash_name(Node(node).name());
+        self.table
+            .insert_unique(hash, at, |&at| hash_name(Self::node_at(bytes, at).name()));
+    }
+
     /// Drops spare capacity, and dead nodes once they are a quarter of the buffer (before the
     /// shard is published).
     pub(crate) fn trim(&mut self) {
