@@ -44,8 +44,8 @@ use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name};
 use crate::records::{self, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
-    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, LINK, NodeBuf, SHARDS, ServedZone, Shard,
-    Shards, ZoneSnapshot, shard_index, unix_serial, zone_of,
+    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, LINK, NodeBatch, NodeBuf, SHARDS, ServedZone,
+    Shard, Shards, ZoneSnapshot, shard_index, unix_serial, zone_of,
 };
 
 /// Maps and sets of the builder: keys are cluster data, so FxHash is safe and much cheaper
@@ -630,12 +630,14 @@ impl ZoneBuilder {
                 ctx.mark(&mut old.names, root);
             }
         }
-        let mut private_nodes: Vec<Vec<NodeBuf>> = roots.iter().map(|_| Vec::new()).collect();
+        let mut private_nodes: Vec<NodeBatch> =
+            roots.iter().map(|_| NodeBatch::default()).collect();
         for (name, local) in new.names.iter() {
             let Some(k) = roots.iter().position(|r| name.is_in(r)) else {
                 continue;
             };
-            private_nodes[k].push(ctx.node_from_local(&self.config, name, local, &new, true));
+            let batch = &mut private_nodes[k];
+            ctx.node_from_local_with(name, local, &new, true, |node| batch.push(node));
         }
 
         // Shared names: counts, holders, and entries whose content changed.
@@ -739,7 +741,7 @@ impl ZoneBuilder {
     /// Replaces every stored name at or below `root`, a private root, by `nodes` (all at or
     /// below it, so all in its shard): one copy of the shard's other nodes, at exact capacity,
     /// where writing node by node would copy the shard on write, grow it and compact it.
-    fn rewrite_under(&mut self, root: &Name, nodes: &[NodeBuf]) {
+    fn rewrite_under(&mut self, root: &Name, nodes: &NodeBatch) {
         let ctx = self.ctx.as_ref().expect("only called with zones");
         let Some(zone) = zone_of(&ctx.served, root.as_wire()) else {
             return;
@@ -1010,6 +1012,18 @@ impl Ctx {
         local: &Local,
         private: bool,
     ) -> NodeBuf {
+        self.node_from_local_with(name, here, local, private, NodeBuf::new)
+    }
+
+    /// [`Ctx::node_from_local`], handing the node's bytes to `done` instead of boxing them.
+    fn node_from_local_with<R>(
+        &self,
+        name: &Name,
+        here: &LocalName,
+        local: &Local,
+        private: bool,
+        done: impl FnOnce(&[u8]) -> R,
+    ) -> R {
         let sets = here
             .sets()
             .iter()
@@ -1024,7 +1038,7 @@ impl Ctx {
                     && s.rdata == own.rdata
             })
         });
-        self.encode(name, sets, here.insecure_pods, port_srv, &find)
+        self.encode_with(name, sets, here.insecure_pods, port_srv, &find, done)
     }
 
     /// A shared name's entry when `local` is its only holder, if every additional record it
@@ -1074,6 +1088,27 @@ impl Ctx {
         port_srv: Option<&RRset>,
         additional: &dyn Fn(&Name) -> [Option<&'a RRset>; 2],
     ) -> NodeBuf {
+        self.encode_with(
+            name,
+            sets,
+            insecure_pods,
+            port_srv,
+            additional,
+            NodeBuf::new,
+        )
+    }
+
+    /// [`Ctx::encode`], handing the node's bytes to `done` (a private name's node goes
+    /// straight into its batch, without an allocation of its own).
+    fn encode_with<'a, 's, R>(
+        &self,
+        name: &Name,
+        sets: impl IntoIterator<Item = &'s RRset>,
+        insecure_pods: bool,
+        port_srv: Option<&RRset>,
+        additional: &dyn Fn(&Name) -> [Option<&'a RRset>; 2],
+        done: impl FnOnce(&[u8]) -> R,
+    ) -> R {
         ENCODE.with_borrow_mut(|scratch| {
             let Encode {
                 body,
@@ -1137,7 +1172,8 @@ impl Ctx {
             if insecure_pods {
                 flags |= FLAG_INSECURE_PODS;
             }
-            NodeBuf::encode(name, flags, types, first, body, blob)
+            NodeBuf::write(name, flags, types, first, body, blob);
+            done(blob)
         })
     }
 }

@@ -524,9 +524,10 @@ fn a_rewritten_shard_holds_the_kept_and_the_new_nodes_at_exact_capacity() {
         shard.insert(&node(&format!("n{i}.b.example"), 31));
     }
     let under_a = |n: &[u8]| crate::names::is_subdomain(n, &name("a.example"));
-    let fresh: Vec<NodeBuf> = (0..120)
-        .map(|i| node(&format!("m{i}.a.example"), 7))
-        .collect();
+    let mut fresh = NodeBatch::default();
+    for i in 0..120 {
+        fresh.push(&node(&format!("m{i}.a.example"), 7).0);
+    }
     let (copy, dropped) = shard.rewritten(|n| !under_a(n), &fresh);
     assert_eq!(dropped, 100);
     assert_eq!(copy.iter().count(), 220);
