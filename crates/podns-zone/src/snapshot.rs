@@ -373,6 +373,13 @@ impl Shard {
 
     /// Stores `node`, replacing the node of the same name; whether the name is new.
     pub(crate) fn insert(&mut self, node: &NodeBuf) -> bool {
+        let need = 4 + node.0.len();
+        if self.bytes.capacity() - self.bytes.len() < need {
+            // A quarter more, not double: shards are small (a realloc copies a few kB), and
+            // while a zone is first built every shard grows at once, so doubling's slack was
+            // most of the build's heap peak.
+            self.bytes.reserve_exact(need.max(self.bytes.len() / 4));
+        }
         let at = self.bytes.len() as u32;
         self.bytes
             .extend_from_slice(&(node.0.len() as u32).to_le_bytes());
