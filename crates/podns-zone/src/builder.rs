@@ -40,6 +40,7 @@ use std::sync::Arc;
 use podns_view::{ClusterView, PodView, ServiceKey, ServiceView};
 
 use self::compact::Compact;
+use self::shared::{Shared, SharedNames};
 use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name};
 use crate::records::{self, RData, RRset, RType, Records, Skipped, Zones};
@@ -93,10 +94,9 @@ pub struct ZoneBuilder {
     apex: FragId,
     namespaces: FragId,
     pods: FragId,
-    /// Shared names: existence counts and record holders.
-    /// Keyed by wire form in a plain box: long-lived (one per PTR owner), so without the
-    /// reference count a [`Name`] carries.
-    shared: FxMap<Box<[u8]>, Shared>,
+    /// Shared names: existence counts and record holders (one per PTR owner: `shared.rs`
+    /// keeps them packed).
+    shared: SharedNames,
     /// Shared names whose entry must be rebuilt before the next snapshot (several holders).
     pending: FxSet<Name>,
     /// The next snapshot's names; shards are shared with published snapshots until written.
@@ -157,82 +157,6 @@ enum Source {
     Pods(Vec<PodView>),
     /// Nothing (a fragment that was removed or never set).
     Empty,
-}
-
-/// A shared name's bookkeeping: one per PTR owner, so kept to 24 bytes (fields flat, the
-/// usual single holder inline).
-#[derive(Debug)]
-struct Shared {
-    /// Fragments in which the name exists.
-    refs: u32,
-    /// The holder when there is exactly one, else [`NO_HOLDER`].
-    one: FragId,
-    /// The holders, in fragment order, when there are several.
-    many: Option<Box<[FragId]>>,
-}
-
-/// [`Shared::one`] when the name has no single holder.
-const NO_HOLDER: FragId = FragId::MAX;
-
-impl Default for Shared {
-    fn default() -> Self {
-        Self {
-            refs: 0,
-            one: NO_HOLDER,
-            many: None,
-        }
-    }
-}
-
-impl Shared {
-    /// Fragments with records or flags at the name, in fragment order.
-    fn holders(&self) -> &[FragId] {
-        match (&self.many, self.one) {
-            (Some(many), _) => many,
-            (None, NO_HOLDER) => &[],
-            (None, _) => std::slice::from_ref(&self.one),
-        }
-    }
-
-    fn set_holders(&mut self, list: Vec<FragId>) {
-        (self.one, self.many) = match *list {
-            [] => (NO_HOLDER, None),
-            [one] => (one, None),
-            _ => (NO_HOLDER, Some(list.into_boxed_slice())),
-        };
-    }
-
-    fn remove_holder(&mut self, id: FragId) {
-        if self.many.is_none() {
-            if self.one == id {
-                self.one = NO_HOLDER;
-            }
-            return;
-        }
-        let rest = self
-            .holders()
-            .iter()
-            .copied()
-            .filter(|h| *h != id)
-            .collect();
-        self.set_holders(rest);
-    }
-
-    fn insert_holder(&mut self, at: usize, id: FragId) {
-        if self.holders().is_empty() {
-            self.one = id;
-            return;
-        }
-        let mut all = self.holders().to_vec();
-        all.insert(at, id);
-        self.set_holders(all);
-    }
-
-    fn heap_size(&self) -> usize {
-        self.many
-            .as_ref()
-            .map_or(0, |m| m.len() * size_of::<FragId>())
-    }
 }
 
 /// One name of a fragment: its RRsets (indexes into the fragment's records) and flags.
@@ -311,7 +235,7 @@ impl ZoneBuilder {
             apex: 0,
             namespaces: 1,
             pods: 2,
-            shared: FxMap::default(),
+            shared: SharedNames::default(),
             pending: FxSet::default(),
             // Every shard starts as the same empty one; the first write copies it.
             shards: Arc::new(
@@ -535,13 +459,7 @@ impl ZoneBuilder {
             .keys()
             .map(|k| 48 + k.name.len() + k.namespace.len())
             .sum();
-        let shared: usize = self
-            .shared
-            .iter()
-            .map(|(n, s)| {
-                (size_of::<Box<[u8]>>() + size_of::<Shared>()) * 8 / 7 + n.len() + s.heap_size()
-            })
-            .sum();
+        let shared = self.shared.heap_size();
         sources + keys + shared + self.frags.capacity() * size_of::<Option<Fragment>>()
     }
 
@@ -665,10 +583,7 @@ impl ZoneBuilder {
             if was.is_some_and(|was| contribution_eq(&old, was, &new, now)) {
                 continue;
             }
-            let entry = match self.shared.get_mut(name.as_wire()) {
-                Some(entry) => entry,
-                None => self.shared.entry(name.as_wire().into()).or_default(),
-            };
+            let entry = self.shared.get_or_insert(name.as_wire());
             if was.is_none() {
                 entry.refs += 1;
             }
@@ -685,7 +600,7 @@ impl ZoneBuilder {
             }
         }
         for name in touched {
-            let entry = &self.shared[name.as_wire()];
+            let entry = self.shared.get(name.as_wire()).expect("counted above");
             if entry.refs == 0 {
                 self.shared.remove(name.as_wire());
                 self.pending.remove(&name);
@@ -1329,5 +1244,6 @@ fn merge_into(into: &mut RRset, from: &RRset) {
 }
 
 mod compact;
+mod shared;
 #[cfg(test)]
 mod tests;
