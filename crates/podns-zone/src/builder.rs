@@ -43,7 +43,7 @@ use self::compact::Compact;
 use self::shared::{Shared, SharedNames};
 use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name};
-use crate::records::{self, RData, RRset, RType, Records, Skipped, Zones};
+use crate::records::{self, LocalName, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
     BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, LINK, NodeBatch, NodeBuf, SHARDS, ServedZone,
     Shard, Shards, ZoneSnapshot, shard_index, unix_serial, zone_of,
@@ -157,35 +157,6 @@ enum Source {
     Pods(Vec<PodView>),
     /// Nothing (a fragment that was removed or never set).
     Empty,
-}
-
-/// One name of a fragment: its RRsets (indexes into the fragment's records) and flags.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct LocalName {
-    /// `sets[..len]`: one per type, and `records.rs` makes eight types at most; inline, as
-    /// every name of every changed fragment gets one of these.
-    sets: [u32; 8],
-    len: u8,
-    insecure_pods: bool,
-}
-
-impl LocalName {
-    fn holds(&self) -> bool {
-        self.len > 0 || self.insecure_pods
-    }
-
-    fn sets(&self) -> &[u32] {
-        &self.sets[..self.len as usize]
-    }
-
-    fn push(&mut self, set: u32) {
-        // RRsets are unique per (owner, type) and `RData` has eight types.
-        debug_assert!((self.len as usize) < self.sets.len());
-        if let Some(slot) = self.sets.get_mut(self.len as usize) {
-            *slot = set;
-            self.len += 1;
-        }
-    }
 }
 
 /// A fragment's records with every name they make exist.
@@ -868,15 +839,19 @@ impl Ctx {
     }
 
     /// Every name `records` make exist, with the RRsets at each.
-    fn local(&self, config: &ZoneConfig, records: Records) -> Local {
+    fn local(&self, config: &ZoneConfig, mut records: Records) -> Local {
+        // The owners come grouped already (`records.rs` files each RRset under its owner as it
+        // is made): only their ancestors are added here, which spares hashing each owner twice.
+        let mut names = std::mem::take(&mut records.owners);
         // Most owners add one ancestor at most (a PTR owner's /24, an SRV owner's `_tcp`).
-        let mut names: FxMap<Name, LocalName> = FxMap::with_capacity_and_hasher(
-            records.rrsets.len() * 3 / 2 + records.names.len(),
-            Default::default(),
-        );
-        for (i, set) in records.rrsets.iter().enumerate() {
-            if let Some(local) = self.mark(&mut names, &set.name) {
-                local.push(i as u32);
+        names.reserve(records.rrsets.len() / 2 + records.names.len());
+        for set in &records.rrsets {
+            match zone_of(&self.served, set.name.as_wire()) {
+                Some(zone) => self.mark_ancestors(&mut names, &set.name, zone),
+                // Names outside every served zone are ignored (as `mark` does).
+                None => {
+                    names.remove(set.name.as_wire());
+                }
             }
         }
         for name in &records.names {
@@ -888,6 +863,22 @@ impl Ctx {
             }
         }
         Local { records, names }
+    }
+
+    /// Records that the ancestors of `name` (in served zone `zone`) up to the apex exist (RFC
+    /// 8020 §2).
+    fn mark_ancestors(&self, names: &mut FxMap<Name, LocalName>, name: &Name, zone: usize) {
+        let apex = self.served[zone].apex.as_wire();
+        let wire = name.as_wire();
+        let mut at = 0;
+        // Ancestors are looked up as slices of the name: only missing ones are allocated.
+        while wire.len() - at > apex.len() {
+            at += 1 + wire[at] as usize;
+            if names.contains_key(&wire[at..]) {
+                break;
+            }
+            names.insert(name.parent_at(at), LocalName::default());
+        }
     }
 
     /// Records that `name` exists, and so do its ancestors up to its zone's apex (RFC 8020
@@ -1157,7 +1148,7 @@ fn private_roots(zones: &Zones, order: &Order) -> Vec<Name> {
 /// Whether a fragment contributes the same records and flags at a name before and after.
 fn contribution_eq(old: &Local, was: &LocalName, new: &Local, now: &LocalName) -> bool {
     was.insecure_pods == now.insecure_pods
-        && was.len == now.len
+        && was.sets().len() == now.sets().len()
         && was
             .sets()
             .iter()

@@ -20,7 +20,6 @@
 //! | `no_endpoints`: headless Services and endpoint names get nothing (NXDOMAIN) | CoreDNS `noendpoints` |
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -220,6 +219,40 @@ pub(crate) struct Records {
     pub(crate) pod_namespaces: Vec<Name>,
     /// Items left out.
     pub(crate) skipped: Vec<Skipped>,
+    /// Every owner in `rrsets`, with the indexes of its RRsets in the order they were made.
+    pub(crate) owners: HashMap<Name, LocalName, BuildHasherDefault<FxHasher>>,
+}
+
+/// One name of a fragment: its RRsets (indexes into the fragment's records) and flags.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct LocalName {
+    /// `sets[..len]`: one per type, and `records.rs` makes eight types at most; inline, as
+    /// every name of every changed fragment gets one of these.
+    sets: [u32; 8],
+    len: u8,
+    /// `pods insecure`: the name is `<ns>.pod.<zone>` (set by the builder).
+    pub(crate) insecure_pods: bool,
+}
+
+// === impl LocalName ===
+
+impl LocalName {
+    pub(crate) fn holds(&self) -> bool {
+        self.len > 0 || self.insecure_pods
+    }
+
+    pub(crate) fn sets(&self) -> &[u32] {
+        &self.sets[..self.len as usize]
+    }
+
+    pub(crate) fn push(&mut self, set: u32) {
+        // RRsets are unique per (owner, type) and `RData` has eight types.
+        debug_assert!((self.len as usize) < self.sets.len());
+        if let Some(slot) = self.sets.get_mut(self.len as usize) {
+            *slot = set;
+            self.len += 1;
+        }
+    }
 }
 
 /// Builds every RRset of the served zones from the view, in one pass (the order the zone was
@@ -300,7 +333,7 @@ pub(crate) fn service_records(config: &ZoneConfig, zones: &Zones, svc: &ServiceV
     // address RRset and a PTR per endpoint): no rehash while it is built.
     let per_zone = 2 * svc.endpoints.len() + 2 * svc.ports.len() + 2;
     let sets = per_zone * zones.clusters.len();
-    b.index.reserve(sets);
+    b.out.owners.reserve(2 * svc.endpoints.len() + 3);
     // The large RRsets: the Service name's addresses and SRVs, and one SRV set per port.
     b.seen = HashTable::with_capacity(
         (2 + svc.ports.len()) * svc.endpoints.len() * zones.clusters.len(),
@@ -325,7 +358,7 @@ pub(crate) fn service_shared_records(
     let mut b = Builder::new(config, zones);
     b.shared_only = true;
     b.out.rrsets.reserve(svc.endpoints.len());
-    b.index.reserve(svc.endpoints.len());
+    b.out.owners.reserve(svc.endpoints.len());
     // Only the primary zone has PTRs.
     if let Some(zone) = zones.clusters.first() {
         b.service(svc, zone);
@@ -355,7 +388,6 @@ struct Builder<'z> {
     /// Build only the records outside the Service's subtree (its PTRs): see
     /// [`service_shared_records`].
     shared_only: bool,
-    index: HashMap<(Name, RType), usize, BuildHasherDefault<FxHasher>>,
     /// Every record added, as (RRset index, record index), filed by the hash of both: the
     /// duplicate check compares RDATA only with records of equal hash. FxHash of names that
     /// differ in two nearby bytes collides often (96 of 5,000 `big-<n>` SRV targets): a check
@@ -374,7 +406,6 @@ impl<'z> Builder<'z> {
             zones,
             ptrs: true,
             shared_only: false,
-            index: HashMap::default(),
             seen: HashTable::new(),
             out: Records::default(),
         }
@@ -393,19 +424,26 @@ impl<'z> Builder<'z> {
     /// The index of the RRset (`name`, `rtype`), created (empty, with `ttl`) if new. Callers
     /// that add many records to one RRset look it up once.
     fn set_for(&mut self, name: &Name, rtype: RType, ttl: u32) -> usize {
-        match self.index.entry((name.clone(), rtype)) {
-            Entry::Occupied(e) => *e.get(),
-            Entry::Vacant(e) => {
-                e.insert(self.out.rrsets.len());
-                self.out.rrsets.push(RRset {
-                    name: name.clone(),
-                    rtype,
-                    ttl,
-                    rdata: Vec::new(),
-                });
-                self.out.rrsets.len() - 1
-            }
+        let rrsets = &mut self.out.rrsets;
+        let owner = match self.out.owners.get_mut(name.as_wire()) {
+            Some(owner) => owner,
+            None => self.out.owners.entry(name.clone()).or_default(),
+        };
+        if let Some(&set) = owner
+            .sets()
+            .iter()
+            .find(|&&set| rrsets[set as usize].rtype == rtype)
+        {
+            return set as usize;
         }
+        owner.push(rrsets.len() as u32);
+        rrsets.push(RRset {
+            name: name.clone(),
+            rtype,
+            ttl,
+            rdata: Vec::new(),
+        });
+        rrsets.len() - 1
     }
 
     /// Adds one record to RRset `set` unless it holds it already. Most RRsets hold one record
