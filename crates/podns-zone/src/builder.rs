@@ -43,7 +43,7 @@ use self::compact::Compact;
 use self::shared::{Shared, SharedNames};
 use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name};
-use crate::records::{self, LocalName, RData, RRset, RType, Records, Skipped, Zones};
+use crate::records::{self, LocalName, NameMap, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
     BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, LINK, NodeBatch, NodeBuf, SHARDS, ServedZone,
     Shard, Shards, ZoneSnapshot, shard_index, unix_serial, zone_of,
@@ -163,7 +163,7 @@ enum Source {
 #[derive(Debug, Default)]
 struct Local {
     records: Records,
-    names: FxMap<Name, LocalName>,
+    names: NameMap<LocalName>,
 }
 
 // === impl ZoneBuilder ===
@@ -574,7 +574,9 @@ impl ZoneBuilder {
             let entry = self.shared.get(name.as_wire()).expect("counted above");
             if entry.refs == 0 {
                 self.shared.remove(name.as_wire());
-                self.pending.remove(&name);
+                if !self.pending.is_empty() {
+                    self.pending.remove(&name);
+                }
                 writes.push((name, None));
             } else if entry.holders().iter().all(|h| *h == id)
                 && let Some(node) = ctx.shared_node_from(&self.config, &name, &new, entry, &|t| {
@@ -584,7 +586,10 @@ impl ZoneBuilder {
                 })
             {
                 // Only this fragment holds records here: build now, from what is at hand.
-                self.pending.remove(&name);
+                // (`pending` is empty but for updates that leave merges: no hashing then.)
+                if !self.pending.is_empty() {
+                    self.pending.remove(&name);
+                }
                 writes.push((name, Some(node)));
             } else {
                 self.pending.insert(name);
@@ -867,7 +872,7 @@ impl Ctx {
 
     /// Records that the ancestors of `name` (in served zone `zone`) up to the apex exist (RFC
     /// 8020 §2).
-    fn mark_ancestors(&self, names: &mut FxMap<Name, LocalName>, name: &Name, zone: usize) {
+    fn mark_ancestors(&self, names: &mut NameMap<LocalName>, name: &Name, zone: usize) {
         let apex = self.served[zone].apex.as_wire();
         let wire = name.as_wire();
         let mut at = 0;
@@ -885,7 +890,7 @@ impl Ctx {
     /// §2). Names outside every served zone are ignored.
     fn mark<'n>(
         &self,
-        names: &'n mut FxMap<Name, LocalName>,
+        names: &'n mut NameMap<LocalName>,
         name: &Name,
     ) -> Option<&'n mut LocalName> {
         let zone = zone_of(&self.served, name.as_wire())?;
@@ -903,7 +908,7 @@ impl Ctx {
                 let ancestor = name.parent_at(at);
                 names.insert(ancestor, LocalName::default());
             }
-            return Some(names.entry(name.clone()).or_default());
+            return Some(names.entry_ref(name).or_default());
         }
         names.get_mut(name.as_wire())
     }

@@ -179,6 +179,13 @@ pub fn suffix_offset(name: &[u8], zone: &[u8]) -> Option<usize> {
     }
 }
 
+impl From<&Self> for Name {
+    /// A shared copy (hashbrown's `entry_ref` inserts keys this way).
+    fn from(name: &Self) -> Self {
+        name.clone()
+    }
+}
+
 impl std::borrow::Borrow<[u8]> for Name {
     /// Hash maps keyed by [`Name`] can be queried with wire bytes: `Arc<[u8]>` hashes and
     /// compares exactly as `[u8]`.

@@ -19,7 +19,6 @@
 //! | endpoint label: hostname, else pod name (`endpoint_pod_names`), else dashed address | CoreDNS `endpointHostname` |
 //! | `no_endpoints`: headless Services and endpoint names get nothing (NXDOMAIN) | CoreDNS `noendpoints` |
 
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -220,7 +219,7 @@ pub(crate) struct Records {
     /// Items left out.
     pub(crate) skipped: Vec<Skipped>,
     /// Every owner in `rrsets`, with the indexes of its RRsets in the order they were made.
-    pub(crate) owners: HashMap<Name, LocalName, BuildHasherDefault<FxHasher>>,
+    pub(crate) owners: NameMap<LocalName>,
 }
 
 /// One name of a fragment: its RRsets (indexes into the fragment's records) and flags.
@@ -425,10 +424,7 @@ impl<'z> Builder<'z> {
     /// that add many records to one RRset look it up once.
     fn set_for(&mut self, name: &Name, rtype: RType, ttl: u32) -> usize {
         let rrsets = &mut self.out.rrsets;
-        let owner = match self.out.owners.get_mut(name.as_wire()) {
-            Some(owner) => owner,
-            None => self.out.owners.entry(name.clone()).or_default(),
-        };
+        let owner = self.out.owners.entry_ref(name).or_default();
         if let Some(&set) = owner
             .sets()
             .iter()
@@ -762,6 +758,10 @@ impl<'z> Builder<'z> {
         self.add_srvs(name, &all);
     }
 }
+
+/// A map by name that hashes a name once per lookup-or-insert (`entry_ref`), and clones it only
+/// when it inserts.
+pub(crate) type NameMap<V> = hashbrown::HashMap<Name, V, BuildHasherDefault<FxHasher>>;
 
 /// Records an RRset holds before its duplicate check uses [`Builder::seen`] instead of a scan.
 const INDEXED: usize = 8;
