@@ -90,7 +90,8 @@ pub struct ZoneBuilder {
     frags: Vec<Option<Fragment>>,
     free: Vec<FragId>,
     /// The fragment of each Service.
-    services: BTreeMap<ServiceKey, FragId>,
+    /// (The key is shared with the fragment's [`Order`]: one copy per Service.)
+    services: BTreeMap<Arc<ServiceKey>, FragId>,
     apex: FragId,
     namespaces: FragId,
     pods: FragId,
@@ -143,7 +144,7 @@ struct Fragment {
 enum Order {
     Apex,
     Namespaces,
-    Service(ServiceKey),
+    Service(Arc<ServiceKey>),
     Pods,
 }
 
@@ -247,13 +248,13 @@ impl ZoneBuilder {
             // both, one key comparison and one allocation-free source comparison per Service.
             let mut scratch = std::mem::take(&mut self.scratch);
             let mut changed: Vec<&ServiceView> = Vec::new();
-            let mut gone: Vec<ServiceKey> = Vec::new();
+            let mut gone: Vec<Arc<ServiceKey>> = Vec::new();
             let mut view = services.iter().peekable();
             for (key, &id) in &self.services {
-                while let Some(svc) = view.next_if(|s| s.key < *key) {
+                while let Some(svc) = view.next_if(|s| s.key < **key) {
                     changed.push(svc);
                 }
-                match view.next_if(|s| s.key == *key) {
+                match view.next_if(|s| s.key == **key) {
                     Some(svc) if self.same_service(id, svc, &mut scratch) => {}
                     Some(svc) => changed.push(svc),
                     None => gone.push(key.clone()),
@@ -267,7 +268,7 @@ impl ZoneBuilder {
             let gone = self
                 .services
                 .keys()
-                .filter(|k| !keep.contains(k))
+                .filter(|k| !keep.contains(&***k))
                 .cloned()
                 .collect();
             (services.iter().collect(), gone)
@@ -300,8 +301,9 @@ impl ZoneBuilder {
         let id = match existing {
             Some(id) => id,
             None => {
-                let id = self.alloc(Order::Service(service.key.clone()));
-                self.services.insert(service.key.clone(), id);
+                let key = Arc::new(service.key.clone());
+                let id = self.alloc(Order::Service(Arc::clone(&key)));
+                self.services.insert(key, id);
                 id
             }
         };
@@ -428,7 +430,8 @@ impl ZoneBuilder {
         let keys: usize = self
             .services
             .keys()
-            .map(|k| 48 + k.name.len() + k.namespace.len())
+            // The map's slot, the shared key (reference counts and strings).
+            .map(|k| 48 + 16 + size_of::<ServiceKey>() + k.name.len() + k.namespace.len())
             .sum();
         let shared = self.shared.heap_size();
         sources + keys + shared + self.frags.capacity() * size_of::<Option<Fragment>>()
