@@ -16,11 +16,14 @@
 //! RFC 8020 §2) is either
 //! - *private*: at or below the Service's own name (`<svc>.<ns>.svc.<zone>`). No other
 //!   fragment can produce such a name (services' subtrees are disjoint, and no zone-level name
-//!   lies inside one), so its prepared entry is rebuilt from this fragment alone; or
+//!   lies inside one), so its prepared entry is rebuilt from this fragment alone. All of a
+//!   Service's private names share one shard (`snapshot.rs`, groups), so a changed Service
+//!   encodes them into one batch and rewrites that shard once, at exact size; or
 //! - *shared*: everything else (`<ns>.svc.<zone>`, the apex, PTR owners, reverse-zone
 //!   non-terminals, pod names). The builder counts, per shared name, how many fragments make it
 //!   exist (`refs`: existence, NXDOMAIN vs NODATA) and which hold records or flags there
-//!   (`holders`, in fragment order). A shared name is rebuilt when its existence or a
+//!   (`holders`, in fragment order; `builder/shared.rs` keeps this packed, as there is one per
+//!   PTR owner). A shared name is rebuilt when its existence or a
 //!   holder's contribution changes; records of several holders (a PTR owner whose address two
 //!   Services share) are merged in fragment order, as a full build orders them.
 //!
