@@ -8,6 +8,7 @@
 //! endpoints that was about 4 MB more.
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 use super::FragId;
 use crate::snapshot::FxHasher;
@@ -122,34 +123,28 @@ impl SharedNames {
             .map(|(_, s)| s)
     }
 
-    /// The entry of `name`, added (empty) if missing.
+    /// The entry of `name`, added (empty) if missing; one probe either way (this table is
+    /// a few MB, so each probe is a cache miss or two).
     pub(super) fn get_or_insert(&mut self, name: &[u8]) -> &mut Shared {
         let hash = hash(name);
-        let names = &self.names;
-        if self
-            .table
-            .find(hash, |(at, _)| is_at(names, *at, name))
-            .is_none()
-        {
-            if self.names.capacity() - self.names.len() < name.len() {
-                // A quarter more, not double: this buffer is a few MB at 100k endpoints.
-                self.names
-                    .reserve_exact(name.len().max(self.names.len() / 4));
+        let Self { names, table, .. } = self;
+        let entry = table.entry(
+            hash,
+            |(at, _)| is_at(names, *at, name),
+            |(at, _)| self::hash(name_at(names, *at)),
+        );
+        match entry {
+            Entry::Occupied(entry) => &mut entry.into_mut().1,
+            Entry::Vacant(entry) => {
+                if names.capacity() - names.len() < name.len() {
+                    // A quarter more, not double: this buffer is a few MB at 100k endpoints.
+                    names.reserve_exact(name.len().max(names.len() / 4));
+                }
+                let at = names.len() as u32;
+                names.extend_from_slice(name);
+                &mut entry.insert((at, Shared::default())).into_mut().1
             }
-            let at = self.names.len() as u32;
-            self.names.extend_from_slice(name);
-            let names = &self.names;
-            self.table
-                .insert_unique(hash, (at, Shared::default()), |(at, _)| {
-                    self::hash(name_at(names, *at))
-                });
         }
-        let names = &self.names;
-        &mut self
-            .table
-            .find_mut(hash, |(at, _)| is_at(names, *at, name))
-            .expect("present")
-            .1
     }
 
     pub(super) fn remove(&mut self, name: &[u8]) {
