@@ -13,7 +13,8 @@
 //! The previous snapshot stays alive while the next is built, as the published one does, so
 //! copy-on-write costs are included. Before the timings, the bench prints the heap held by a
 //! snapshot and by the builder, counted by the counting allocator below (bytes requested; the
-//! allocator's own per-allocation overhead is not included), and `heap_size()` estimates.
+//! allocator's own per-allocation overhead is not included), `heap_size()` estimates, and the
+//! heap peak during the full build.
 //!
 //! Run with `cargo bench -p podns-zone --bench update`.
 
@@ -36,6 +37,8 @@ use support::ports;
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// The largest `LIVE` seen since it was last reset.
+static PEAK: AtomicIsize = AtomicIsize::new(0);
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY:
@@ -43,7 +46,8 @@ static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 // - the counters are plain atomics and never allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        let live = LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        PEAK.fetch_max(live + layout.size() as isize, Ordering::Relaxed);
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded as received.
         unsafe { System.alloc(layout) }
@@ -57,10 +61,10 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        let grown = new_size as isize - layout.size() as isize;
+        let live = LIVE.fetch_add(grown, Ordering::Relaxed);
+        // A realloc that moves holds both blocks for a moment.
+        PEAK.fetch_max(live + new_size as isize, Ordering::Relaxed);
         // SAFETY: forwarded as received.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -100,18 +104,21 @@ fn service(i: u32, endpoints: u32, base: u32, ports: &Arc<[PortView]>) -> Servic
 fn report_sizes(config: &ZoneConfig, view: &ClusterView) {
     let mb = |b: isize| b as f64 / 1e6;
     let start = live();
+    PEAK.store(start.0, Ordering::Relaxed);
     let t = std::time::Instant::now();
     let snapshot = podns_zone::build(config, view);
     let took = t.elapsed();
     let after = live();
+    let build_peak = PEAK.load(Ordering::Relaxed) - start.0;
     let snapshot_bytes = after.0 - start.0;
     eprintln!(
         "snapshot at {SERVICES}×{ENDPOINTS}: {} names, {:.1} MB in {} allocations (counted), \
-         heap_size() {:.1} MB; build {took:?}",
+         heap_size() {:.1} MB; build {took:?}, heap peak during the build {:.1} MB",
         snapshot.name_count(),
         mb(after.0 - start.0),
         after.1 - start.1,
         mb(snapshot.heap_size() as isize),
+        mb(build_peak),
     );
     drop(snapshot);
     let start = live();

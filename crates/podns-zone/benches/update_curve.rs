@@ -9,7 +9,8 @@
 //! printed as a markdown table and written to `$UPDATE_CURVE_OUT` (default
 //! `target/update-curve.json`) for `scripts/bench.d/plot_update_curve.py`.
 //!
-//! Run with `cargo bench -p podns-zone --bench update_curve`. Under `cargo test` (no `--bench`
+//! Run with `cargo bench -p podns-zone --bench update_curve` (`UPDATE_CURVE_SIZES` and
+//! `UPDATE_CURVE_ROUNDS` override the sizes, comma-separated, and the rounds per case). Under `cargo test` (no `--bench`
 //! argument) it runs a small smoke version and checks the zone answers the last version.
 
 #![allow(missing_docs)]
@@ -32,11 +33,20 @@ struct Point {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let (services, sizes, rounds): (u32, &[u32], usize) = if bench {
-        (10_000, &[1, 10, 100, 300, 1_000, 3_000, 5_000], 25)
+    let (services, sizes, rounds): (u32, Vec<u32>, usize) = if bench {
+        (10_000, vec![1, 10, 100, 300, 1_000, 3_000, 5_000], 25)
     } else {
-        (100, &[1, 10], 2)
+        (100, vec![1, 10], 2)
     };
+    // `UPDATE_CURVE_SIZES=1000 UPDATE_CURVE_ROUNDS=400`: one point, more samples (for A/B runs
+    // on a noisy machine).
+    let sizes: Vec<u32> = std::env::var("UPDATE_CURVE_SIZES").map_or(sizes, |list| {
+        list.split(',')
+            .map(|n| n.trim().parse().expect("a size"))
+            .collect()
+    });
+    let rounds =
+        std::env::var("UPDATE_CURVE_ROUNDS").map_or(rounds, |n| n.parse().expect("a count"));
     let ports = support::ports();
     let mut background = support::cluster(services);
     // The updated Service's own namespace.
@@ -47,7 +57,7 @@ fn main() {
     let mut published = builder.snapshot();
 
     let mut points = Vec::new();
-    for &size in sizes {
+    for &size in &sizes {
         // Addresses in 11.0.0.0/8, apart from the background's 10.0.0.0/8.
         let versions = [
             support::headless("ns", "big", size, 0x0B00_0000, &ports),

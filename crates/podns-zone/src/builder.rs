@@ -16,11 +16,14 @@
 //! RFC 8020 §2) is either
 //! - *private*: at or below the Service's own name (`<svc>.<ns>.svc.<zone>`). No other
 //!   fragment can produce such a name (services' subtrees are disjoint, and no zone-level name
-//!   lies inside one), so its prepared entry is rebuilt from this fragment alone; or
+//!   lies inside one), so its prepared entry is rebuilt from this fragment alone. All of a
+//!   Service's private names share one shard (`snapshot.rs`, groups), so a changed Service
+//!   encodes them into one batch and rewrites that shard once, at exact size; or
 //! - *shared*: everything else (`<ns>.svc.<zone>`, the apex, PTR owners, reverse-zone
 //!   non-terminals, pod names). The builder counts, per shared name, how many fragments make it
 //!   exist (`refs`: existence, NXDOMAIN vs NODATA) and which hold records or flags there
-//!   (`holders`, in fragment order). A shared name is rebuilt when its existence or a
+//!   (`holders`, in fragment order; `builder/shared.rs` keeps this packed, as there is one per
+//!   PTR owner). A shared name is rebuilt when its existence or a
 //!   holder's contribution changes; records of several holders (a PTR owner whose address two
 //!   Services share) are merged in fragment order, as a full build orders them.
 //!
@@ -40,12 +43,13 @@ use std::sync::Arc;
 use podns_view::{ClusterView, PodView, ServiceKey, ServiceView};
 
 use self::compact::Compact;
+use self::shared::{Shared, SharedNames};
 use crate::answer::{Negative, PreparedAnswer};
 use crate::names::{self, Name};
-use crate::records::{self, RData, RRset, RType, Records, Skipped, Zones};
+use crate::records::{self, LocalName, NameMap, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
-    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, LINK, NodeBuf, SHARDS, ServedZone, Shard,
-    Shards, ZoneSnapshot, shard_index, unix_serial, zone_of,
+    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, LINK, NodeBatch, NodeBuf, SHARDS, ServedZone,
+    Shard, Shards, ZoneSnapshot, shard_index, unix_serial, zone_of,
 };
 
 /// Maps and sets of the builder: keys are cluster data, so FxHash is safe and much cheaper
@@ -89,14 +93,14 @@ pub struct ZoneBuilder {
     frags: Vec<Option<Fragment>>,
     free: Vec<FragId>,
     /// The fragment of each Service.
-    services: BTreeMap<ServiceKey, FragId>,
+    /// (The key is shared with the fragment's [`Order`]: one copy per Service.)
+    services: BTreeMap<Arc<ServiceKey>, FragId>,
     apex: FragId,
     namespaces: FragId,
     pods: FragId,
-    /// Shared names: existence counts and record holders.
-    /// Keyed by wire form in a plain box: long-lived (one per PTR owner), so without the
-    /// reference count a [`Name`] carries.
-    shared: FxMap<Box<[u8]>, Shared>,
+    /// Shared names: existence counts and record holders (one per PTR owner: `shared.rs`
+    /// keeps them packed).
+    shared: SharedNames,
     /// Shared names whose entry must be rebuilt before the next snapshot (several holders).
     pending: FxSet<Name>,
     /// The next snapshot's names; shards are shared with published snapshots until written.
@@ -110,6 +114,11 @@ pub struct ZoneBuilder {
     /// The apex fragment's records and names as last built: every snapshot replaces it (the
     /// serial), so keeping them spares recomputing the previous ones.
     apex_local: Option<Local>,
+    /// The last other fragment changed, with its records and names as then built: a change
+    /// usually comes in a burst for one Service (a rollout moves its endpoints one update
+    /// after another), and its next change then needs no recomputing of what it replaces (a
+    /// sixth of a 1,000-endpoint update). Holds one fragment's records at most.
+    last_local: Option<(FragId, Local)>,
     /// Shards written since the last snapshot (unsorted, may repeat): trimmed to their size
     /// when it is published.
     dirty: Vec<u16>,
@@ -143,7 +152,7 @@ struct Fragment {
 enum Order {
     Apex,
     Namespaces,
-    Service(ServiceKey),
+    Service(Arc<ServiceKey>),
     Pods,
 }
 
@@ -159,116 +168,11 @@ enum Source {
     Empty,
 }
 
-/// A shared name's bookkeeping: one per PTR owner, so kept to 24 bytes (fields flat, the
-/// usual single holder inline).
-#[derive(Debug)]
-struct Shared {
-    /// Fragments in which the name exists.
-    refs: u32,
-    /// The holder when there is exactly one, else [`NO_HOLDER`].
-    one: FragId,
-    /// The holders, in fragment order, when there are several.
-    many: Option<Box<[FragId]>>,
-}
-
-/// [`Shared::one`] when the name has no single holder.
-const NO_HOLDER: FragId = FragId::MAX;
-
-impl Default for Shared {
-    fn default() -> Self {
-        Self {
-            refs: 0,
-            one: NO_HOLDER,
-            many: None,
-        }
-    }
-}
-
-impl Shared {
-    /// Fragments with records or flags at the name, in fragment order.
-    fn holders(&self) -> &[FragId] {
-        match (&self.many, self.one) {
-            (Some(many), _) => many,
-            (None, NO_HOLDER) => &[],
-            (None, _) => std::slice::from_ref(&self.one),
-        }
-    }
-
-    fn set_holders(&mut self, list: Vec<FragId>) {
-        (self.one, self.many) = match *list {
-            [] => (NO_HOLDER, None),
-            [one] => (one, None),
-            _ => (NO_HOLDER, Some(list.into_boxed_slice())),
-        };
-    }
-
-    fn remove_holder(&mut self, id: FragId) {
-        if self.many.is_none() {
-            if self.one == id {
-                self.one = NO_HOLDER;
-            }
-            return;
-        }
-        let rest = self
-            .holders()
-            .iter()
-            .copied()
-            .filter(|h| *h != id)
-            .collect();
-        self.set_holders(rest);
-    }
-
-    fn insert_holder(&mut self, at: usize, id: FragId) {
-        if self.holders().is_empty() {
-            self.one = id;
-            return;
-        }
-        let mut all = self.holders().to_vec();
-        all.insert(at, id);
-        self.set_holders(all);
-    }
-
-    fn heap_size(&self) -> usize {
-        self.many
-            .as_ref()
-            .map_or(0, |m| m.len() * size_of::<FragId>())
-    }
-}
-
-/// One name of a fragment: its RRsets (indexes into the fragment's records) and flags.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct LocalName {
-    /// `sets[..len]`: one per type, and `records.rs` makes eight types at most; inline, as
-    /// every name of every changed fragment gets one of these.
-    sets: [u32; 8],
-    len: u8,
-    insecure_pods: bool,
-}
-
-impl LocalName {
-    fn holds(&self) -> bool {
-        self.len > 0 || self.insecure_pods
-    }
-
-    fn sets(&self) -> &[u32] {
-        &self.sets[..self.len as usize]
-    }
-
-    fn push(&mut self, set: u32) {
-        // RRsets are unique per (owner, type) and `RData` has eight types.
-        debug_assert!((self.len as usize) < self.sets.len());
-        if let Some(slot) = self.sets.get_mut(self.len as usize) {
-            *slot = set;
-            self.len += 1;
-        }
-    }
-}
-
 /// A fragment's records with every name they make exist.
 #[derive(Debug, Default)]
 struct Local {
     records: Records,
-    names: FxMap<Name, LocalName>,
+    names: NameMap<LocalName>,
 }
 
 // === impl ZoneBuilder ===
@@ -311,7 +215,7 @@ impl ZoneBuilder {
             apex: 0,
             namespaces: 1,
             pods: 2,
-            shared: FxMap::default(),
+            shared: SharedNames::default(),
             pending: FxSet::default(),
             // Every shard starts as the same empty one; the first write copies it.
             shards: Arc::new(
@@ -326,6 +230,7 @@ impl ZoneBuilder {
             skipped_changed: true,
             scratch: Vec::new(),
             apex_local: None,
+            last_local: None,
             dirty: Vec::new(),
         };
         builder.apex = builder.alloc(Order::Apex);
@@ -352,13 +257,13 @@ impl ZoneBuilder {
             // both, one key comparison and one allocation-free source comparison per Service.
             let mut scratch = std::mem::take(&mut self.scratch);
             let mut changed: Vec<&ServiceView> = Vec::new();
-            let mut gone: Vec<ServiceKey> = Vec::new();
+            let mut gone: Vec<Arc<ServiceKey>> = Vec::new();
             let mut view = services.iter().peekable();
             for (key, &id) in &self.services {
-                while let Some(svc) = view.next_if(|s| s.key < *key) {
+                while let Some(svc) = view.next_if(|s| s.key < **key) {
                     changed.push(svc);
                 }
-                match view.next_if(|s| s.key == *key) {
+                match view.next_if(|s| s.key == **key) {
                     Some(svc) if self.same_service(id, svc, &mut scratch) => {}
                     Some(svc) => changed.push(svc),
                     None => gone.push(key.clone()),
@@ -372,7 +277,7 @@ impl ZoneBuilder {
             let gone = self
                 .services
                 .keys()
-                .filter(|k| !keep.contains(k))
+                .filter(|k| !keep.contains(&***k))
                 .cloned()
                 .collect();
             (services.iter().collect(), gone)
@@ -405,8 +310,9 @@ impl ZoneBuilder {
         let id = match existing {
             Some(id) => id,
             None => {
-                let id = self.alloc(Order::Service(service.key.clone()));
-                self.services.insert(service.key.clone(), id);
+                let key = Arc::new(service.key.clone());
+                let id = self.alloc(Order::Service(Arc::clone(&key)));
+                self.services.insert(key, id);
                 id
             }
         };
@@ -419,6 +325,8 @@ impl ZoneBuilder {
             return;
         };
         self.replace(id, Source::Empty);
+        // The slot may be reused by another Service: nothing of this one is kept.
+        self.last_local = None;
         self.frags[id as usize] = None;
         self.free.push(id);
     }
@@ -533,15 +441,10 @@ impl ZoneBuilder {
         let keys: usize = self
             .services
             .keys()
-            .map(|k| 48 + k.name.len() + k.namespace.len())
+            // The map's slot, the shared key (reference counts and strings).
+            .map(|k| 48 + 16 + size_of::<ServiceKey>() + k.name.len() + k.namespace.len())
             .sum();
-        let shared: usize = self
-            .shared
-            .iter()
-            .map(|(n, s)| {
-                (size_of::<Box<[u8]>>() + size_of::<Shared>()) * 8 / 7 + n.len() + s.heap_size()
-            })
-            .sum();
+        let shared = self.shared.heap_size();
         sources + keys + shared + self.frags.capacity() * size_of::<Option<Fragment>>()
     }
 
@@ -586,7 +489,10 @@ impl ZoneBuilder {
         let cached = if id == self.apex {
             self.apex_local.take()
         } else {
-            None
+            match self.last_local.take() {
+                Some((last, local)) if last == id => Some(local),
+                _ => None,
+            }
         };
         let Some(ctx) = &self.ctx else {
             self.frags[id as usize].as_mut().expect("live").source = source;
@@ -619,25 +525,25 @@ impl ZoneBuilder {
             },
         );
 
-        // Private names: this fragment alone decides them.
+        // Private names: this fragment alone decides them, so each root's shard is rewritten
+        // with them in one pass (below) instead of node by node.
         let mut writes: Vec<(Name, Option<NodeBuf>)> = Vec::new();
         for root in &roots {
             let mut existed = false;
-            self.names_under(ctx, root, |wire| {
-                existed = true;
-                if !new.names.contains_key(wire) {
-                    let name = Name::from_stored(wire);
-                    writes.push((name, None));
-                }
-            });
+            self.names_under(ctx, root, |_| existed = true);
             if existed {
                 // Whatever was below the root made it and its ancestors (shared) exist.
                 ctx.mark(&mut old.names, root);
             }
         }
-        for (name, local) in new.names.iter().filter(|(n, _)| private(n)) {
-            let node = ctx.node_from_local(&self.config, name, local, &new, true);
-            writes.push((name.clone(), Some(node)));
+        let mut private_nodes: Vec<NodeBatch> =
+            roots.iter().map(|_| NodeBatch::default()).collect();
+        for (name, local) in new.names.iter() {
+            let Some(k) = roots.iter().position(|r| name.is_in(r)) else {
+                continue;
+            };
+            let batch = &mut private_nodes[k];
+            ctx.node_from_local_with(name, local, &new, true, |node| batch.push(node));
         }
 
         // Shared names: counts, holders, and entries whose content changed.
@@ -665,10 +571,7 @@ impl ZoneBuilder {
             if was.is_some_and(|was| contribution_eq(&old, was, &new, now)) {
                 continue;
             }
-            let entry = match self.shared.get_mut(name.as_wire()) {
-                Some(entry) => entry,
-                None => self.shared.entry(name.as_wire().into()).or_default(),
-            };
+            let entry = self.shared.get_or_insert(name.as_wire());
             if was.is_none() {
                 entry.refs += 1;
             }
@@ -685,10 +588,12 @@ impl ZoneBuilder {
             }
         }
         for name in touched {
-            let entry = &self.shared[name.as_wire()];
+            let entry = self.shared.get(name.as_wire()).expect("counted above");
             if entry.refs == 0 {
                 self.shared.remove(name.as_wire());
-                self.pending.remove(&name);
+                if !self.pending.is_empty() {
+                    self.pending.remove(&name);
+                }
                 writes.push((name, None));
             } else if entry.holders().iter().all(|h| *h == id)
                 && let Some(node) = ctx.shared_node_from(&self.config, &name, &new, entry, &|t| {
@@ -698,7 +603,10 @@ impl ZoneBuilder {
                 })
             {
                 // Only this fragment holds records here: build now, from what is at hand.
-                self.pending.remove(&name);
+                // (`pending` is empty but for updates that leave merges: no hashing then.)
+                if !self.pending.is_empty() {
+                    self.pending.remove(&name);
+                }
                 writes.push((name, Some(node)));
             } else {
                 self.pending.insert(name);
@@ -711,11 +619,16 @@ impl ZoneBuilder {
             frag.skipped = std::mem::take(&mut new.records.skipped);
             self.skipped_changed = true;
         }
+        for (root, nodes) in roots.iter().zip(&private_nodes) {
+            self.rewrite_under(root, nodes);
+        }
         for (name, node) in writes {
             self.write(&name, node);
         }
         if id == self.apex {
             self.apex_local = Some(new);
+        } else {
+            self.last_local = Some((id, new));
         }
     }
 
@@ -733,6 +646,26 @@ impl ZoneBuilder {
                 each(node.name());
             }
         }
+    }
+
+    /// Replaces every stored name at or below `root`, a private root, by `nodes` (all at or
+    /// below it, so all in its shard): one copy of the shard's other nodes, at exact capacity,
+    /// where writing node by node would copy the shard on write, grow it and compact it.
+    fn rewrite_under(&mut self, root: &Name, nodes: &NodeBatch) {
+        let ctx = self.ctx.as_ref().expect("only called with zones");
+        let Some(zone) = zone_of(&ctx.served, root.as_wire()) else {
+            return;
+        };
+        let index = shard_index(&ctx.served[zone], root.as_wire());
+        let (block, at) = (index / BLOCK, index % BLOCK);
+        let (shard, dropped) = self.shards[block][at]
+            .rewritten(|name| !names::is_subdomain(name, root.as_wire()), nodes);
+        if dropped == 0 && nodes.is_empty() {
+            return;
+        }
+        self.names = self.names - dropped + nodes.len();
+        let block = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[block]);
+        block[at] = Arc::new(shard);
     }
 
     /// Rebuilds the shared names that several fragments hold records at.
@@ -771,8 +704,9 @@ impl ZoneBuilder {
                 extra.extend(self.merged_sets(ctx, target, t, memo).0);
             }
         }
-        let find = |target: &Name, rtype: RType| {
-            extra.iter().find(|s| s.name == *target && s.rtype == rtype)
+        let find = |target: &Name| {
+            [RType::A, RType::AAAA]
+                .map(|rtype| extra.iter().find(|s| s.name == *target && s.rtype == rtype))
         };
         ctx.encode(name, &sets, insecure_pods, None, &find)
     }
@@ -929,15 +863,19 @@ impl Ctx {
     }
 
     /// Every name `records` make exist, with the RRsets at each.
-    fn local(&self, config: &ZoneConfig, records: Records) -> Local {
+    fn local(&self, config: &ZoneConfig, mut records: Records) -> Local {
+        // The owners come grouped already (`records.rs` files each RRset under its owner as it
+        // is made): only their ancestors are added here, which spares hashing each owner twice.
+        let mut names = std::mem::take(&mut records.owners);
         // Most owners add one ancestor at most (a PTR owner's /24, an SRV owner's `_tcp`).
-        let mut names: FxMap<Name, LocalName> = FxMap::with_capacity_and_hasher(
-            records.rrsets.len() * 3 / 2 + records.names.len(),
-            Default::default(),
-        );
-        for (i, set) in records.rrsets.iter().enumerate() {
-            if let Some(local) = self.mark(&mut names, &set.name) {
-                local.push(i as u32);
+        names.reserve(records.rrsets.len() / 2 + records.names.len());
+        for set in &records.rrsets {
+            match zone_of(&self.served, set.name.as_wire()) {
+                Some(zone) => self.mark_ancestors(&mut names, &set.name, zone),
+                // Names outside every served zone are ignored (as `mark` does).
+                None => {
+                    names.remove(set.name.as_wire());
+                }
             }
         }
         for name in &records.names {
@@ -951,11 +889,27 @@ impl Ctx {
         Local { records, names }
     }
 
+    /// Records that the ancestors of `name` (in served zone `zone`) up to the apex exist (RFC
+    /// 8020 §2).
+    fn mark_ancestors(&self, names: &mut NameMap<LocalName>, name: &Name, zone: usize) {
+        let apex = self.served[zone].apex.as_wire();
+        let wire = name.as_wire();
+        let mut at = 0;
+        // Ancestors are looked up as slices of the name: only missing ones are allocated.
+        while wire.len() - at > apex.len() {
+            at += 1 + wire[at] as usize;
+            if names.contains_key(&wire[at..]) {
+                break;
+            }
+            names.insert(name.parent_at(at), LocalName::default());
+        }
+    }
+
     /// Records that `name` exists, and so do its ancestors up to its zone's apex (RFC 8020
     /// §2). Names outside every served zone are ignored.
     fn mark<'n>(
         &self,
-        names: &'n mut FxMap<Name, LocalName>,
+        names: &'n mut NameMap<LocalName>,
         name: &Name,
     ) -> Option<&'n mut LocalName> {
         let zone = zone_of(&self.served, name.as_wire())?;
@@ -973,7 +927,7 @@ impl Ctx {
                 let ancestor = name.parent_at(at);
                 names.insert(ancestor, LocalName::default());
             }
-            return Some(names.entry(name.clone()).or_default());
+            return Some(names.entry_ref(name).or_default());
         }
         names.get_mut(name.as_wire())
     }
@@ -988,11 +942,23 @@ impl Ctx {
         local: &Local,
         private: bool,
     ) -> NodeBuf {
+        self.node_from_local_with(name, here, local, private, NodeBuf::new)
+    }
+
+    /// [`Ctx::node_from_local`], handing the node's bytes to `done` instead of boxing them.
+    fn node_from_local_with<R>(
+        &self,
+        name: &Name,
+        here: &LocalName,
+        local: &Local,
+        private: bool,
+        done: impl FnOnce(&[u8]) -> R,
+    ) -> R {
         let sets = here
             .sets()
             .iter()
             .map(|&i| &local.records.rrsets[i as usize]);
-        let find = |target: &Name, rtype: RType| local_set(local, target, rtype);
+        let find = |target: &Name| local_addresses(local, target);
         // A Service name's SRV set may equal the one of its only named port.
         let own_srv = sets.clone().find(|s| s.rtype == RType::SRV);
         let port_srv = own_srv.filter(|_| private).and_then(|own| {
@@ -1002,7 +968,7 @@ impl Ctx {
                     && s.rdata == own.rdata
             })
         });
-        self.encode(name, sets, here.insecure_pods, port_srv, &find)
+        self.encode_with(name, sets, here.insecure_pods, port_srv, &find, done)
     }
 
     /// A shared name's entry when `local` is its only holder, if every additional record it
@@ -1019,7 +985,7 @@ impl Ctx {
             Some(here) if !entry.holders().is_empty() => here,
             // An empty non-terminal, or a name this fragment only makes exist.
             _ if entry.holders().is_empty() => {
-                return Some(self.encode(name, [], false, None, &|_, _| None));
+                return Some(self.encode(name, [], false, None, &|_| [None, None]));
             }
             _ => return None,
         };
@@ -1050,8 +1016,29 @@ impl Ctx {
         sets: impl IntoIterator<Item = &'s RRset>,
         insecure_pods: bool,
         port_srv: Option<&RRset>,
-        additional: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
+        additional: &dyn Fn(&Name) -> [Option<&'a RRset>; 2],
     ) -> NodeBuf {
+        self.encode_with(
+            name,
+            sets,
+            insecure_pods,
+            port_srv,
+            additional,
+            NodeBuf::new,
+        )
+    }
+
+    /// [`Ctx::encode`], handing the node's bytes to `done` (a private name's node goes
+    /// straight into its batch, without an allocation of its own).
+    fn encode_with<'a, 's, R>(
+        &self,
+        name: &Name,
+        sets: impl IntoIterator<Item = &'s RRset>,
+        insecure_pods: bool,
+        port_srv: Option<&RRset>,
+        additional: &dyn Fn(&Name) -> [Option<&'a RRset>; 2],
+        done: impl FnOnce(&[u8]) -> R,
+    ) -> R {
         ENCODE.with_borrow_mut(|scratch| {
             let Encode {
                 body,
@@ -1074,7 +1061,7 @@ impl Ctx {
                     && let Some(up) = service_of_srv_owner(&port.name)
                 {
                     linked.clear();
-                    let extra = additional_for(port, additional);
+                    // The same records as `set`, so the same additional records.
                     PreparedAnswer::prepare_with(linked, records, bounds, &port.name, port, &extra);
                     records.clear();
                     PreparedAnswer::from_bytes(linked)
@@ -1115,7 +1102,8 @@ impl Ctx {
             if insecure_pods {
                 flags |= FLAG_INSECURE_PODS;
             }
-            NodeBuf::encode(name, flags, types, first, body, blob)
+            NodeBuf::write(name, flags, types, first, body, blob);
+            done(blob)
         })
     }
 }
@@ -1184,7 +1172,7 @@ fn private_roots(zones: &Zones, order: &Order) -> Vec<Name> {
 /// Whether a fragment contributes the same records and flags at a name before and after.
 fn contribution_eq(old: &Local, was: &LocalName, new: &Local, now: &LocalName) -> bool {
     was.insecure_pods == now.insecure_pods
-        && was.len == now.len
+        && was.sets().len() == now.sets().len()
         && was
             .sets()
             .iter()
@@ -1192,13 +1180,24 @@ fn contribution_eq(old: &Local, was: &LocalName, new: &Local, now: &LocalName) -
             .all(|(a, b)| old.records.rrsets[*a as usize] == new.records.rrsets[*b as usize])
 }
 
-/// The RRset of `local` at (`name`, `rtype`).
-fn local_set<'a>(local: &'a Local, name: &Name, rtype: RType) -> Option<&'a RRset> {
-    let here = local.names.get(name)?;
-    here.sets()
+/// The A and AAAA RRsets of `local` at `name` (one probe for both).
+fn local_addresses<'a>(local: &'a Local, name: &Name) -> [Option<&'a RRset>; 2] {
+    let Some(here) = local.names.get(name) else {
+        return [None, None];
+    };
+    let sets = here
+        .sets()
         .iter()
-        .map(|&i| &local.records.rrsets[i as usize])
-        .find(|s| s.rtype == rtype)
+        .map(|&i| &local.records.rrsets[i as usize]);
+    let mut out = [None, None];
+    for set in sets {
+        match set.rtype {
+            RType::A => out[0] = Some(set),
+            RType::AAAA => out[1] = Some(set),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// SRV and NS targets of `sets`, each once.
@@ -1218,15 +1217,30 @@ fn targets<'a>(sets: impl Iterator<Item = &'a RRset>) -> Vec<&'a Name> {
 }
 
 /// The additional records of an answer: addresses of SRV targets and NS hosts (RFC 2782
-/// "Usage rules": additional A records for targets; RFC 1035 §3.3.11 / §6.3.1: glue for NS).
+/// "Usage rules": additional A records for targets; RFC 1035 §3.3.11 / §6.3.1: glue for NS),
+/// each target's once. A target repeats (one SRV per port) only with its RRsets, so those are
+/// what is deduplicated: by address, cheaper than hashing the name.
 fn additional_for<'a>(
     set: &RRset,
-    find: &dyn Fn(&Name, RType) -> Option<&'a RRset>,
+    find: &dyn Fn(&Name) -> [Option<&'a RRset>; 2],
 ) -> Vec<&'a RRset> {
     let mut out = Vec::new();
-    for target in targets(std::iter::once(set)) {
-        for rtype in [RType::A, RType::AAAA] {
-            out.extend(find(target, rtype));
+    if set.rtype != RType::SRV && set.rtype != RType::NS {
+        return out;
+    }
+    let mut seen: FxSet<*const RRset> = FxSet::default();
+    for rdata in &set.rdata {
+        let (RData::Srv { target, .. } | RData::Ns(target)) = rdata else {
+            continue;
+        };
+        let [a, aaaa] = find(target);
+        // A and AAAA of one name come together, so the A (or the AAAA alone) marks the target.
+        let Some(first) = a.or(aaaa) else {
+            continue;
+        };
+        if seen.insert(first) {
+            out.extend(a);
+            out.extend(aaaa);
         }
     }
     out
@@ -1245,5 +1259,6 @@ fn merge_into(into: &mut RRset, from: &RRset) {
 }
 
 mod compact;
+mod shared;
 #[cfg(test)]
 mod tests;

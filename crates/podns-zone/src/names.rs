@@ -138,12 +138,6 @@ impl Name {
         Some(Self(Arc::from(&self.0[skip..])))
     }
 
-    /// A name from the wire form of one this crate built (valid and lower-cased already).
-    pub(crate) fn from_stored(wire: &[u8]) -> Self {
-        debug_assert!(Self::from_wire(wire).is_ok_and(|n| *n.0 == *wire));
-        Self(Arc::from(wire))
-    }
-
     /// The ancestor that starts at byte `at` of the wire form (`at` must be a label start).
     pub(crate) fn parent_at(&self, at: usize) -> Self {
         Self(Arc::from(&self.0[at..]))
@@ -182,6 +176,13 @@ pub fn suffix_offset(name: &[u8], zone: &[u8]) -> Option<usize> {
             return None;
         }
         i += 1 + len;
+    }
+}
+
+impl From<&Self> for Name {
+    /// A shared copy (hashbrown's `entry_ref` inserts keys this way).
+    fn from(name: &Self) -> Self {
+        name.clone()
     }
 }
 

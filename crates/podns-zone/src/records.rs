@@ -19,12 +19,11 @@
 //! | endpoint label: hostname, else pod name (`endpoint_pod_names`), else dashed address | CoreDNS `endpointHostname` |
 //! | `no_endpoints`: headless Services and endpoint names get nothing (NXDOMAIN) | CoreDNS `noendpoints` |
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use hashbrown::HashTable;
 use podns_view::{EndpointView, PodView, Protocol, ServiceKind, ServiceView};
 
 use crate::names::{self, Name, NameError};
@@ -114,8 +113,9 @@ pub enum RData {
         /// Target host.
         target: Name,
     },
-    /// SOA (RFC 1035 §3.3.13).
-    Soa(Soa),
+    /// SOA (RFC 1035 §3.3.13). Boxed: a zone has a handful, and inline it would make every
+    /// record 64 bytes instead of 24 (a 1,000-endpoint Service builds ~5,000 records).
+    Soa(Box<Soa>),
 }
 
 /// SOA RDATA.
@@ -218,6 +218,40 @@ pub(crate) struct Records {
     pub(crate) pod_namespaces: Vec<Name>,
     /// Items left out.
     pub(crate) skipped: Vec<Skipped>,
+    /// Every owner in `rrsets`, with the indexes of its RRsets in the order they were made.
+    pub(crate) owners: NameMap<LocalName>,
+}
+
+/// One name of a fragment: its RRsets (indexes into the fragment's records) and flags.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct LocalName {
+    /// `sets[..len]`: one per type, and `records.rs` makes eight types at most; inline, as
+    /// every name of every changed fragment gets one of these.
+    sets: [u32; 8],
+    len: u8,
+    /// `pods insecure`: the name is `<ns>.pod.<zone>` (set by the builder).
+    pub(crate) insecure_pods: bool,
+}
+
+// === impl LocalName ===
+
+impl LocalName {
+    pub(crate) fn holds(&self) -> bool {
+        self.len > 0 || self.insecure_pods
+    }
+
+    pub(crate) fn sets(&self) -> &[u32] {
+        &self.sets[..self.len as usize]
+    }
+
+    pub(crate) fn push(&mut self, set: u32) {
+        // RRsets are unique per (owner, type) and `RData` has eight types.
+        debug_assert!((self.len as usize) < self.sets.len());
+        if let Some(slot) = self.sets.get_mut(self.len as usize) {
+            *slot = set;
+            self.len += 1;
+        }
+    }
 }
 
 /// Builds every RRset of the served zones from the view, in one pass (the order the zone was
@@ -295,12 +329,14 @@ pub(crate) fn namespace_records(
 pub(crate) fn service_records(config: &ZoneConfig, zones: &Zones, svc: &ServiceView) -> Records {
     let mut b = Builder::new(config, zones);
     // Sized for a headless Service whose endpoints have one address and a hostname (an
-    // address RRset and a PTR per endpoint, five records each): no rehash while it is built.
+    // address RRset and a PTR per endpoint): no rehash while it is built.
     let per_zone = 2 * svc.endpoints.len() + 2 * svc.ports.len() + 2;
     let sets = per_zone * zones.clusters.len();
-    b.index.reserve(sets);
-    b.seen
-        .reserve(sets + 3 * svc.endpoints.len() * zones.clusters.len());
+    b.out.owners.reserve(2 * svc.endpoints.len() + 3);
+    // The large RRsets: the Service name's addresses and SRVs, and one SRV set per port.
+    b.seen = HashTable::with_capacity(
+        (2 + svc.ports.len()) * svc.endpoints.len() * zones.clusters.len(),
+    );
     b.out.rrsets.reserve(sets);
     for (i, zone) in zones.clusters.iter().enumerate() {
         b.ptrs = i == 0;
@@ -321,8 +357,7 @@ pub(crate) fn service_shared_records(
     let mut b = Builder::new(config, zones);
     b.shared_only = true;
     b.out.rrsets.reserve(svc.endpoints.len());
-    b.index.reserve(svc.endpoints.len());
-    b.seen.reserve(svc.endpoints.len());
+    b.out.owners.reserve(svc.endpoints.len());
     // Only the primary zone has PTRs.
     if let Some(zone) = zones.clusters.first() {
         b.service(svc, zone);
@@ -352,10 +387,11 @@ struct Builder<'z> {
     /// Build only the records outside the Service's subtree (its PTRs): see
     /// [`service_shared_records`].
     shared_only: bool,
-    index: HashMap<(Name, RType), usize, BuildHasherDefault<FxHasher>>,
-    /// (RRset index, hash of RDATA) of every record added: duplicate checks compare RDATA only
-    /// on a hash match, so a 1,000-record RRset is built in linear time.
-    seen: HashSet<(usize, u64), BuildHasherDefault<FxHasher>>,
+    /// Every record added, as (RRset index, record index), filed by the hash of both: the
+    /// duplicate check compares RDATA only with records of equal hash. FxHash of names that
+    /// differ in two nearby bytes collides often (96 of 5,000 `big-<n>` SRV targets): a check
+    /// that scans the RRset on a hash match was quadratic in records per owner.
+    seen: HashTable<(u32, u32)>,
     out: Records,
 }
 
@@ -369,8 +405,7 @@ impl<'z> Builder<'z> {
             zones,
             ptrs: true,
             shared_only: false,
-            index: HashMap::default(),
-            seen: HashSet::default(),
+            seen: HashTable::new(),
             out: Records::default(),
         }
     }
@@ -388,28 +423,59 @@ impl<'z> Builder<'z> {
     /// The index of the RRset (`name`, `rtype`), created (empty, with `ttl`) if new. Callers
     /// that add many records to one RRset look it up once.
     fn set_for(&mut self, name: &Name, rtype: RType, ttl: u32) -> usize {
-        match self.index.entry((name.clone(), rtype)) {
-            Entry::Occupied(e) => *e.get(),
-            Entry::Vacant(e) => {
-                e.insert(self.out.rrsets.len());
-                self.out.rrsets.push(RRset {
-                    name: name.clone(),
-                    rtype,
-                    ttl,
-                    rdata: Vec::new(),
-                });
-                self.out.rrsets.len() - 1
-            }
+        let rrsets = &mut self.out.rrsets;
+        let owner = self.out.owners.entry_ref(name).or_default();
+        if let Some(&set) = owner
+            .sets()
+            .iter()
+            .find(|&&set| rrsets[set as usize].rtype == rtype)
+        {
+            return set as usize;
         }
+        owner.push(rrsets.len() as u32);
+        rrsets.push(RRset {
+            name: name.clone(),
+            rtype,
+            ttl,
+            rdata: Vec::new(),
+        });
+        rrsets.len() - 1
     }
 
-    /// Adds one record to RRset `set` unless it holds it already.
+    /// Adds one record to RRset `set` unless it holds it already. Most RRsets hold one record
+    /// (an endpoint's address, a PTR): those are checked by comparison and never hashed; an
+    /// RRset is filed in [`Builder::seen`] once it reaches [`INDEXED`] records.
     fn add_to(&mut self, set: usize, rdata: RData) {
-        let hash = BuildHasherDefault::<FxHasher>::default().hash_one(&rdata);
-        let rrset = &mut self.out.rrsets[set];
-        if self.seen.insert((set, hash)) || !rrset.rdata.contains(&rdata) {
-            rrset.rdata.push(rdata);
+        let rrsets = &self.out.rrsets;
+        let len = rrsets[set].rdata.len();
+        if len < INDEXED {
+            if rrsets[set].rdata.contains(&rdata) {
+                return;
+            }
+            self.out.rrsets[set].rdata.push(rdata);
+            if len + 1 == INDEXED {
+                let rrsets = &self.out.rrsets;
+                for (i, r) in rrsets[set].rdata.iter().enumerate() {
+                    self.seen.insert_unique(
+                        record_hash(set, r),
+                        (set as u32, i as u32),
+                        |&(s, i)| record_hash(s as usize, &rrsets[s as usize].rdata[i as usize]),
+                    );
+                }
+            }
+            return;
         }
+        let hash = record_hash(set, &rdata);
+        let same =
+            |&(s, i): &(u32, u32)| s as usize == set && rrsets[set].rdata[i as usize] == rdata;
+        if self.seen.find(hash, same).is_some() {
+            return;
+        }
+        let at = (set as u32, len as u32);
+        self.seen.insert_unique(hash, at, |&(s, i)| {
+            record_hash(s as usize, &rrsets[s as usize].rdata[i as usize])
+        });
+        self.out.rrsets[set].rdata.push(rdata);
     }
 
     fn add_address(&mut self, name: &Name, ip: IpAddr) {
@@ -495,7 +561,12 @@ impl<'z> Builder<'z> {
             };
             let reverse: &[Name] = if i == 0 { &self.zones.reverse } else { &[] };
             for apex in std::iter::once(cluster).chain(reverse) {
-                self.add(apex, RType::SOA, self.ttl, RData::Soa(soa.clone()));
+                self.add(
+                    apex,
+                    RType::SOA,
+                    self.ttl,
+                    RData::Soa(Box::new(soa.clone())),
+                );
                 self.add(apex, RType::NS, self.ttl, RData::Ns(ns.clone()));
             }
             for ip in &config.nameservers {
@@ -686,6 +757,23 @@ impl<'z> Builder<'z> {
         }
         self.add_srvs(name, &all);
     }
+}
+
+/// A map by name that hashes a name once per lookup-or-insert (`entry_ref`), and clones it only
+/// when it inserts.
+pub(crate) type NameMap<V> = hashbrown::HashMap<Name, V, BuildHasherDefault<FxHasher>>;
+
+/// Records an RRset holds before its duplicate check uses [`Builder::seen`] instead of a scan.
+const INDEXED: usize = 8;
+
+const _: () = assert!(size_of::<RData>() <= 24, "RData stays small");
+
+/// The hash [`Builder::seen`] files a record under.
+fn record_hash(set: usize, rdata: &RData) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write_usize(set);
+    rdata.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The endpoint's port number for the Service port `name`/`protocol`.

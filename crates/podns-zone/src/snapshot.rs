@@ -112,6 +112,14 @@ pub(crate) struct Node<'a>(&'a [u8]);
 #[derive(Debug)]
 pub(crate) struct NodeBuf(Box<[u8]>);
 
+/// Nodes as the builder encodes them, back to back in a shard's own framing (length, node),
+/// for [`Shard::rewritten`]: one buffer for a Service's private names, not one box per name.
+#[derive(Debug, Default)]
+pub(crate) struct NodeBatch {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
 /// How a *link* starts: a type entry stored as `FF FF` and a name prefix (wire labels)
 /// instead of a prepared answer, whose answer count is never `0xFFFF`. The answer is the SRV
 /// answer of prefix + the name, with its additional owners' pointers moved back by the
@@ -365,6 +373,13 @@ impl Shard {
 
     /// Stores `node`, replacing the node of the same name; whether the name is new.
     pub(crate) fn insert(&mut self, node: &NodeBuf) -> bool {
+        let need = 4 + node.0.len();
+        if self.bytes.capacity() - self.bytes.len() < need {
+            // A quarter more, not double: shards are small (a realloc copies a few kB), and
+            // while a zone is first built every shard grows at once, so doubling's slack was
+            // most of the build's heap peak.
+            self.bytes.reserve_exact(need.max(self.bytes.len() / 4));
+        }
         let at = self.bytes.len() as u32;
         self.bytes
             .extend_from_slice(&(node.0.len() as u32).to_le_bytes());
@@ -399,6 +414,46 @@ impl Shard {
         *dead += 4 + Self::node_at(bytes, at).0.len();
         self.compact_if_wasteful();
         true
+    }
+
+    /// A copy holding the nodes whose names `keep` accepts and then `nodes` (whose names must
+    /// be neither kept nor repeated), with exact capacity; and how many nodes were dropped.
+    pub(crate) fn rewritten(
+        &self,
+        keep: impl Fn(&[u8]) -> bool,
+        nodes: &NodeBatch,
+    ) -> (Self, usize) {
+        let mut kept = 0;
+        let mut kept_bytes = 0;
+        for node in self.iter().filter(|n| keep(n.name())) {
+            kept += 1;
+            kept_bytes += 4 + node.0.len();
+        }
+        let mut shard = Self {
+            table: HashTable::with_capacity(kept + nodes.count),
+            bytes: Vec::with_capacity(kept_bytes + nodes.bytes.len()),
+            dead: 0,
+        };
+        for node in self.iter().filter(|n| keep(n.name())) {
+            shard.push_unique(node.0);
+        }
+        for node in nodes.iter() {
+            debug_assert!(!keep(node.name()));
+            shard.push_unique(node.0);
+        }
+        (shard, self.table.len() - kept)
+    }
+
+    /// Appends a node whose name the shard does not hold.
+    fn push_unique(&mut self, node: &[u8]) {
+        let at = self.bytes.len() as u32;
+        self.bytes
+            .extend_from_slice(&(node.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(node);
+        let bytes = &self.bytes;
+        let hash = hash_name(Node(node).name());
+        self.table
+            .insert_unique(hash, at, |&at| hash_name(Self::node_at(bytes, at).name()));
     }
 
     /// Drops spare capacity, and dead nodes once they are a quarter of the buffer (before the
@@ -501,9 +556,13 @@ impl<'a> Node<'a> {
 // === impl NodeBuf ===
 
 impl NodeBuf {
-    /// Encodes a node: `types` holds `(qtype, start, end)`: the answer of `qtype` is
-    /// `body[start..end]`; `types[first]` goes first (the answer to ANY). `blob` is a reused
-    /// buffer: the node itself is the one allocation.
+    /// A node from its bytes (as [`NodeBuf::write`] leaves them).
+    pub(crate) fn new(node: &[u8]) -> Self {
+        Self(node.into())
+    }
+
+    /// [`NodeBuf::write`] into `blob` (a reused buffer), then boxed.
+    #[cfg(test)]
     pub(crate) fn encode(
         name: &Name,
         flags: u8,
@@ -512,6 +571,20 @@ impl NodeBuf {
         body: &[u8],
         blob: &mut Vec<u8>,
     ) -> Self {
+        Self::write(name, flags, types, first, body, blob);
+        Self::new(blob)
+    }
+
+    /// Encodes a node into `blob` (cleared first): `types` holds `(qtype, start, end)`: the
+    /// answer of `qtype` is `body[start..end]`; `types[first]` goes first (the answer to ANY).
+    pub(crate) fn write(
+        name: &Name,
+        flags: u8,
+        types: &[(u16, usize, usize)],
+        first: usize,
+        body: &[u8],
+        blob: &mut Vec<u8>,
+    ) {
         let wire = name.as_wire();
         let head = 1 + wire.len() + 2 + 6 * types.len();
         blob.clear();
@@ -538,7 +611,37 @@ impl NodeBuf {
         for &(_, start, stop) in order() {
             blob.extend_from_slice(&body[start..stop]);
         }
-        Self(blob.as_slice().into())
+    }
+}
+
+// === impl NodeBatch ===
+
+impl NodeBatch {
+    /// Appends a node (bytes as [`NodeBuf::write`] leaves them).
+    pub(crate) fn push(&mut self, node: &[u8]) {
+        self.bytes
+            .extend_from_slice(&(node.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(node);
+        self.count += 1;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Node<'_>> {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            (at < self.bytes.len()).then(|| {
+                let node = Shard::node_at(&self.bytes, at as u32);
+                at += 4 + node.0.len();
+                node
+            })
+        })
     }
 }
 

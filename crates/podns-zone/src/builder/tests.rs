@@ -567,3 +567,93 @@ proptest! {
         assert_equivalent(&config, &view, &crate::build_with_serial(&config, &view, serial));
     }
 }
+
+/// An endpoint of a large Service: addresses and hostnames from ranges wide enough that RRsets
+/// grow past the size where duplicates are found by hash (`records.rs`), and narrow enough
+/// that duplicates (shared addresses, repeated hostnames) still occur.
+fn big_endpoint() -> impl Strategy<Value = EndpointView> {
+    (
+        (0u8..3, 1u8..40),
+        prop_oneof![2 => (0u8..30).prop_map(Some), 1 => Just(None)],
+        prop_oneof![9 => Just(true), 1 => Just(false)],
+        prop::collection::vec(port(), 0..3),
+    )
+        .prop_map(|((c, d), host, ready, ports)| {
+            let ports = ports
+                .into_iter()
+                .map(|p| PortView {
+                    port: p.port + 8000,
+                    ..p
+                })
+                .collect::<Vec<_>>();
+            EndpointView {
+                addresses: vec![IpAddr::from([10, 0, c, d])],
+                hostname: host.map(|h| format!("h{h}")),
+                conditions: EndpointConditions {
+                    ready,
+                    ..EndpointConditions::READY
+                },
+                ports: ports.into(),
+                node_name: None,
+                zone: None,
+                target_pod: None,
+            }
+        })
+}
+
+fn big_service() -> impl Strategy<Value = ServiceView> {
+    (
+        key(),
+        prop::collection::vec(port(), 1..3),
+        prop::collection::vec(big_endpoint(), 8..60),
+    )
+        .prop_map(|(key, ports, endpoints)| ServiceView {
+            key,
+            kind: ServiceKind::Headless,
+            ports,
+            endpoints,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Large headless Services (RRsets past the hashed duplicate check, shards rewritten as a
+    /// whole) updated in place, removed and re-added: each published snapshot answers as a
+    /// full reference build.
+    #[test]
+    fn large_services_incrementally_answer_as_a_full_build(
+        two_domains in any::<bool>(),
+        changes in prop::collection::vec(
+            prop_oneof![4 => big_service().prop_map(Change::Upsert), 1 => key().prop_map(Change::Remove)],
+            1..8,
+        ),
+    ) {
+        let mut config = ZoneConfig::default();
+        if two_domains {
+            config.cluster_domains.push("example.local".into());
+        }
+        let mut builder = ZoneBuilder::new(config.clone());
+        let mut services: BTreeMap<ServiceKey, ServiceView> = BTreeMap::new();
+        let mut view = ClusterView {
+            namespaces: NAMESPACES.iter().map(|n| (*n).to_owned()).collect(),
+            ..ClusterView::default()
+        };
+        builder.set_namespaces(&view.namespaces);
+        for (serial, change) in (1..).zip(changes) {
+            match change {
+                Change::Upsert(svc) => {
+                    builder.upsert_service(&svc);
+                    services.insert(svc.key.clone(), svc);
+                }
+                Change::Remove(key) => {
+                    builder.remove_service(&key);
+                    services.remove(&key);
+                }
+                _ => unreachable!("not drawn"),
+            }
+            view.services = services.values().cloned().collect();
+            assert_equivalent(&config, &view, &builder.snapshot_with_serial(serial));
+        }
+    }
+}

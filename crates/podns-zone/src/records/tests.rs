@@ -299,3 +299,32 @@ fn overlong_names_are_skipped_not_broken() {
     // The service with the bad hostname still has its own A record.
     assert!(lines(&r, "ok.default.svc.cluster.local", RType::A).is_some());
 }
+
+#[test]
+fn large_rrsets_keep_every_distinct_record_and_drop_duplicates() {
+    // 5,000 hostnames whose SRV RDATA collide often under FxHash (names differing in two
+    // nearby bytes), each endpoint listed twice: the duplicate check must be exact, not a
+    // hash comparison, and every distinct record must stay, in first-seen order.
+    let ports: Arc<[PortView]> = vec![port(Some("http"), Protocol::Tcp, 80)].into();
+    let mut eps = Vec::new();
+    for i in 0..5000u32 {
+        let ip = std::net::Ipv4Addr::from(0x0A00_0000 + i).to_string();
+        let host = format!("big-{i}");
+        eps.push(ep(&ip, Some(&host), true, &ports));
+        eps.push(ep(&ip, Some(&host), true, &ports));
+    }
+    let ps = vec![port(Some("http"), Protocol::Tcp, 80)];
+    let r = records(vec![svc("big", ServiceKind::Headless, ps, eps)]);
+    let srv = lines(&r, "_http._tcp.big.default.svc.cluster.local", RType::SRV).unwrap();
+    assert_eq!(srv.len(), 5000);
+    for (i, line) in srv.iter().enumerate() {
+        assert!(
+            line.ends_with(&format!(" 80 big-{i}.big.default.svc.cluster.local.")),
+            "{line}"
+        );
+    }
+    let a = lines(&r, "big.default.svc.cluster.local", RType::A).unwrap();
+    assert_eq!(a.len(), 5000);
+    let ptr = lines(&r, "0.0.0.10.in-addr.arpa", RType::PTR).unwrap();
+    assert_eq!(ptr.len(), 1);
+}

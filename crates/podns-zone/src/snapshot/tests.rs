@@ -511,3 +511,38 @@ fn shards_replace_remove_and_compact_without_losing_nodes() {
     }
     assert_eq!(copy.iter().count(), 150);
 }
+
+#[test]
+fn a_rewritten_shard_holds_the_kept_and_the_new_nodes_at_exact_capacity() {
+    let mut shard = Shard::default();
+    for i in 0..100 {
+        shard.insert(&node(&format!("n{i}.a.example"), 30));
+        shard.insert(&node(&format!("n{i}.b.example"), 30));
+    }
+    // Dead bytes in the source are not copied.
+    for i in 0..50 {
+        shard.insert(&node(&format!("n{i}.b.example"), 31));
+    }
+    let under_a = |n: &[u8]| crate::names::is_subdomain(n, &name("a.example"));
+    let mut fresh = NodeBatch::default();
+    for i in 0..120 {
+        fresh.push(&node(&format!("m{i}.a.example"), 7).0);
+    }
+    let (copy, dropped) = shard.rewritten(|n| !under_a(n), &fresh);
+    assert_eq!(dropped, 100);
+    assert_eq!(copy.iter().count(), 220);
+    assert_eq!(copy.dead, 0);
+    assert_eq!(copy.bytes.len(), copy.bytes.capacity());
+    for i in 0..100 {
+        assert!(copy.get(&name(&format!("n{i}.a.example"))).is_none());
+        let b = copy.get(&name(&format!("n{i}.b.example"))).expect("kept");
+        let want = if i < 50 { 31 } else { 30 };
+        assert_eq!(b.types().next().unwrap().1.len(), want, "the live copy");
+    }
+    for i in 0..120 {
+        let m = copy.get(&name(&format!("m{i}.a.example"))).expect("added");
+        assert_eq!(m.types().next().unwrap().1.len(), 7);
+    }
+    // The source is untouched (it may still be published).
+    assert_eq!(shard.iter().count(), 200);
+}
