@@ -148,26 +148,39 @@ impl Pipeline {
                 controller,
                 view,
             } => {
-                let cluster = podns_cluster::derive(store, controller)
-                    .context("deriving pods and endpoint slices")?;
-                let mut objects = ObjectCounts {
-                    namespaces: 0,
-                    services: cluster.services.len(),
-                    pods: cluster.pods.len(),
-                    endpoint_slices: cluster.endpoint_slices.len(),
-                    endpoints: cluster
-                        .endpoint_slices
-                        .iter()
-                        .map(|s| s.endpoints.len())
-                        .sum(),
-                };
-                // Serving keeps only the snapshot: the derived objects go while the view is
-                // made, so they and the zone are never in memory together.
-                let (view, cluster) = if controller.lean_pods {
-                    let view = podns_cluster::into_cluster_view(cluster, view);
-                    (view, DerivedCluster::default())
+                // Serving keeps only the snapshot: the derived objects are never all made
+                // (the pods stay lean, each slice is parsed as it is made), so they and the
+                // zone are never in memory together.
+                let (view, cluster, mut objects) = if controller.lean_pods {
+                    let derived = podns_cluster::standalone_view(store, controller, view)
+                        .context("deriving pods and endpoint slices")?;
+                    let objects = ObjectCounts {
+                        namespaces: 0,
+                        services: derived.services,
+                        pods: derived.pods,
+                        endpoint_slices: derived.endpoint_slices,
+                        endpoints: derived.endpoints,
+                    };
+                    (derived.view, DerivedCluster::default(), objects)
                 } else {
-                    (podns_cluster::cluster_view(&cluster, view), cluster)
+                    let cluster = podns_cluster::derive(store, controller)
+                        .context("deriving pods and endpoint slices")?;
+                    let objects = ObjectCounts {
+                        namespaces: 0,
+                        services: cluster.services.len(),
+                        pods: cluster.pods.len(),
+                        endpoint_slices: cluster.endpoint_slices.len(),
+                        endpoints: cluster
+                            .endpoint_slices
+                            .iter()
+                            .map(|s| s.endpoints.len())
+                            .sum(),
+                    };
+                    (
+                        podns_cluster::cluster_view(&cluster, view),
+                        cluster,
+                        objects,
+                    )
                 };
                 objects.namespaces = view.namespaces.len();
                 self.zone.replace_all(&view);
