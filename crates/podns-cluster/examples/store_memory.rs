@@ -9,7 +9,8 @@
 //! - **standalone**: 10k Services over StatefulSets/Deployments of 10 replicas, as manifests in
 //!   the store plus the manifest watcher's copy of the set, and what `derive` makes of them,
 //!   with full pods (`get`, `lab`) and with lean ones (`ControllerConfig::lean_pods`), and
-//!   the view as `serve` makes it (`standalone_view`: lean pods, no derived objects kept).
+//!   the view as `serve` makes it (`standalone_view`: lean pods, no derived objects kept,
+//!   Service views made one at a time).
 //!
 //! "live" is what stays allocated; "peak" is the high-water mark above the live heap before
 //! the step, i.e. what the step needs transiently.
@@ -160,9 +161,15 @@ fn main() {
         drop((view, derived));
     }
     println!("  lean pods: serve");
-    let view = measure("standalone_view (ClusterView kept)", || {
-        standalone_view(&store, &lean, &ViewConfig::default()).expect("derives")
-    });
-    drop(view);
+    for (what, with_pods) in [("pods verified", true), ("no pod records", false)] {
+        let view = measure(
+            &format!("standalone_view, {what} (StandaloneView kept)"),
+            || standalone_view(&store, &lean, &ViewConfig::default(), with_pods).expect("derives"),
+        );
+        measure("  StandaloneView::services, one at a time", || {
+            view.services().map(|s| s.endpoints.len()).sum::<usize>()
+        });
+        drop(view);
+    }
     drop((store, watcher_copy));
 }

@@ -53,5 +53,6 @@ pub use source::manifest::{
 pub use store::ClusterStore;
 pub use store::{SERVICE_NAME_LABEL, service_name_of};
 pub use view::{
-    IncrementalView, StandaloneView, ViewConfig, ViewDelta, cluster_view, standalone_view,
+    DerivedCounts, IncrementalView, StandaloneView, ViewConfig, ViewDelta, cluster_view,
+    standalone_view,
 };

@@ -140,67 +140,127 @@ pub fn cluster_view(derived: &DerivedCluster, config: &ViewConfig) -> ClusterVie
 }
 
 /// What `podns serve` builds its zone from in standalone mode: [`cluster_view`] of a lean
-/// [`derive`](crate::controller::derive), with the sizes it logs.
+/// [`derive`](crate::controller::derive), its Services kept parsed and their views made one
+/// at a time ([`Self::services`]), so the whole view never has to exist at once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StandaloneView {
-    /// The view, exactly [`cluster_view`] of the derivation.
-    pub view: ClusterView,
-    /// Services, pods, EndpointSlices and endpoints the derivation made (before any filter).
+    /// [`ClusterView::namespaces`].
+    pub namespaces: Vec<String>,
+    /// [`ClusterView::pods`] when [`standalone_view`] was asked for them, else empty.
+    pub pods: Vec<PodView>,
+    /// What the derivation made, before any filter.
+    pub counts: DerivedCounts,
+    /// The exposed Services, by key.
+    services: Vec<(ServiceKey, ParsedService)>,
+    slices: SlicesByService,
+}
+
+/// How many objects a derivation made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DerivedCounts {
+    /// Services (those an API server would have accepted).
     pub services: usize,
-    /// See [`Self::services`].
+    /// Pods, given and synthesised.
     pub pods: usize,
-    /// See [`Self::services`].
+    /// EndpointSlices: given, derived and mirrored.
     pub endpoint_slices: usize,
-    /// See [`Self::services`].
+    /// Endpoints in those slices.
     pub endpoints: usize,
 }
 
 /// `cluster_view(&derive(store, controller)?, config)` with lean pods (whatever
 /// [`ControllerConfig::lean_pods`] says), without the derived objects: each EndpointSlice is
 /// parsed as the controller makes it and dropped, and the pods stay in their lean form
-/// (`LeanPod`), never k8s-openapi `Pod`s, until their views are made. At 100k pods that is
-/// the difference between holding 100k `Pod`s and slices of 650 bytes an endpoint, and holding
-/// about a hundred bytes a pod and the parsed slices.
+/// (`LeanPod`), never k8s-openapi `Pod`s, until their views are made (only `with_pods`: the
+/// zone reads them under `pods verified` alone). At 100k pods that is the difference between
+/// holding 100k `Pod`s and slices of 650 bytes an endpoint, and holding about a hundred bytes
+/// a pod and the parsed slices.
 pub fn standalone_view(
     store: &ClusterStore,
     controller: &ControllerConfig,
     config: &ViewConfig,
+    with_pods: bool,
 ) -> Result<StandaloneView, ControllerError> {
     let mut slices = SlicesByService::new();
-    let (mut endpoint_slices, mut endpoints) = (0, 0);
+    let mut counts = DerivedCounts::default();
     let derived = crate::controller::derive_lean(store, controller, &mut |slice| {
-        endpoint_slices += 1;
-        endpoints += slice.endpoints.len();
+        counts.endpoint_slices += 1;
+        counts.endpoints += slice.endpoints.len();
         add_slice(&mut slices, &slice);
     })?;
+    counts.services = derived.services.len();
+    counts.pods = derived.pods.len();
     let namespaces = exposed_namespaces(
         &derived.namespaces,
         &derived.services,
         derived.pods.iter().map(|p| p.key().0),
         config,
     );
-    let pods = pod_views(
-        derived
-            .pods
-            .iter()
-            .filter(|p| config.labels_match_with(|key| p.label(key)))
-            .filter_map(LeanPod::view),
-        &namespaces,
-    );
-    let pod_count = derived.pods.len();
+    let pods = if with_pods {
+        pod_views(
+            derived
+                .pods
+                .iter()
+                .filter(|p| config.labels_match_with(|key| p.label(key)))
+                .filter_map(LeanPod::view),
+            &namespaces,
+        )
+    } else {
+        Vec::new()
+    };
     drop(derived.pods);
-    let services = service_views(&derived.services, &slices, config, &namespaces);
+    let mut services: Vec<(ServiceKey, ParsedService)> = derived
+        .services
+        .iter()
+        .filter(|svc| config.labels_match(svc.metadata.labels.as_ref()))
+        .map(|svc| (key_ref(&svc.metadata), svc))
+        .filter(|((namespace, _), _)| namespaces.contains(*namespace))
+        .map(|((namespace, name), svc)| (ServiceKey::new(namespace, name), ParsedService::of(svc)))
+        .collect();
+    services.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(StandaloneView {
-        view: ClusterView {
-            namespaces: namespaces.into_iter().collect(),
-            services,
-            pods,
-        },
-        services: derived.services.len(),
-        pods: pod_count,
-        endpoint_slices,
-        endpoints,
+        namespaces: namespaces.into_iter().collect(),
+        pods,
+        counts,
+        services,
+        slices,
     })
+}
+
+// === impl StandaloneView ===
+
+impl StandaloneView {
+    /// The keys of [`Self::services`], in the same order.
+    pub fn service_keys(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.services.iter().map(|(key, _)| key)
+    }
+
+    /// [`ClusterView::services`], each view made when the iterator reaches it.
+    pub fn services(&self) -> impl Iterator<Item = ServiceView> {
+        self.services.iter().filter_map(|(key, parsed)| {
+            let mut view = parsed.view(key)?;
+            let by_key = (key.namespace.clone(), key.name.clone());
+            for slice in self
+                .slices
+                .get(&by_key)
+                .into_iter()
+                .flat_map(BTreeMap::values)
+            {
+                slice.extend_views(&mut view.endpoints);
+            }
+            Some(view)
+        })
+    }
+
+    /// The whole view at once.
+    pub fn into_cluster_view(self) -> ClusterView {
+        let services = self.services().collect();
+        ClusterView {
+            namespaces: self.namespaces,
+            services,
+            pods: self.pods,
+        }
+    }
 }
 
 /// Every namespace known to exist, before any filter (a Service left out by `labels` does not

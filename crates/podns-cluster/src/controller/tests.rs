@@ -1111,6 +1111,7 @@ fn many_services_each_get_their_own_pods() {
 /// the lean pods without spec.
 fn assert_lean_matches_full(what: &str, store: &ClusterStore, config: &ControllerConfig) {
     use crate::view::{ViewConfig, cluster_view};
+    use podns_view::ClusterView;
     let full = derive(store, config).unwrap();
     let lean = derive(
         store,
@@ -1147,21 +1148,35 @@ fn assert_lean_matches_full(what: &str, store: &ClusterStore, config: &Controlle
     for view in [ViewConfig::default(), filtered] {
         let want = cluster_view(&full, &view);
         assert_eq!(cluster_view(&lean, &view), want, "{what}: view ({view:?})");
-        let served = crate::view::standalone_view(store, config, &view).unwrap();
-        assert_eq!(served.view, want, "{what}: standalone_view ({view:?})");
-        assert_eq!(
-            (served.services, served.pods, served.endpoint_slices),
-            (
-                full.services.len(),
-                full.pods.len(),
-                full.endpoint_slices.len()
-            ),
-            "{what}: standalone_view counts"
-        );
+        let served = crate::view::standalone_view(store, config, &view, true).unwrap();
         let endpoints: usize = full.endpoint_slices.iter().map(|s| s.endpoints.len()).sum();
         assert_eq!(
-            served.endpoints, endpoints,
-            "{what}: standalone_view endpoints"
+            served.counts,
+            crate::view::DerivedCounts {
+                services: full.services.len(),
+                pods: full.pods.len(),
+                endpoint_slices: full.endpoint_slices.len(),
+                endpoints,
+            },
+            "{what}: standalone_view counts"
+        );
+        let keys: Vec<_> = served.service_keys().cloned().collect();
+        let want_keys: Vec<_> = want.services.iter().map(|s| s.key.clone()).collect();
+        assert_eq!(keys, want_keys, "{what}: standalone_view keys");
+        assert_eq!(
+            served.into_cluster_view(),
+            want,
+            "{what}: standalone_view ({view:?})"
+        );
+        let without_pods = crate::view::standalone_view(store, config, &view, false).unwrap();
+        assert!(without_pods.pods.is_empty(), "{what}: pods only when asked");
+        assert_eq!(
+            without_pods.into_cluster_view(),
+            ClusterView {
+                pods: Vec::new(),
+                ..want
+            },
+            "{what}: standalone_view without pods ({view:?})"
         );
     }
 }
