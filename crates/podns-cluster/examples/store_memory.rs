@@ -8,7 +8,9 @@
 //!   cluster_view` over a store of them, and the incremental view `serve` keeps instead;
 //! - **standalone**: 10k Services over StatefulSets/Deployments of 10 replicas, as manifests in
 //!   the store plus the manifest watcher's copy of the set, and what `derive` makes of them,
-//!   with full pods (`get`, `lab`) and with lean ones (`serve`, `ControllerConfig::lean_pods`).
+//!   with full pods (`get`, `lab`) and with lean ones (`ControllerConfig::lean_pods`), and
+//!   the view as `serve` makes it (`standalone_view`: lean pods, no derived objects kept,
+//!   Service views made one at a time).
 //!
 //! "live" is what stays allocated; "peak" is the high-water mark above the live heap before
 //! the step, i.e. what the step needs transiently.
@@ -27,6 +29,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 
 use podns_cluster::{
     ClusterStore, ControllerConfig, IncrementalView, ViewConfig, cluster_view, derive, observed,
+    standalone_view,
 };
 
 /// Counts live heap bytes and their high-water mark.
@@ -144,7 +147,10 @@ fn main() {
         lean_pods: true,
         ..full.clone()
     };
-    for (what, config) in [("full pods: get, lab", &full), ("lean pods: serve", &lean)] {
+    for (what, config) in [
+        ("full pods: get, lab", &full),
+        ("lean pods: derive with lean_pods", &lean),
+    ] {
         println!("  {what}");
         let derived = measure("derive (DerivedCluster kept)", || {
             derive(&store, config).expect("derives")
@@ -153,6 +159,17 @@ fn main() {
             cluster_view(&derived, &ViewConfig::default())
         });
         drop((view, derived));
+    }
+    println!("  lean pods: serve");
+    for (what, with_pods) in [("pods verified", true), ("no pod records", false)] {
+        let view = measure(
+            &format!("standalone_view, {what} (StandaloneView kept)"),
+            || standalone_view(&store, &lean, &ViewConfig::default(), with_pods).expect("derives"),
+        );
+        measure("  StandaloneView::services, one at a time", || {
+            view.services().map(|s| s.endpoints.len()).sum::<usize>()
+        });
+        drop(view);
     }
     drop((store, watcher_copy));
 }

@@ -27,10 +27,13 @@
 //! - Synthesised pods are spread over [`ControllerConfig::nodes`] round-robin by replica index;
 //!   DaemonSets get one pod per node.
 //!
-//! With [`ControllerConfig::lean_pods`] (what `podns serve` uses) the pods are made, and kept,
-//! with only what DNS reads: the Services, EndpointSlices and [`cluster_view`] are exactly
-//! those of a full derivation, but a synthesised pod no longer carries a copy of its template
-//! (at 100k pods, most of the memory a derivation holds).
+//! With [`ControllerConfig::lean_pods`] the pods are made, and kept, with only what DNS reads
+//! (`lean`: a synthesised pod is a name, a node, its IPs and an `Arc` of what its template's
+//! pods share), the same code deciding names, IPs and slices for both forms (`pod::PodFacts`,
+//! `workload::PodForm`): the Services, EndpointSlices and [`cluster_view`] are exactly those
+//! of a full derivation. `podns serve` goes one step further with
+//! [`standalone_view`](crate::view::standalone_view), which never makes the k8s `Pod`s and
+//! parses each slice as it is made.
 //!
 //! [`cluster_view`]: crate::view::cluster_view
 
@@ -38,6 +41,7 @@ mod endpoint_slice;
 mod ipam;
 mod lean;
 mod mirroring;
+mod pod;
 mod pod_ip;
 mod service_ip;
 mod workload;
@@ -45,7 +49,7 @@ mod workload;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
@@ -54,6 +58,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 use crate::object::DEFAULT_NAMESPACE;
 use crate::store::ClusterStore;
+pub(crate) use lean::LeanPod;
+pub(crate) use pod::PodFacts;
+use workload::PodForm;
 
 /// The annotation that marks synthesised (or status-less explicit) pods not ready: `"false"`.
 pub const READY_ANNOTATION: &str = "podns.io/ready";
@@ -70,11 +77,11 @@ pub struct ControllerConfig {
     /// Default `["node-1"]`.
     pub nodes: Vec<String>,
     /// Keep only what DNS reads of each pod (default `false`: full pods, as `kubectl get`
-    /// would show them). Pods are made from their templates with just the container ports
-    /// (named `targetPort`s), and once the EndpointSlices are derived
-    /// [`DerivedCluster::pods`] keeps of each pod only what [`cluster_view`] reads: namespace,
-    /// name, uid, labels, `deletionTimestamp`, `status.phase` and the pod IPs. Namespaces,
-    /// Services, EndpointSlices and the view are the same either way.
+    /// would show them). The controllers then work on lean pods (no template copy, only the
+    /// named container ports, shared by the pods of a template), and [`DerivedCluster::pods`]
+    /// keeps of each pod only what [`cluster_view`] reads: namespace, name, uid, labels,
+    /// `deletionTimestamp`, `status.phase` and the pod IPs. Namespaces, Services,
+    /// EndpointSlices and the view are the same either way.
     ///
     /// [`cluster_view`]: crate::view::cluster_view
     pub lean_pods: bool,
@@ -164,40 +171,80 @@ pub fn derive(
     store: &ClusterStore,
     config: &ControllerConfig,
 ) -> Result<DerivedCluster, ControllerError> {
+    let mut endpoint_slices = Vec::new();
+    let mut sink = |slice| endpoint_slices.push(slice);
+    let (namespaces, services, pods, rejected) = if config.lean_pods {
+        let d = derive_with::<LeanPod>(store, config, &mut sink)?;
+        let pods = d.pods.iter().map(LeanPod::to_pod).collect();
+        (d.namespaces, d.services, pods, d.rejected)
+    } else {
+        let d = derive_with::<Pod>(store, config, &mut sink)?;
+        (d.namespaces, d.services, d.pods, d.rejected)
+    };
+    sort_by_key(&mut endpoint_slices);
+    Ok(DerivedCluster {
+        namespaces,
+        services,
+        pods,
+        endpoint_slices,
+        rejected,
+    })
+}
+
+/// A derivation before its EndpointSlices are collected: [`DerivedCluster`] with pods of the
+/// form `P` and no slices (they went to the sink).
+pub(crate) struct Derivation<P> {
+    pub(crate) namespaces: Vec<Namespace>,
+    pub(crate) services: Vec<Service>,
+    pub(crate) pods: Vec<P>,
+    pub(crate) rejected: Vec<ControllerError>,
+}
+
+/// [`derive()`] with lean pods, handing each EndpointSlice (uid filled, in no particular order)
+/// to `sink` as it is made, so that a caller that only wants the view never holds them all.
+pub(crate) fn derive_lean(
+    store: &ClusterStore,
+    config: &ControllerConfig,
+    sink: &mut dyn FnMut(EndpointSlice),
+) -> Result<Derivation<LeanPod>, ControllerError> {
+    derive_with(store, config, sink)
+}
+
+/// Every controller, with pods of the form `P`.
+fn derive_with<P: PodForm>(
+    store: &ClusterStore,
+    config: &ControllerConfig,
+    sink: &mut dyn FnMut(EndpointSlice),
+) -> Result<Derivation<P>, ControllerError> {
     config.validate()?;
     let namespaces: Vec<Namespace> = store.namespaces().cloned().collect();
 
     // One vector of pods, sized up front: at 100k pods each doubling would copy hundreds of
     // megabytes of `Pod` structs.
-    let mut pods: Vec<Pod> =
+    let mut pods: Vec<P> =
         Vec::with_capacity(store.pods().count() + workload::count(store, config));
-    let lean = config.lean_pods.then(|| lean::PortNames::of(store));
-    pods.extend(store.pods().map(|p| match &lean {
-        Some(names) => workload::with_status(lean::pod(p, names)),
-        None => workload::with_status(p.clone()),
-    }));
-    let explicit: HashSet<(String, String)> = pods.iter().map(|p| key_of(&p.metadata)).collect();
+    pods.extend(store.pods().map(P::given));
     let given = pods.len();
-    workload::synthesise(store, config, lean.as_ref(), &mut pods);
-    drop(lean);
-    let mut index = 0;
-    pods.retain(|pod| {
-        index += 1;
-        if index <= given {
-            return true;
-        }
-        let key = key_of(&pod.metadata);
-        let replaced = explicit.contains(&key);
-        if replaced {
-            tracing::debug!(pod = %format!("{}/{}", key.0, key.1), "an explicit Pod replaces the one its controller would create");
-        }
-        !replaced
-    });
-    drop(explicit);
+    workload::synthesise(store, config, &mut pods);
+    {
+        let explicit: HashSet<(&str, &str)> = store.pods().map(|p| key_ref(&p.metadata)).collect();
+        let mut index = 0;
+        pods.retain(|pod| {
+            index += 1;
+            if index <= given {
+                return true;
+            }
+            let key = pod.key();
+            let replaced = explicit.contains(&key);
+            if replaced {
+                tracing::debug!(pod = %format!("{}/{}", key.0, key.1), "an explicit Pod replaces the one its controller would create");
+            }
+            !replaced
+        });
+    }
     sort_by_key(&mut pods);
     pod_ip::assign(&mut pods, &config.pod_cidrs)?;
-    pods.iter_mut()
-        .for_each(|p| ensure_uid("Pod", &mut p.metadata));
+    pods.iter_mut().for_each(P::ensure_uid);
 
     let (mut services, rejected) =
         service_ip::assign(store.services().cloned().collect(), &config.service_cidrs)?;
@@ -205,28 +252,24 @@ pub fn derive(
         .iter_mut()
         .for_each(|s| ensure_uid("Service", &mut s.metadata));
 
-    let mut endpoint_slices: Vec<EndpointSlice> = store.endpoint_slices().cloned().collect();
-    let mut taken: HashSet<(String, String)> = endpoint_slices
-        .iter()
+    let mut taken: HashSet<(String, String)> = store
+        .endpoint_slices()
         .map(|s| key_of(&s.metadata))
         .collect();
-    endpoint_slices.extend(endpoint_slice::derive(&services, &pods, &mut taken));
-    endpoint_slices.extend(mirroring::mirror(&services, store.endpoints(), &mut taken));
-    drop(taken);
-    sort_by_key(&mut endpoint_slices);
-    endpoint_slices
-        .iter_mut()
-        .for_each(|s| ensure_uid("EndpointSlice", &mut s.metadata));
-    if config.lean_pods {
-        // The slices are made: the view needs no pod spec, conditions or annotations.
-        pods.iter_mut().for_each(lean::strip_for_view);
-    }
+    let mut sink = |mut slice: EndpointSlice| {
+        ensure_uid("EndpointSlice", &mut slice.metadata);
+        sink(slice);
+    };
+    store.endpoint_slices().cloned().for_each(&mut sink);
+    endpoint_slice::derive(&services, &pods, &mut taken, &mut sink);
+    mirroring::mirror(&services, store.endpoints(), &mut taken)
+        .into_iter()
+        .for_each(&mut sink);
 
-    Ok(DerivedCluster {
+    Ok(Derivation {
         namespaces,
         services,
         pods,
-        endpoint_slices,
         rejected,
     })
 }
@@ -302,15 +345,24 @@ pub(crate) fn key_of(meta: &ObjectMeta) -> (String, String) {
     )
 }
 
+/// [`key_of`], borrowed.
+pub(crate) fn key_ref(meta: &ObjectMeta) -> (&str, &str) {
+    (
+        meta.namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_NAMESPACE),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
 /// Sorts objects by (namespace, name) in place. Sorts indices, then moves each object into
 /// place along the permutation's cycles: pods and slices are large structs (a `Pod` is over
 /// 2 KB), and moving them around in a sort dominated the cost at 20k pods, while a sorted copy
 /// would double the memory they take.
-fn sort_by_key<T: HasMeta>(items: &mut [T]) {
-    let keys: Vec<(String, String)> = items.iter().map(|i| key_of(i.meta())).collect();
+fn sort_by_key<T: Keyed>(items: &mut [T]) {
     let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
-    drop(keys);
+    order.sort_by(|a, b| items[*a].key().cmp(&items[*b].key()));
     // `order[i]` is the index of the object that belongs at `i`. Walking a cycle from `start`,
     // each swap puts one object in its place; the last one of the cycle is then in place too.
     let mut placed = vec![false; items.len()];
@@ -328,20 +380,14 @@ fn sort_by_key<T: HasMeta>(items: &mut [T]) {
     }
 }
 
-/// Objects with metadata, for [`sort_by_key`].
-trait HasMeta {
-    fn meta(&self) -> &ObjectMeta;
+/// Objects known by (namespace, name), the namespace defaulted as [`key_of`] does.
+pub(crate) trait Keyed {
+    fn key(&self) -> (&str, &str);
 }
 
-impl HasMeta for Pod {
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-}
-
-impl HasMeta for EndpointSlice {
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
+impl Keyed for EndpointSlice {
+    fn key(&self) -> (&str, &str) {
+        key_ref(&self.metadata)
     }
 }
 
@@ -366,7 +412,12 @@ pub(crate) fn owner_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> Own
 /// A UID for an object the manifests gave none, in the API server's UUID form: derived from
 /// kind, namespace and name, so owner references, `get -o yaml` and restarts all agree.
 pub(crate) fn stable_uid(kind: &str, meta: &ObjectMeta) -> String {
-    let (ns, name) = key_of(meta);
+    let (ns, name) = key_ref(meta);
+    stable_uid_of(kind, ns, name)
+}
+
+/// [`stable_uid`] of the object `kind` `ns/name`.
+pub(crate) fn stable_uid_of(kind: &str, ns: &str, name: &str) -> String {
     let a = fnv64a(format!("{kind}/{ns}/{name}").as_bytes());
     let b = fnv64a(format!("{name}/{ns}/{kind}").as_bytes());
     format!(
@@ -384,16 +435,6 @@ fn ensure_uid(kind: &str, meta: &mut ObjectMeta) {
     if meta.uid.as_deref().is_none_or(str::is_empty) {
         meta.uid = Some(stable_uid(kind, meta));
     }
-}
-
-/// Whether every `key=value` of a Service-style selector is among `labels`.
-pub(crate) fn selector_matches(
-    selector: &BTreeMap<String, String>,
-    labels: Option<&BTreeMap<String, String>>,
-) -> bool {
-    selector
-        .iter()
-        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
 /// `rand.SafeEncodeString`'s alphabet: no vowels, no `0`, `1`, `3` (no accidental words).

@@ -11,6 +11,7 @@
 //!                  cluster:    controller::observed    │ Pods with IPs, EndpointSlices)
 //!                                                      ▼
 //!                                view::cluster_view ─▶ podns_view::ClusterView
+//!  standalone serving, in one step: view::standalone_view ─▶ podns_view::ClusterView
 //!
 //!  cluster mode, one event at a time:
 //!  ClusterEvent ─▶ view::IncrementalView (owns the store) ─▶ ViewDelta (changed Services only)
@@ -51,4 +52,7 @@ pub use source::manifest::{
 };
 pub use store::ClusterStore;
 pub use store::{SERVICE_NAME_LABEL, service_name_of};
-pub use view::{IncrementalView, ViewConfig, ViewDelta, cluster_view, into_cluster_view};
+pub use view::{
+    DerivedCounts, IncrementalView, StandaloneView, ViewConfig, ViewDelta, cluster_view,
+    standalone_view,
+};

@@ -24,6 +24,10 @@
 //! `Succeeded`, `Failed` or `Unknown` (its field selector), no `deletionTimestamp` (`toPod`),
 //! with an IP. hostNetwork pods count, as in CoreDNS (their IP is the node's).
 //!
+//! [`standalone_view`] is what `podns serve` uses in standalone mode: the view of a lean
+//! derivation, made without the derived objects (pods stay lean, slices are parsed as they
+//! are made).
+//!
 //! [`IncrementalView`] gives the same views in cluster mode one change at a time: it keeps each
 //! object parsed once (`parsed.rs`) and, per [`ClusterEvent`](crate::ClusterEvent), recomputes
 //! only the Services the change touches ([`ViewDelta`]).
@@ -35,8 +39,11 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use podns_view::{ClusterView, PodView, ServiceKey, ServiceView};
 
-use crate::controller::{DerivedCluster, key_of};
+use crate::controller::{
+    ControllerConfig, ControllerError, DerivedCluster, Keyed, LeanPod, PodFacts, key_of, key_ref,
+};
 use crate::selector::LabelSelector;
+use crate::store::ClusterStore;
 use crate::store::service_name_of;
 use parsed::{ParsedService, ParsedSlice};
 
@@ -91,6 +98,11 @@ impl ViewConfig {
         self.labels.as_ref().is_none_or(|s| s.matches(labels))
     }
 
+    /// [`Self::labels_match`] for labels in another form: `label` gives a key's value.
+    fn labels_match_with<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.labels.as_ref().is_none_or(|s| s.matches_with(label))
+    }
+
     /// [`Self::labels_match`] for parsed labels.
     pub(crate) fn parsed_labels_match(&self, labels: &parsed::Labels) -> bool {
         self.labels
@@ -101,9 +113,24 @@ impl ViewConfig {
 
 /// The DNS view of a derived cluster, filtered by `config`.
 pub fn cluster_view(derived: &DerivedCluster, config: &ViewConfig) -> ClusterView {
-    let namespaces = exposed_namespaces(derived, config);
-    let pods = pod_views(&derived.pods, config, &namespaces);
-    let slices = parse_slices(&derived.endpoint_slices);
+    let namespaces = exposed_namespaces(
+        &derived.namespaces,
+        &derived.services,
+        derived.pods.iter().map(|p| key_ref(&p.metadata).0),
+        config,
+    );
+    let pods = pod_views(
+        derived
+            .pods
+            .iter()
+            .filter(|p| config.labels_match(p.metadata.labels.as_ref()))
+            .filter_map(pod_view),
+        &namespaces,
+    );
+    let mut slices = SlicesByService::new();
+    for slice in &derived.endpoint_slices {
+        add_slice(&mut slices, slice);
+    }
     let services = service_views(&derived.services, &slices, config, &namespaces);
     ClusterView {
         namespaces: namespaces.into_iter().collect(),
@@ -112,42 +139,154 @@ pub fn cluster_view(derived: &DerivedCluster, config: &ViewConfig) -> ClusterVie
     }
 }
 
-/// [`cluster_view`], giving up the derived cluster on the way: its pods are freed once their
-/// views are made, its slices once parsed, before the service views are (at 100k pods the
-/// pods alone are 218 MB, so the peak of a standalone build is lower by that much).
-pub fn into_cluster_view(mut derived: DerivedCluster, config: &ViewConfig) -> ClusterView {
-    let namespaces = exposed_namespaces(&derived, config);
-    let pods = pod_views(&std::mem::take(&mut derived.pods), config, &namespaces);
-    let slices = parse_slices(&std::mem::take(&mut derived.endpoint_slices));
-    let services = service_views(&derived.services, &slices, config, &namespaces);
-    ClusterView {
+/// What `podns serve` builds its zone from in standalone mode: [`cluster_view`] of a lean
+/// [`derive`](crate::controller::derive), its Services kept parsed and their views made one
+/// at a time ([`Self::services`]), so the whole view never has to exist at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StandaloneView {
+    /// [`ClusterView::namespaces`].
+    pub namespaces: Vec<String>,
+    /// [`ClusterView::pods`] when [`standalone_view`] was asked for them, else empty.
+    pub pods: Vec<PodView>,
+    /// What the derivation made, before any filter.
+    pub counts: DerivedCounts,
+    /// The exposed Services, by key.
+    services: Vec<(ServiceKey, ParsedService)>,
+    slices: SlicesByService,
+}
+
+/// How many objects a derivation made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DerivedCounts {
+    /// Services (those an API server would have accepted).
+    pub services: usize,
+    /// Pods, given and synthesised.
+    pub pods: usize,
+    /// EndpointSlices: given, derived and mirrored.
+    pub endpoint_slices: usize,
+    /// Endpoints in those slices.
+    pub endpoints: usize,
+}
+
+/// `cluster_view(&derive(store, controller)?, config)` with lean pods (whatever
+/// [`ControllerConfig::lean_pods`] says), without the derived objects: each EndpointSlice is
+/// parsed as the controller makes it and dropped, and the pods stay in their lean form
+/// (`LeanPod`), never k8s-openapi `Pod`s, until their views are made (only `with_pods`: the
+/// zone reads them under `pods verified` alone). At 100k pods that is the difference between
+/// holding 100k `Pod`s and slices of 650 bytes an endpoint, and holding about a hundred bytes
+/// a pod and the parsed slices.
+pub fn standalone_view(
+    store: &ClusterStore,
+    controller: &ControllerConfig,
+    config: &ViewConfig,
+    with_pods: bool,
+) -> Result<StandaloneView, ControllerError> {
+    let mut slices = SlicesByService::new();
+    let mut counts = DerivedCounts::default();
+    let derived = crate::controller::derive_lean(store, controller, &mut |slice| {
+        counts.endpoint_slices += 1;
+        counts.endpoints += slice.endpoints.len();
+        add_slice(&mut slices, &slice);
+    })?;
+    counts.services = derived.services.len();
+    counts.pods = derived.pods.len();
+    let namespaces = exposed_namespaces(
+        &derived.namespaces,
+        &derived.services,
+        derived.pods.iter().map(|p| p.key().0),
+        config,
+    );
+    let pods = if with_pods {
+        pod_views(
+            derived
+                .pods
+                .iter()
+                .filter(|p| config.labels_match_with(|key| p.label(key)))
+                .filter_map(LeanPod::view),
+            &namespaces,
+        )
+    } else {
+        Vec::new()
+    };
+    drop(derived.pods);
+    let mut services: Vec<(ServiceKey, ParsedService)> = derived
+        .services
+        .iter()
+        .filter(|svc| config.labels_match(svc.metadata.labels.as_ref()))
+        .map(|svc| (key_ref(&svc.metadata), svc))
+        .filter(|((namespace, _), _)| namespaces.contains(*namespace))
+        .map(|((namespace, name), svc)| (ServiceKey::new(namespace, name), ParsedService::of(svc)))
+        .collect();
+    services.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(StandaloneView {
         namespaces: namespaces.into_iter().collect(),
-        services,
         pods,
+        counts,
+        services,
+        slices,
+    })
+}
+
+// === impl StandaloneView ===
+
+impl StandaloneView {
+    /// The keys of [`Self::services`], in the same order.
+    pub fn service_keys(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.services.iter().map(|(key, _)| key)
+    }
+
+    /// [`ClusterView::services`], each view made when the iterator reaches it.
+    pub fn services(&self) -> impl Iterator<Item = ServiceView> {
+        self.services.iter().filter_map(|(key, parsed)| {
+            let mut view = parsed.view(key)?;
+            let by_key = (key.namespace.clone(), key.name.clone());
+            for slice in self
+                .slices
+                .get(&by_key)
+                .into_iter()
+                .flat_map(BTreeMap::values)
+            {
+                slice.extend_views(&mut view.endpoints);
+            }
+            Some(view)
+        })
+    }
+
+    /// The whole view at once.
+    pub fn into_cluster_view(self) -> ClusterView {
+        let services = self.services().collect();
+        ClusterView {
+            namespaces: self.namespaces,
+            services,
+            pods: self.pods,
+        }
     }
 }
 
 /// Every namespace known to exist, before any filter (a Service left out by `labels` does not
 /// make its namespace vanish), then only the exposed ones.
-fn exposed_namespaces(derived: &DerivedCluster, config: &ViewConfig) -> BTreeSet<String> {
-    let known: BTreeSet<String> = derived
-        .namespaces
+fn exposed_namespaces<'a>(
+    objects: &'a [Namespace],
+    services: &'a [Service],
+    pod_namespaces: impl Iterator<Item = &'a str>,
+    config: &ViewConfig,
+) -> BTreeSet<String> {
+    let mut known: BTreeSet<&str> = objects
         .iter()
-        .filter_map(|n| n.metadata.name.clone())
-        .chain(derived.services.iter().map(|s| key_of(&s.metadata).0))
-        .chain(derived.pods.iter().map(|p| key_of(&p.metadata).0))
+        .filter_map(|n| n.metadata.name.as_deref())
+        .chain(services.iter().map(|s| key_ref(&s.metadata).0))
         .collect();
+    known.extend(pod_namespaces);
     known
         .into_iter()
-        .filter(|ns| config.namespace_exposed(ns, derived.namespaces.iter()))
+        .filter(|ns| config.namespace_exposed(ns, objects.iter()))
+        .map(str::to_owned)
         .collect()
 }
 
-fn pod_views(pods: &[Pod], config: &ViewConfig, namespaces: &BTreeSet<String>) -> Vec<PodView> {
-    let mut views: Vec<PodView> = pods
-        .iter()
-        .filter(|p| config.labels_match(p.metadata.labels.as_ref()))
-        .filter_map(pod_view)
+/// The pod views of exposed namespaces, by namespace and name.
+fn pod_views(views: impl Iterator<Item = PodView>, namespaces: &BTreeSet<String>) -> Vec<PodView> {
+    let mut views: Vec<PodView> = views
         .filter(|p| namespaces.contains(&p.namespace))
         .collect();
     views.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -157,19 +296,16 @@ fn pod_views(pods: &[Pod], config: &ViewConfig, namespaces: &BTreeSet<String>) -
 /// Per Service (namespace, name), its slices in name order.
 type SlicesByService = BTreeMap<(String, String), BTreeMap<String, ParsedSlice>>;
 
-fn parse_slices(endpoint_slices: &[EndpointSlice]) -> SlicesByService {
-    let mut slices = SlicesByService::new();
-    for slice in endpoint_slices {
-        let Some(service) = service_name_of(slice) else {
-            continue;
-        };
-        let (namespace, name) = key_of(&slice.metadata);
-        slices
-            .entry((namespace, service.to_owned()))
-            .or_default()
-            .insert(name, ParsedSlice::of(slice));
-    }
+/// Files `slice` under its Service (its `kubernetes.io/service-name` label), if it has one.
+fn add_slice(slices: &mut SlicesByService, slice: &EndpointSlice) {
+    let Some(service) = service_name_of(slice) else {
+        return;
+    };
+    let (namespace, name) = key_of(&slice.metadata);
     slices
+        .entry((namespace, service.to_owned()))
+        .or_default()
+        .insert(name, ParsedSlice::of(slice));
 }
 
 fn service_views(

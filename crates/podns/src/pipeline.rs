@@ -13,7 +13,8 @@ use podns_cluster::{
     ClusterEvent, ClusterStore, ControllerConfig, DerivedCluster, IncrementalView, Object,
     ViewConfig, ViewDelta,
 };
-use podns_zone::{ZoneBuilder, ZoneSnapshot};
+use podns_view::ServiceKey;
+use podns_zone::{PodMode, ZoneBuilder, ZoneSnapshot};
 
 use crate::settings::Settings;
 
@@ -24,6 +25,9 @@ enum State {
         store: ClusterStore,
         controller: ControllerConfig,
         view: ViewConfig,
+        /// With lean pods, the Services the zone holds, sorted: what the next build removes
+        /// when they are gone (the zone is given one view at a time, not a whole view).
+        served: Vec<ServiceKey>,
     },
     /// An API server's objects, kept with their views up to date per event.
     Observed {
@@ -63,6 +67,7 @@ impl Pipeline {
                 store: ClusterStore::default(),
                 controller: settings.controller.clone(),
                 view: settings.view.clone(),
+                served: Vec::new(),
             },
             zone: ZoneBuilder::new(settings.zone.clone()),
         }
@@ -100,8 +105,15 @@ impl Pipeline {
         }
         match &mut self.state {
             State::Standalone {
-                controller, view, ..
+                controller,
+                view,
+                served,
+                ..
             } => {
+                if new_zone {
+                    // The new builder is empty.
+                    served.clear();
+                }
                 *controller = ControllerConfig {
                     lean_pods: controller.lean_pods,
                     ..settings.controller.clone()
@@ -147,31 +159,55 @@ impl Pipeline {
                 store,
                 controller,
                 view,
+                served,
             } => {
-                let cluster = podns_cluster::derive(store, controller)
-                    .context("deriving pods and endpoint slices")?;
-                let mut objects = ObjectCounts {
-                    namespaces: 0,
-                    services: cluster.services.len(),
-                    pods: cluster.pods.len(),
-                    endpoint_slices: cluster.endpoint_slices.len(),
-                    endpoints: cluster
-                        .endpoint_slices
-                        .iter()
-                        .map(|s| s.endpoints.len())
-                        .sum(),
-                };
-                // Serving keeps only the snapshot: the derived objects go while the view is
-                // made, so they and the zone are never in memory together.
-                let (view, cluster) = if controller.lean_pods {
-                    let view = podns_cluster::into_cluster_view(cluster, view);
-                    (view, DerivedCluster::default())
+                if controller.lean_pods {
+                    // Serving keeps only the snapshot: the derived objects are never all made
+                    // (the pods stay lean, each slice is parsed as it is made) and the
+                    // Services go to the zone one view at a time, so neither they nor the whole
+                    // view are in memory beside the zone.
+                    let with_pods = self.zone.config().pods == PodMode::Verified;
+                    let derived =
+                        podns_cluster::standalone_view(store, controller, view, with_pods)
+                            .context("deriving pods and endpoint slices")?;
+                    self.zone.set_namespaces(&derived.namespaces);
+                    self.zone.set_pods(&derived.pods);
+                    // `replace_all`, one view at a time: both key lists are sorted.
+                    let keys: Vec<ServiceKey> = derived.service_keys().cloned().collect();
+                    for gone in served.iter().filter(|k| keys.binary_search(k).is_err()) {
+                        self.zone.remove_service(gone);
+                    }
+                    for service in derived.services() {
+                        self.zone.upsert_service(&service);
+                    }
+                    *served = keys;
+                    let counts = derived.counts;
+                    let objects = ObjectCounts {
+                        namespaces: derived.namespaces.len(),
+                        services: counts.services,
+                        pods: counts.pods,
+                        endpoint_slices: counts.endpoint_slices,
+                        endpoints: counts.endpoints,
+                    };
+                    (DerivedCluster::default(), objects)
                 } else {
-                    (podns_cluster::cluster_view(&cluster, view), cluster)
-                };
-                objects.namespaces = view.namespaces.len();
-                self.zone.replace_all(&view);
-                (cluster, objects)
+                    let cluster = podns_cluster::derive(store, controller)
+                        .context("deriving pods and endpoint slices")?;
+                    let view = podns_cluster::cluster_view(&cluster, view);
+                    let objects = ObjectCounts {
+                        namespaces: view.namespaces.len(),
+                        services: cluster.services.len(),
+                        pods: cluster.pods.len(),
+                        endpoint_slices: cluster.endpoint_slices.len(),
+                        endpoints: cluster
+                            .endpoint_slices
+                            .iter()
+                            .map(|s| s.endpoints.len())
+                            .sum(),
+                    };
+                    self.zone.replace_all(&view);
+                    (cluster, objects)
+                }
             }
             State::Observed {
                 view,
@@ -276,5 +312,62 @@ impl std::fmt::Display for Counts {
             "{} namespaces, {} services, {} pods, {} endpoint slices, {} endpoints",
             self.namespaces, self.services, self.pods, self.endpoint_slices, self.endpoints
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::cli::ClusterArgs;
+
+    fn examples(names: &[&str]) -> Vec<Object> {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let dirs: Vec<PathBuf> = names.iter().map(|n| root.join(n)).collect();
+        podns_cluster::load(&dirs).unwrap()
+    }
+
+    /// Serving (lean pods, Services handed to the zone one view at a time, with removals
+    /// tracked by the pipeline) publishes the zone a full standalone build does, through
+    /// manifest changes that add, change and remove Services, with and without pod records.
+    #[test]
+    fn serving_builds_the_zone_a_full_derivation_does() {
+        let sets = [
+            vec!["web-statefulset", "nginx-headless-service", "not-ready"],
+            vec!["web-statefulset", "dual-stack"],
+            vec![
+                "redis-statefulset",
+                "cassandra",
+                "manual-endpoints",
+                "external-name",
+            ],
+            vec![],
+            vec!["web-statefulset", "nginx-deployment"],
+        ];
+        for pods in [PodMode::Disabled, PodMode::Verified] {
+            let mut settings = Settings::resolve(&ClusterArgs::default(), None, None).unwrap();
+            settings.zone.pods = pods;
+            settings.controller.nodes = vec!["node-1".to_owned(), "node-2".to_owned()];
+            // dual-stack needs a pod and a service CIDR of each family.
+            settings.controller.pod_cidrs = vec![
+                "10.244.0.0/16".parse().unwrap(),
+                "fd00:10:244::/56".parse().unwrap(),
+            ];
+            settings.controller.service_cidrs = vec![
+                "10.96.0.0/12".parse().unwrap(),
+                "fd00:10:96::/112".parse().unwrap(),
+            ];
+            let mut full = Pipeline::standalone(&settings);
+            let mut lean = Pipeline::serving(&settings);
+            for set in &sets {
+                let what = format!("{set:?}, pods {pods:?}");
+                let want = full.resync(examples(set)).unwrap();
+                let got = lean.resync(examples(set)).unwrap();
+                assert_eq!(got.counts.to_string(), want.counts.to_string(), "{what}");
+                assert_eq!(got.counts.names, want.counts.names, "{what}");
+                assert_eq!(lean.rrsets(), full.rrsets(), "{what}");
+            }
+        }
     }
 }

@@ -24,6 +24,7 @@
 //!
 //! `zone` stays unset: standalone nodes have no topology labels.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use k8s_openapi::Resource;
@@ -33,10 +34,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::ipam::ip_family;
-use super::pod_ip::pod_ips;
+use super::pod::PodFacts;
 use super::service_ip::is_headless;
-use super::{generate_name, key_of, owner_ref, selector_matches};
-use crate::object::DEFAULT_NAMESPACE;
+use super::{generate_name, key_of, key_ref, owner_ref};
 
 /// The controller's default `--max-endpoints-per-slice`.
 pub(crate) const MAX_ENDPOINTS_PER_SLICE: usize = 100;
@@ -50,38 +50,41 @@ pub(crate) const LABEL_HEADLESS: &str = "service.kubernetes.io/headless";
 /// The EndpointSlice controller's `managed-by` value.
 pub(crate) const MANAGED_BY_CONTROLLER: &str = "endpointslice-controller.k8s.io";
 
-/// The slices of every Service with a selector. `pods` is sorted by namespace/name; `taken`
-/// holds the slice names in use and receives the new ones.
-pub(crate) fn derive(
+/// Hands `sink` the slices of every Service with a selector, Service by Service. `pods` is
+/// sorted by namespace/name; `taken` holds the slice names in use and receives the new ones.
+pub(crate) fn derive<P: PodFacts>(
     services: &[Service],
-    pods: &[Pod],
+    pods: &[P],
     taken: &mut HashSet<(String, String)>,
-) -> Vec<EndpointSlice> {
+    sink: &mut dyn FnMut(EndpointSlice),
+) {
     // Pods by (namespace, label key, label value), each list in name order: a Service only
-    // looks at the pods that carry the rarest pair of its selector, not at every pod.
-    // Keys borrow from the pods: at 100k pods of five labels, owned namespaces would be half
-    // a million allocations.
-    let mut by_label: HashMap<(&str, &str, &str), Vec<&Pod>> = HashMap::new();
+    // looks at the pods that carry the rarest pair of its selector, not at every pod. Only
+    // keys some selector names are indexed (a StatefulSet pod's own name and index would
+    // otherwise be two entries per pod), and keys borrow from the pods and Services.
+    let keys: HashSet<&str> = services
+        .iter()
+        .filter_map(selected)
+        .flat_map(BTreeMap::keys)
+        .map(String::as_str)
+        .collect();
+    let mut by_label: HashMap<(&str, &str, &str), Vec<&P>> = HashMap::new();
     for pod in pods {
-        let namespace = namespace_of(&pod.metadata);
-        for (k, v) in pod.metadata.labels.iter().flatten() {
-            by_label
-                .entry((namespace, k.as_str(), v.as_str()))
-                .or_default()
-                .push(pod);
+        let (namespace, _) = pod.key();
+        for key in &keys {
+            if let Some(value) = pod.label(key) {
+                by_label
+                    .entry((namespace, key, value))
+                    .or_default()
+                    .push(pod);
+            }
         }
     }
-    let mut slices = Vec::new();
     for svc in services {
-        let Some(spec) = svc.spec.as_ref() else {
+        let Some(selector) = selected(svc) else {
             continue;
         };
-        let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else {
-            continue;
-        };
-        if spec.type_.as_deref() == Some("ExternalName") {
-            continue;
-        }
+        let spec = svc.spec.as_ref();
         let (namespace, name) = key_of(&svc.metadata);
         let candidates = selector
             .iter()
@@ -92,13 +95,13 @@ pub(crate) fn derive(
             })
             .min_by_key(|c| c.len())
             .unwrap_or_default();
-        let members: Vec<&Pod> = candidates
+        let members: Vec<&P> = candidates
             .iter()
             .copied()
-            .filter(|p| selector_matches(selector, p.metadata.labels.as_ref()))
-            .filter(|p| should_be_in_endpoints(p))
+            .filter(|p| selector.iter().all(|(k, v)| p.label(k) == Some(v.as_str())))
+            .filter(|p| should_be_in_endpoints(*p))
             .collect();
-        let families: Vec<String> = match spec.ip_families.as_deref() {
+        let families: Vec<String> = match spec.and_then(|s| s.ip_families.as_deref()) {
             Some(f) if !f.is_empty() => f.to_vec(),
             _ => vec!["IPv4".to_owned()],
         };
@@ -106,10 +109,10 @@ pub(crate) fn derive(
             // Port set → endpoints, in first-seen order (pods are in name order).
             let mut groups: Vec<(Vec<EndpointPort>, Vec<Endpoint>)> = Vec::new();
             for pod in &members {
-                let Some(endpoint) = pod_to_endpoint(pod, svc, family) else {
+                let Some(endpoint) = pod_to_endpoint(*pod, svc, family) else {
                     continue;
                 };
-                let ports = endpoint_ports(svc, pod);
+                let ports = endpoint_ports(svc, *pod);
                 match groups.iter_mut().find(|(p, _)| *p == ports) {
                     Some((_, eps)) => eps.push(endpoint),
                     None => groups.push((ports, vec![endpoint])),
@@ -119,7 +122,7 @@ pub(crate) fn derive(
             for (group, (ports, endpoints)) in groups.into_iter().enumerate() {
                 for (chunk_no, chunk) in endpoints.chunks(MAX_ENDPOINTS_PER_SLICE).enumerate() {
                     let seed = format!("{namespace}/{name}/{family}/{group}/{chunk_no}");
-                    slices.push(new_slice(
+                    sink(new_slice(
                         svc,
                         family,
                         &seed,
@@ -132,59 +135,43 @@ pub(crate) fn derive(
             }
             if made == 0 {
                 let seed = format!("{namespace}/{name}/{family}/placeholder");
-                slices.push(new_slice(svc, family, &seed, Vec::new(), None, taken));
+                sink(new_slice(svc, family, &seed, Vec::new(), None, taken));
             }
         }
     }
-    slices
 }
 
-/// The namespace of `meta`, defaulted as [`key_of`] does, borrowed.
-fn namespace_of(meta: &ObjectMeta) -> &str {
-    meta.namespace
-        .as_deref()
-        .filter(|n| !n.is_empty())
-        .unwrap_or(DEFAULT_NAMESPACE)
+/// The selector of a Service the controller makes slices for: not empty (the API drops an
+/// empty one), not `type: ExternalName`.
+fn selected(svc: &Service) -> Option<&BTreeMap<String, String>> {
+    let spec = svc.spec.as_ref()?;
+    let selector = spec.selector.as_ref().filter(|s| !s.is_empty())?;
+    (spec.type_.as_deref() != Some("ExternalName")).then_some(selector)
 }
 
 /// `ShouldPodBeInEndpoints(pod, includeTerminating: true)`: has an IP, not finished.
-pub(crate) fn should_be_in_endpoints(pod: &Pod) -> bool {
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    !matches!(phase, Some("Succeeded" | "Failed")) && !pod_ips(pod).is_empty()
-}
-
-/// Whether the pod's `Ready` condition is `True`.
-pub(crate) fn is_pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True")
+fn should_be_in_endpoints(pod: &impl PodFacts) -> bool {
+    !matches!(pod.phase(), Some("Succeeded" | "Failed")) && !pod.ips().is_empty()
 }
 
 /// `podToEndpoint`: `None` when the pod has no address of `family`.
-fn pod_to_endpoint(pod: &Pod, svc: &Service, family: &str) -> Option<Endpoint> {
-    let address = pod_ips(pod)
-        .into_iter()
-        .find(|ip| ip_family(ip) == family)?;
+fn pod_to_endpoint(pod: &impl PodFacts, svc: &Service, family: &str) -> Option<Endpoint> {
+    let address = pod.ips().into_iter().find(|ip| ip_family(ip) == family)?;
     let spec = svc.spec.as_ref();
     let publish_not_ready = spec
         .and_then(|s| s.publish_not_ready_addresses)
         .unwrap_or(false);
-    let serving = publish_not_ready || is_pod_ready(pod);
-    let terminating = pod.metadata.deletion_timestamp.is_some();
+    let serving = publish_not_ready || pod.is_ready();
+    let terminating = pod.is_terminating();
     // "ready" is never true for a terminating pod, unless publishNotReadyAddresses is set.
     let ready = publish_not_ready || (serving && !terminating);
-    let (pod_ns, pod_name) = key_of(&pod.metadata);
-    let (svc_ns, svc_name) = key_of(&svc.metadata);
-    let pod_spec = pod.spec.as_ref();
-    let hostname = pod_spec
-        .and_then(|s| s.hostname.clone())
+    let (pod_ns, pod_name) = pod.key();
+    let (svc_ns, svc_name) = key_ref(&svc.metadata);
+    let hostname = pod
+        .hostname()
         .filter(|h| !h.is_empty())
-        .filter(|_| {
-            pod_spec.and_then(|s| s.subdomain.as_deref()) == Some(svc_name.as_str())
-                && pod_ns == svc_ns
-        });
+        .filter(|_| pod.subdomain() == Some(svc_name) && pod_ns == svc_ns)
+        .map(str::to_owned);
     Some(Endpoint {
         addresses: vec![address.to_string()],
         conditions: Some(EndpointConditions {
@@ -193,14 +180,12 @@ fn pod_to_endpoint(pod: &Pod, svc: &Service, family: &str) -> Option<Endpoint> {
             terminating: Some(terminating),
         }),
         hostname,
-        node_name: pod_spec
-            .and_then(|s| s.node_name.clone())
-            .filter(|n| !n.is_empty()),
+        node_name: pod.node_name().filter(|n| !n.is_empty()).map(str::to_owned),
         target_ref: Some(ObjectReference {
             kind: Some(Pod::KIND.to_owned()),
-            namespace: Some(pod_ns),
-            name: Some(pod_name),
-            uid: pod.metadata.uid.clone(),
+            namespace: Some(pod_ns.to_owned()),
+            name: Some(pod_name.to_owned()),
+            uid: pod.uid().map(Cow::into_owned),
             ..ObjectReference::default()
         }),
         ..Endpoint::default()
@@ -208,7 +193,7 @@ fn pod_to_endpoint(pod: &Pod, svc: &Service, family: &str) -> Option<Endpoint> {
 }
 
 /// `getEndpointPorts`: the Service's ports with `targetPort` resolved for this pod.
-fn endpoint_ports(svc: &Service, pod: &Pod) -> Vec<EndpointPort> {
+fn endpoint_ports(svc: &Service, pod: &impl PodFacts) -> Vec<EndpointPort> {
     let ports = svc
         .spec
         .as_ref()
@@ -229,27 +214,12 @@ fn endpoint_ports(svc: &Service, pod: &Pod) -> Vec<EndpointPort> {
 }
 
 /// `podutil.FindPort`: the pod port a Service port's `targetPort` means.
-fn find_port(pod: &Pod, sp: &ServicePort) -> Option<i32> {
+fn find_port(pod: &impl PodFacts, sp: &ServicePort) -> Option<i32> {
     match sp.target_port.as_ref() {
         None => Some(sp.port),
         Some(IntOrString::Int(n)) => Some(*n),
         Some(IntOrString::String(name)) => {
-            let protocol = sp.protocol.as_deref().unwrap_or("TCP");
-            let spec = pod.spec.as_ref()?;
-            let sidecars = spec
-                .init_containers
-                .iter()
-                .flatten()
-                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
-            spec.containers
-                .iter()
-                .chain(sidecars)
-                .flat_map(|c| c.ports.iter().flatten())
-                .find(|p| {
-                    p.name.as_deref() == Some(name.as_str())
-                        && p.protocol.as_deref().unwrap_or("TCP") == protocol
-                })
-                .map(|p| p.container_port)
+            pod.find_port(name, sp.protocol.as_deref().unwrap_or("TCP"))
         }
     }
 }

@@ -6,75 +6,48 @@
 //! [`super::ipam::Pool`] from a hash of `namespace/name`. Pods `Pending`, `Succeeded` or
 //! `Failed` get none (a real pod has no IP before it runs).
 
-use std::net::IpAddr;
-
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::{Pod, PodIP};
 
+use super::ControllerError;
 use super::ipam::Pool;
-use super::{ControllerError, display_key, key_of};
+use super::pod::PodFacts;
 
 /// Gives every running pod without an address one per pod CIDR. `pods` is sorted by
 /// namespace/name, which makes the result deterministic.
-pub(crate) fn assign(pods: &mut [Pod], pod_cidrs: &[IpNet]) -> Result<(), ControllerError> {
+pub(crate) fn assign<P: PodFacts>(
+    pods: &mut [P],
+    pod_cidrs: &[IpNet],
+) -> Result<(), ControllerError> {
     let mut pools: Vec<Pool> = pod_cidrs.iter().copied().map(Pool::new).collect();
     for pod in pods.iter() {
-        for ip in pod_ips(pod) {
+        for ip in pod.ips() {
             for pool in &mut pools {
                 pool.take(ip);
             }
         }
     }
+    let mut ips = Vec::with_capacity(pools.len());
     for pod in pods.iter_mut() {
         if !needs_ip(pod) {
             continue;
         }
-        let (ns, name) = key_of(&pod.metadata);
+        let (ns, name) = pod.key();
         let seed = format!("{ns}/{name}");
-        let mut ips = Vec::with_capacity(pools.len());
+        ips.clear();
         for pool in &mut pools {
             let ip = pool
                 .allocate(&seed)
                 .ok_or_else(|| ControllerError::PodCidrExhausted {
-                    pod: display_key(&pod.metadata),
+                    pod: seed.clone(),
                     cidr: pool.net,
                 })?;
-            ips.push(ip.to_string());
+            ips.push(ip);
         }
-        let status = pod.status.get_or_insert_default();
-        status.pod_ip = ips.first().cloned();
-        status.pod_ips = Some(ips.into_iter().map(|ip| PodIP { ip }).collect());
+        pod.set_ips(&ips);
     }
     Ok(())
 }
 
-/// The pod's addresses: `status.podIPs`, else `status.podIP`; unparsable ones skipped.
-pub(crate) fn pod_ips(pod: &Pod) -> Vec<IpAddr> {
-    let Some(status) = pod.status.as_ref() else {
-        return Vec::new();
-    };
-    let listed: Vec<IpAddr> = status
-        .pod_ips
-        .iter()
-        .flatten()
-        .filter_map(|p| p.ip.parse().ok())
-        .collect();
-    if !listed.is_empty() {
-        return listed;
-    }
-    status
-        .pod_ip
-        .as_deref()
-        .and_then(|ip| ip.parse().ok())
-        .into_iter()
-        .collect()
-}
-
-fn needs_ip(pod: &Pod) -> bool {
-    let has_ip = pod.status.as_ref().is_some_and(|s| {
-        s.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
-            || s.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty())
-    });
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    !has_ip && matches!(phase, None | Some("Running"))
+fn needs_ip(pod: &impl PodFacts) -> bool {
+    !pod.has_written_ip() && matches!(pod.phase(), None | Some("Running"))
 }

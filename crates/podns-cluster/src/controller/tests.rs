@@ -275,7 +275,7 @@ fn statefulset_pods_have_ordinal_names_and_dns_identity() {
     );
     let status = p1.status.as_ref().unwrap();
     assert_eq!(status.phase.as_deref(), Some("Running"));
-    assert!(endpoint_slice::is_pod_ready(p1));
+    assert!(pod::PodFacts::is_ready(p1));
     assert!(status.pod_ip.as_deref().unwrap().starts_with("10.244."));
 }
 
@@ -356,7 +356,7 @@ fn ready_annotation_false_makes_pods_not_ready() {
         Object::from(mk_service("default", "web", &[("app", "web")], true)),
     ]);
     let p = pod(&d, "web-0");
-    assert!(!endpoint_slice::is_pod_ready(p));
+    assert!(!pod::PodFacts::is_ready(p));
     assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
     let c = slices_of(&d, "web")[0].endpoints[0]
         .conditions
@@ -396,7 +396,7 @@ fn explicit_pods_are_kept_and_win_over_synthesised_ones() {
     assert_eq!(d.pods.len(), 3);
     let bare = pod(&d, "bare");
     assert!(
-        endpoint_slice::is_pod_ready(bare),
+        pod::PodFacts::is_ready(bare),
         "no status: Running and Ready"
     );
     assert!(bare.status.as_ref().unwrap().pod_ip.is_some());
@@ -1111,6 +1111,7 @@ fn many_services_each_get_their_own_pods() {
 /// the lean pods without spec.
 fn assert_lean_matches_full(what: &str, store: &ClusterStore, config: &ControllerConfig) {
     use crate::view::{ViewConfig, cluster_view};
+    use podns_view::ClusterView;
     let full = derive(store, config).unwrap();
     let lean = derive(
         store,
@@ -1145,10 +1146,37 @@ fn assert_lean_matches_full(what: &str, store: &ClusterStore, config: &Controlle
         ..ViewConfig::default()
     };
     for view in [ViewConfig::default(), filtered] {
+        let want = cluster_view(&full, &view);
+        assert_eq!(cluster_view(&lean, &view), want, "{what}: view ({view:?})");
+        let served = crate::view::standalone_view(store, config, &view, true).unwrap();
+        let endpoints: usize = full.endpoint_slices.iter().map(|s| s.endpoints.len()).sum();
         assert_eq!(
-            cluster_view(&lean, &view),
-            cluster_view(&full, &view),
-            "{what}: view ({view:?})"
+            served.counts,
+            crate::view::DerivedCounts {
+                services: full.services.len(),
+                pods: full.pods.len(),
+                endpoint_slices: full.endpoint_slices.len(),
+                endpoints,
+            },
+            "{what}: standalone_view counts"
+        );
+        let keys: Vec<_> = served.service_keys().cloned().collect();
+        let want_keys: Vec<_> = want.services.iter().map(|s| s.key.clone()).collect();
+        assert_eq!(keys, want_keys, "{what}: standalone_view keys");
+        assert_eq!(
+            served.into_cluster_view(),
+            want,
+            "{what}: standalone_view ({view:?})"
+        );
+        let without_pods = crate::view::standalone_view(store, config, &view, false).unwrap();
+        assert!(without_pods.pods.is_empty(), "{what}: pods only when asked");
+        assert_eq!(
+            without_pods.into_cluster_view(),
+            ClusterView {
+                pods: Vec::new(),
+                ..want
+            },
+            "{what}: standalone_view without pods ({view:?})"
         );
     }
 }

@@ -13,6 +13,10 @@
 //!
 //! StatefulSet pods get `spec.hostname` = pod name and `spec.subdomain` = `spec.serviceName`,
 //! which is what gives them `web-0.<service>` DNS names.
+//!
+//! Naming and placement are decided here once; making a pod of a [`Workload`] is left to its
+//! [`PodForm`], so full pods and lean ones ([`super::lean`]) get the same names, labels and
+//! nodes.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -21,33 +25,140 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, ReplicaSetSp
 use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
-use super::{
-    ControllerConfig, READY_ANNOTATION, generate_name, key_of, lean, owner_ref, template_hash,
-};
+use super::pod::PodFacts;
+use super::{ControllerConfig, READY_ANNOTATION, generate_name, key_of, owner_ref, template_hash};
 use crate::store::ClusterStore;
 
-/// Appends to `pods` every Pod the workload controllers would create, in no particular order.
-/// Names never clash with the store's explicit Pods or with each other.
-/// With `lean` (the port names of [`lean::PortNames`]), the pods are lean.
-pub(crate) fn synthesise(
+/// Appends to `pods` every Pod the workload controllers would create, in no particular order,
+/// in the form `P`. Names never clash with the store's explicit Pods or with each other.
+pub(crate) fn synthesise<P: PodForm>(
     store: &ClusterStore,
     config: &ControllerConfig,
-    lean: Option<&lean::PortNames>,
-    pods: &mut Vec<Pod>,
+    pods: &mut Vec<P>,
 ) {
+    let context = P::context(config);
     let mut taken: HashSet<(String, String)> = store.pods().map(|p| key_of(&p.metadata)).collect();
     for sts in store.stateful_sets() {
-        pods.extend(stateful_set_pods(sts, config, lean));
+        stateful_set_pods(sts, &context, pods);
     }
     for deploy in store.deployments() {
         let rs = deployment_replica_set(deploy);
-        pods.extend(replica_set_pods(&rs, config, lean, &mut taken));
+        replica_set_pods(&rs, &context, &mut taken, pods);
     }
     for rs in store.replica_sets() {
-        pods.extend(replica_set_pods(rs, config, lean, &mut taken));
+        replica_set_pods(rs, &context, &mut taken, pods);
     }
     for ds in store.daemon_sets() {
-        pods.extend(daemon_set_pods(ds, config, lean, &mut taken));
+        daemon_set_pods(ds, config, &context, &mut taken, pods);
+    }
+}
+
+/// What the pods of one workload share: its template and what its controller adds to it.
+pub(crate) struct Workload<'a> {
+    pub(crate) template: &'a PodTemplateSpec,
+    pub(crate) namespace: &'a str,
+    /// Labels every pod gets on top of the template's (a revision hash, a generation).
+    pub(crate) labels: Vec<(&'static str, String)>,
+    /// StatefulSets: `spec.serviceName`, the pods' subdomain (their hostname is their name).
+    pub(crate) stateful: Option<Option<String>>,
+    pub(crate) owner: OwnerReference,
+}
+
+/// One pod of a [`Workload`].
+pub(crate) struct NewPod {
+    pub(crate) name: String,
+    /// StatefulSet pods: their ordinal (the `apps.kubernetes.io/pod-index` label).
+    pub(crate) ordinal: Option<usize>,
+    pub(crate) node: Node,
+}
+
+/// Which of [`ControllerConfig::nodes`] a new pod runs on.
+#[derive(Clone, Copy)]
+pub(crate) enum Node {
+    /// `nodes[i % n]`, unless the template names a node.
+    Spread(usize),
+    /// `nodes[i]` whatever the template says (a DaemonSet's pod for that node).
+    Fixed(usize),
+}
+
+/// `statefulset.kubernetes.io/pod-name`: a StatefulSet pod's own name.
+pub(crate) const LABEL_POD_NAME: &str = "statefulset.kubernetes.io/pod-name";
+/// `apps.kubernetes.io/pod-index`: a StatefulSet pod's ordinal.
+pub(crate) const LABEL_POD_INDEX: &str = "apps.kubernetes.io/pod-index";
+
+/// A form pods are made in: full k8s-openapi [`Pod`]s, or [`super::lean::LeanPod`]s.
+pub(crate) trait PodForm: PodFacts + Sized {
+    /// What every pod of one derivation shares (made once per [`synthesise`]).
+    type Context;
+    /// What the pods of one [`Workload`] share (made once per workload).
+    type Shared;
+    fn context(config: &ControllerConfig) -> Self::Context;
+    /// An explicit Pod of the manifests, with the status a kubelet would report
+    /// ([`with_status`]).
+    fn given(pod: &Pod) -> Self;
+    fn shared(workload: &Workload<'_>, context: &Self::Context) -> Self::Shared;
+    fn new(
+        workload: &Workload<'_>,
+        shared: &Self::Shared,
+        pod: NewPod,
+        context: &Self::Context,
+    ) -> Self;
+}
+
+impl PodForm for Pod {
+    type Context = Vec<String>;
+    type Shared = ();
+
+    fn context(config: &ControllerConfig) -> Vec<String> {
+        config.nodes.clone()
+    }
+
+    fn given(pod: &Pod) -> Self {
+        with_status(pod.clone())
+    }
+
+    fn shared(_: &Workload<'_>, _: &Vec<String>) {}
+
+    /// Labels and annotations from the template, plus the workload's and the pod's own
+    /// labels; the owner; the StatefulSet identity; the node.
+    fn new(workload: &Workload<'_>, (): &(), new: NewPod, nodes: &Vec<String>) -> Self {
+        let template_meta = workload.template.metadata.as_ref();
+        let mut labels = template_meta
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        for (k, v) in &workload.labels {
+            labels.insert((*k).to_owned(), v.clone());
+        }
+        if let Some(ordinal) = new.ordinal {
+            labels.insert(LABEL_POD_NAME.to_owned(), new.name.clone());
+            labels.insert(LABEL_POD_INDEX.to_owned(), ordinal.to_string());
+        }
+        let ready = template_meta.is_none_or(is_marked_ready);
+        let mut spec = workload.template.spec.clone().unwrap_or_default();
+        if let Some(subdomain) = &workload.stateful {
+            // The StatefulSet controller's identity: hostname = pod name, subdomain = service.
+            spec.hostname = Some(new.name.clone());
+            spec.subdomain.clone_from(subdomain);
+        }
+        match new.node {
+            Node::Spread(i) if spec.node_name.as_deref().is_none_or(str::is_empty) => {
+                spec.node_name = Some(nodes[i % nodes.len()].clone());
+            }
+            Node::Spread(_) => {}
+            Node::Fixed(i) => spec.node_name = Some(nodes[i].clone()),
+        }
+        Self {
+            metadata: ObjectMeta {
+                name: Some(new.name),
+                namespace: Some(workload.namespace.to_owned()),
+                labels: Some(labels),
+                annotations: template_meta.and_then(|m| m.annotations.clone()),
+                owner_references: Some(vec![workload.owner.clone()]),
+                ..ObjectMeta::default()
+            },
+            spec: Some(spec),
+            status: Some(running_status(ready)),
+        }
     }
 }
 
@@ -94,7 +205,7 @@ pub(crate) fn is_marked_ready(meta: &ObjectMeta) -> bool {
 }
 
 /// `phase: Running` with the conditions a kubelet reports; addresses are filled later.
-fn running_status(ready: bool) -> PodStatus {
+pub(crate) fn running_status(ready: bool) -> PodStatus {
     let condition = |type_: &str, status: bool| PodCondition {
         type_: type_.to_owned(),
         status: if status { "True" } else { "False" }.to_owned(),
@@ -112,74 +223,13 @@ fn running_status(ready: bool) -> PodStatus {
     }
 }
 
-/// A new pod from a template: labels and annotations from the template, plus `extra_labels`.
-/// With `lean`, only what DNS reads ([`lean`]): no annotations, no
-/// owner, a lean spec and status.
-fn pod_from_template(
-    template: &PodTemplateSpec,
-    namespace: &str,
-    name: String,
-    extra_labels: &[(&str, String)],
-    owner: impl FnOnce() -> OwnerReference,
-    lean: Option<&lean::PortNames>,
-) -> Pod {
-    let template_meta = template.metadata.as_ref();
-    let mut labels = template_meta
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
-    for (k, v) in extra_labels {
-        labels.insert((*k).to_owned(), v.clone());
-    }
-    let ready = template_meta.is_none_or(is_marked_ready);
-    let (annotations, owner_references, spec, status) = if let Some(names) = lean {
-        let spec = template
-            .spec
-            .as_ref()
-            .map(|s| lean::spec(s, names))
-            .unwrap_or_default();
-        (None, None, spec, lean::status(&running_status(ready)))
-    } else {
-        (
-            template_meta.and_then(|m| m.annotations.clone()),
-            Some(vec![owner()]),
-            template.spec.clone().unwrap_or_default(),
-            running_status(ready),
-        )
-    };
-    Pod {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(labels),
-            annotations,
-            owner_references,
-            ..ObjectMeta::default()
-        },
-        spec: Some(spec),
-        status: Some(status),
-    }
-}
-
-/// `nodes[index % n]` for pods that do not name a node.
-fn place(pod: &mut Pod, config: &ControllerConfig, index: usize) {
-    if let Some(spec) = pod.spec.as_mut()
-        && spec.node_name.as_deref().is_none_or(str::is_empty)
-    {
-        spec.node_name = Some(config.nodes[index % config.nodes.len()].clone());
-    }
-}
-
 fn replicas(replicas: Option<i32>) -> usize {
     usize::try_from(replicas.unwrap_or(1)).unwrap_or(0)
 }
 
-fn stateful_set_pods(
-    sts: &StatefulSet,
-    config: &ControllerConfig,
-    lean: Option<&lean::PortNames>,
-) -> Vec<Pod> {
+fn stateful_set_pods<P: PodForm>(sts: &StatefulSet, context: &P::Context, pods: &mut Vec<P>) {
     let Some(spec) = sts.spec.as_ref() else {
-        return Vec::new();
+        return;
     };
     let (namespace, name) = key_of(&sts.metadata);
     let start = spec
@@ -188,35 +238,26 @@ fn stateful_set_pods(
         .and_then(|o| o.start)
         .and_then(|s| usize::try_from(s).ok())
         .unwrap_or(0);
-    let revision = format!("{name}-{}", template_hash(&spec.template));
-    let service_name = spec.service_name.clone().filter(|s| !s.is_empty());
-    (0..replicas(spec.replicas))
-        .map(|i| {
-            let ordinal = start + i;
-            let pod_name = format!("{name}-{ordinal}");
-            let extra = [
-                ("controller-revision-hash", revision.clone()),
-                ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
-                ("apps.kubernetes.io/pod-index", ordinal.to_string()),
-            ];
-            let owner = || owner_ref(StatefulSet::API_VERSION, StatefulSet::KIND, &sts.metadata);
-            let mut pod = pod_from_template(
-                &spec.template,
-                &namespace,
-                pod_name.clone(),
-                &extra,
-                owner,
-                lean,
-            );
-            if let Some(pod_spec) = pod.spec.as_mut() {
-                // The StatefulSet controller's identity: hostname = pod name, subdomain = service.
-                pod_spec.hostname = Some(pod_name);
-                pod_spec.subdomain.clone_from(&service_name);
-            }
-            place(&mut pod, config, i);
-            pod
-        })
-        .collect()
+    let workload = Workload {
+        template: &spec.template,
+        namespace: &namespace,
+        labels: vec![(
+            "controller-revision-hash",
+            format!("{name}-{}", template_hash(&spec.template)),
+        )],
+        stateful: Some(spec.service_name.clone().filter(|s| !s.is_empty())),
+        owner: owner_ref(StatefulSet::API_VERSION, StatefulSet::KIND, &sts.metadata),
+    };
+    let shared = P::shared(&workload, context);
+    pods.extend((0..replicas(spec.replicas)).map(|i| {
+        let ordinal = start + i;
+        let new = NewPod {
+            name: format!("{name}-{ordinal}"),
+            ordinal: Some(ordinal),
+            node: Node::Spread(i),
+        };
+        P::new(&workload, &shared, new, context)
+    }));
 }
 
 /// The ReplicaSet a Deployment's controller would create for its current template.
@@ -263,59 +304,65 @@ fn deployment_replica_set(deploy: &Deployment) -> ReplicaSet {
     }
 }
 
-fn replica_set_pods(
+fn replica_set_pods<P: PodForm>(
     rs: &ReplicaSet,
-    config: &ControllerConfig,
-    lean: Option<&lean::PortNames>,
+    context: &P::Context,
     taken: &mut HashSet<(String, String)>,
-) -> Vec<Pod> {
-    let Some(spec) = rs.spec.as_ref() else {
-        return Vec::new();
-    };
-    let Some(template) = spec.template.as_ref() else {
-        return Vec::new();
+    pods: &mut Vec<P>,
+) {
+    let Some(template) = rs.spec.as_ref().and_then(|s| s.template.as_ref()) else {
+        return;
     };
     let (namespace, name) = key_of(&rs.metadata);
-    (0..replicas(spec.replicas))
-        .map(|i| {
-            let seed = format!("{namespace}/{name}/{i}");
-            let pod_name = generate_name(&namespace, &name, &seed, taken);
-            let owner = || owner_ref(ReplicaSet::API_VERSION, ReplicaSet::KIND, &rs.metadata);
-            let mut pod = pod_from_template(template, &namespace, pod_name, &[], owner, lean);
-            place(&mut pod, config, i);
-            pod
-        })
-        .collect()
+    let workload = Workload {
+        template,
+        namespace: &namespace,
+        labels: Vec::new(),
+        stateful: None,
+        owner: owner_ref(ReplicaSet::API_VERSION, ReplicaSet::KIND, &rs.metadata),
+    };
+    let shared = P::shared(&workload, context);
+    let count = rs.spec.as_ref().map_or(0, |s| replicas(s.replicas));
+    pods.extend((0..count).map(|i| {
+        let seed = format!("{namespace}/{name}/{i}");
+        let new = NewPod {
+            name: generate_name(&namespace, &name, &seed, taken),
+            ordinal: None,
+            node: Node::Spread(i),
+        };
+        P::new(&workload, &shared, new, context)
+    }));
 }
 
-fn daemon_set_pods(
+fn daemon_set_pods<P: PodForm>(
     ds: &DaemonSet,
     config: &ControllerConfig,
-    lean: Option<&lean::PortNames>,
+    context: &P::Context,
     taken: &mut HashSet<(String, String)>,
-) -> Vec<Pod> {
+    pods: &mut Vec<P>,
+) {
     let Some(spec) = ds.spec.as_ref() else {
-        return Vec::new();
+        return;
     };
     let (namespace, name) = key_of(&ds.metadata);
-    let revision = template_hash(&spec.template);
-    config
-        .nodes
-        .iter()
-        .map(|node| {
-            let seed = format!("{namespace}/{name}/{node}");
-            let pod_name = generate_name(&namespace, &name, &seed, taken);
-            let extra = [
-                ("controller-revision-hash", revision.clone()),
-                ("pod-template-generation", "1".to_owned()),
-            ];
-            let owner = || owner_ref(DaemonSet::API_VERSION, DaemonSet::KIND, &ds.metadata);
-            let mut pod =
-                pod_from_template(&spec.template, &namespace, pod_name, &extra, owner, lean);
-            if let Some(pod_spec) = pod.spec.as_mut() {
-                pod_spec.node_name = Some(node.clone());
-            }
-            pod
-        })
-        .collect()
+    let workload = Workload {
+        template: &spec.template,
+        namespace: &namespace,
+        labels: vec![
+            ("controller-revision-hash", template_hash(&spec.template)),
+            ("pod-template-generation", "1".to_owned()),
+        ],
+        stateful: None,
+        owner: owner_ref(DaemonSet::API_VERSION, DaemonSet::KIND, &ds.metadata),
+    };
+    let shared = P::shared(&workload, context);
+    pods.extend(config.nodes.iter().enumerate().map(|(i, node)| {
+        let seed = format!("{namespace}/{name}/{node}");
+        let new = NewPod {
+            name: generate_name(&namespace, &name, &seed, taken),
+            ordinal: None,
+            node: Node::Fixed(i),
+        };
+        P::new(&workload, &shared, new, context)
+    }));
 }
