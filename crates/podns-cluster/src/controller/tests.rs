@@ -1163,6 +1163,8 @@ fn assert_lean_matches_full(what: &str, store: &ClusterStore, config: &Controlle
         let keys: Vec<_> = served.service_keys().cloned().collect();
         let want_keys: Vec<_> = want.services.iter().map(|s| s.key.clone()).collect();
         assert_eq!(keys, want_keys, "{what}: standalone_view keys");
+        let views: Vec<_> = served.services().collect();
+        assert_eq!(views, want.services, "{what}: StandaloneView::services");
         assert_eq!(
             served.into_cluster_view(),
             want,
