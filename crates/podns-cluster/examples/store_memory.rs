@@ -166,10 +166,11 @@ fn main() {
             &format!("standalone_view, {what} (StandaloneView kept)"),
             || standalone_view(&store, &lean, &ViewConfig::default(), with_pods).expect("derives"),
         );
-        measure("  StandaloneView::services, one at a time", || {
-            view.services().map(|s| s.endpoints.len()).sum::<usize>()
+        measure("  StandaloneView::into_services, one at a time", || {
+            view.into_services()
+                .map(|s| s.endpoints.len())
+                .sum::<usize>()
         });
-        drop(view);
     }
     drop((store, watcher_copy));
 }

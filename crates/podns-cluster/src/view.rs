@@ -252,13 +252,32 @@ impl StandaloneView {
         })
     }
 
+    /// [`Self::services`], giving up each Service's parsed slices once its view is made, so
+    /// that what the views are made from shrinks as what they are given to grows.
+    pub fn into_services(self) -> impl Iterator<Item = ServiceView> {
+        let mut slices = self.slices;
+        self.services.into_iter().filter_map(move |(key, parsed)| {
+            let mut view = parsed.view(&key)?;
+            let by_key = (key.namespace, key.name);
+            for slice in slices
+                .remove(&by_key)
+                .into_iter()
+                .flat_map(BTreeMap::into_values)
+            {
+                slice.extend_views(&mut view.endpoints);
+            }
+            Some(view)
+        })
+    }
+
     /// The whole view at once.
-    pub fn into_cluster_view(self) -> ClusterView {
-        let services = self.services().collect();
+    pub fn into_cluster_view(mut self) -> ClusterView {
+        let namespaces = std::mem::take(&mut self.namespaces);
+        let pods = std::mem::take(&mut self.pods);
         ClusterView {
-            namespaces: self.namespaces,
-            services,
-            pods: self.pods,
+            namespaces,
+            services: self.into_services().collect(),
+            pods,
         }
     }
 }

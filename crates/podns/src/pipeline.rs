@@ -177,13 +177,14 @@ impl Pipeline {
                     for gone in served.iter().filter(|k| keys.binary_search(k).is_err()) {
                         self.zone.remove_service(gone);
                     }
-                    for service in derived.services() {
+                    let counts = derived.counts;
+                    let namespaces = derived.namespaces.len();
+                    for service in derived.into_services() {
                         self.zone.upsert_service(&service);
                     }
                     *served = keys;
-                    let counts = derived.counts;
                     let objects = ObjectCounts {
-                        namespaces: derived.namespaces.len(),
+                        namespaces,
                         services: counts.services,
                         pods: counts.pods,
                         endpoint_slices: counts.endpoint_slices,

@@ -1163,6 +1163,8 @@ fn assert_lean_matches_full(what: &str, store: &ClusterStore, config: &Controlle
         let keys: Vec<_> = served.service_keys().cloned().collect();
         let want_keys: Vec<_> = want.services.iter().map(|s| s.key.clone()).collect();
         assert_eq!(keys, want_keys, "{what}: standalone_view keys");
+        let views: Vec<_> = served.services().collect();
+        assert_eq!(views, want.services, "{what}: StandaloneView::services");
         assert_eq!(
             served.into_cluster_view(),
             want,
@@ -1391,4 +1393,129 @@ fn sort_by_key_sorts_in_place() {
             },
         )
         .unwrap();
+}
+
+/// One generated object for [`lean_and_full_derivations_agree_on_generated_manifests`].
+fn arb_object(i: usize) -> impl Strategy<Value = serde_json::Value> {
+    let labels = prop::sample::subsequence(vec!["app=a", "app=b", "tier=web", "tier=db"], 0..3);
+    (
+        0u8..6,
+        0i32..4,
+        labels,
+        prop::sample::subsequence(vec!["http", "metrics", "dns"], 0..3),
+        any::<bool>(),
+        0u8..3,
+        0u8..5,
+    )
+        .prop_map(move |(kind, replicas, labels, ports, flag, host, status)| {
+            let labels: serde_json::Map<String, serde_json::Value> = labels
+                .iter()
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap();
+                    (k.to_owned(), json!(v))
+                })
+                .collect();
+            let ns = ["default", "prod"][i % 2];
+            let name = format!("o{i}");
+            let ports: Vec<_> = ports
+                .iter()
+                .enumerate()
+                .map(|(n, p)| {
+                    let protocol = if *p == "dns" { "UDP" } else { "TCP" };
+                    json!({"name": p, "containerPort": 8000 + n, "protocol": protocol})
+                })
+                .collect();
+            let mut spec = json!({"containers": [{"name": "c", "image": "i", "ports": ports}]});
+            match host {
+                1 => spec["hostname"] = json!("h"),
+                2 => {
+                    spec["hostname"] = json!("h");
+                    spec["subdomain"] = json!("s0");
+                    spec["nodeName"] = json!("pinned");
+                }
+                _ => {}
+            }
+            let mut template = json!({"metadata": {"labels": labels}, "spec": spec});
+            if flag {
+                template["metadata"]["annotations"] = json!({READY_ANNOTATION: "false"});
+            }
+            let workload = |kind: &str| {
+                json!({"kind": kind, "metadata": {"name": name, "namespace": ns},
+                       "spec": {"replicas": replicas, "serviceName": "s0",
+                                "selector": {"matchLabels": labels}, "template": template}})
+            };
+            match kind {
+                0 => {
+                    let selector = if labels.is_empty() { json!(null) } else { json!(labels) };
+                    let target = if flag { json!("http") } else { json!(80) };
+                    json!({"kind": "Service", "metadata": {"name": format!("s{}", i % 3), "namespace": ns},
+                           "spec": {"clusterIP": if host == 0 { json!("None") } else { json!(null) },
+                                    "selector": selector, "publishNotReadyAddresses": status == 0,
+                                    "ports": [{"name": "web", "port": 80, "targetPort": target},
+                                              {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": "dns"}]}})
+                }
+                1 => workload("StatefulSet"),
+                2 => workload("Deployment"),
+                3 => workload("ReplicaSet"),
+                4 => workload("DaemonSet"),
+                _ => {
+                    let statuses = [
+                        json!(null),
+                        json!({"phase": "Running", "podIP": format!("10.9.0.{i}"),
+                               "conditions": [{"type": "Ready", "status": if flag { "True" } else { "False" }}]}),
+                        json!({"phase": "Failed", "podIP": format!("10.9.1.{i}")}),
+                        json!({"phase": "Pending"}),
+                        json!({"phase": "Running", "podIPs": [{"ip": format!("10.9.2.{i}")}, {"ip": "not-an-ip"}]}),
+                    ];
+                    let mut pod = json!({"kind": "Pod",
+                        "metadata": {"name": if flag { "o1-0".to_owned() } else { name.clone() },
+                                     "namespace": ns, "labels": labels},
+                        "spec": spec});
+                    if !statuses[usize::from(status)].is_null() {
+                        pod["status"] = statuses[usize::from(status)].clone();
+                    }
+                    if host == 1 {
+                        pod["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+                    }
+                    pod
+                }
+            }
+        })
+}
+
+fn arb_manifests() -> impl Strategy<Value = Vec<serde_json::Value>> {
+    (0usize..14).prop_flat_map(|n| (0..n).map(arb_object).collect::<Vec<_>>())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever the manifests (workloads of every kind, templates with and without named
+    /// ports, hostnames, pinned nodes, not-ready marks; explicit pods of every status, some
+    /// replacing a StatefulSet's; Services with and without selectors): lean and full
+    /// derivations, and the view `serve` makes, agree.
+    #[test]
+    fn lean_and_full_derivations_agree_on_generated_manifests(docs in arb_manifests()) {
+        let objects: Vec<Object> = docs
+            .into_iter()
+            .map(|doc| {
+                let kind = doc["kind"].as_str().unwrap().to_owned();
+                let mut doc = doc;
+                doc.as_object_mut().unwrap().remove("kind");
+                match kind.as_str() {
+                    "Service" => Object::from(serde_json::from_value::<Service>(doc).unwrap()),
+                    "StatefulSet" => Object::from(serde_json::from_value::<StatefulSet>(doc).unwrap()),
+                    "Deployment" => Object::from(serde_json::from_value::<Deployment>(doc).unwrap()),
+                    "ReplicaSet" => Object::from(
+                        serde_json::from_value::<k8s_openapi::api::apps::v1::ReplicaSet>(doc).unwrap(),
+                    ),
+                    "DaemonSet" => Object::from(serde_json::from_value::<DaemonSet>(doc).unwrap()),
+                    _ => Object::from(serde_json::from_value::<Pod>(doc).unwrap()),
+                }
+            })
+            .collect();
+        let store = mk_store(objects);
+        assert_lean_matches_full("generated", &store, &ControllerConfig::default());
+        assert_lean_matches_full("generated, dual-stack", &store, &dual_stack());
+    }
 }
