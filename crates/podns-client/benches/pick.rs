@@ -5,7 +5,7 @@
 //! policy state (a hash ring, the ordinal index) is built once before timing, as it is once per
 //! set change in use.
 //!
-//! Run with: `CARGO_TARGET_DIR=/work/target-c cargo bench -p podns-client --bench pick`
+//! Run with: `cargo bench -p podns-client --bench pick`
 
 use std::hint::black_box;
 use std::net::SocketAddr;
