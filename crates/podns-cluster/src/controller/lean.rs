@@ -227,13 +227,7 @@ impl PodForm for LeanPod {
     }
 
     fn shared(workload: &Workload<'_>, _: &Vec<Arc<str>>) -> Arc<Template> {
-        let template_meta = workload.template.metadata.as_ref();
-        let mut labels = template_meta
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        for (k, v) in &workload.labels {
-            labels.insert((*k).to_owned(), v.clone());
-        }
+        let labels = workload.pod_labels();
         let spec = workload.template.spec.as_ref();
         let boxed = |s: Option<&String>| s.map(|s| Box::from(s.as_str()));
         let (hostname, subdomain) = match &workload.stateful {
@@ -262,7 +256,11 @@ impl PodForm for LeanPod {
             stateful: workload.stateful.is_some(),
             hostname,
             subdomain,
-            ready: template_meta.is_none_or(is_marked_ready),
+            ready: workload
+                .template
+                .metadata
+                .as_ref()
+                .is_none_or(is_marked_ready),
             ports,
             node: spec
                 .and_then(|s| s.node_name.as_deref())

@@ -64,6 +64,22 @@ pub(crate) struct Workload<'a> {
     pub(crate) owner: OwnerReference,
 }
 
+impl Workload<'_> {
+    /// The labels every pod of the workload has: the template's, then the workload's own.
+    pub(crate) fn pod_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        for (k, v) in &self.labels {
+            labels.insert((*k).to_owned(), v.clone());
+        }
+        labels
+    }
+}
+
 /// One pod of a [`Workload`].
 pub(crate) struct NewPod {
     pub(crate) name: String,
@@ -123,12 +139,7 @@ impl PodForm for Pod {
     /// labels; the owner; the StatefulSet identity; the node.
     fn new(workload: &Workload<'_>, (): &(), new: NewPod, nodes: &Vec<String>) -> Self {
         let template_meta = workload.template.metadata.as_ref();
-        let mut labels = template_meta
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        for (k, v) in &workload.labels {
-            labels.insert((*k).to_owned(), v.clone());
-        }
+        let mut labels = workload.pod_labels();
         if let Some(ordinal) = new.ordinal {
             labels.insert(LABEL_POD_NAME.to_owned(), new.name.clone());
             labels.insert(LABEL_POD_INDEX.to_owned(), ordinal.to_string());
