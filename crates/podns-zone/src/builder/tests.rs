@@ -399,13 +399,7 @@ fn endpoint() -> impl Strategy<Value = EndpointView> {
         prop::collection::vec(port(), 0..3),
     )
         .prop_map(|(addr, hostname, ready, pod, ports)| {
-            let ports = ports
-                .into_iter()
-                .map(|p| PortView {
-                    port: p.port + 8000,
-                    ..p
-                })
-                .collect::<Vec<_>>();
+            let ports = target_ports(ports);
             EndpointView {
                 addresses: vec![addr],
                 hostname: hostname.map(str::to_owned),
@@ -579,13 +573,7 @@ fn big_endpoint() -> impl Strategy<Value = EndpointView> {
         prop::collection::vec(port(), 0..3),
     )
         .prop_map(|((c, d), host, ready, ports)| {
-            let ports = ports
-                .into_iter()
-                .map(|p| PortView {
-                    port: p.port + 8000,
-                    ..p
-                })
-                .collect::<Vec<_>>();
+            let ports = target_ports(ports);
             EndpointView {
                 addresses: vec![IpAddr::from([10, 0, c, d])],
                 hostname: host.map(|h| format!("h{h}")),
@@ -656,4 +644,15 @@ proptest! {
             assert_equivalent(&config, &view, &builder.snapshot_with_serial(serial));
         }
     }
+}
+
+/// An endpoint's ports: a Service's ports moved to 8000 + port, as targetPorts often are.
+fn target_ports(ports: Vec<PortView>) -> Vec<PortView> {
+    ports
+        .into_iter()
+        .map(|p| PortView {
+            port: p.port + 8000,
+            ..p
+        })
+        .collect()
 }
