@@ -503,8 +503,9 @@ impl Podns {
         }
     }
 
-    /// `VmHWM` and `VmRSS` in MiB.
-    fn rss(&self) -> (f64, f64) {
+    /// `VmHWM`, `VmRSS`, and of the latter the anonymous (heap, stacks) and file-backed (the
+    /// binary's and libraries' pages) parts, in MiB.
+    fn rss(&self) -> (f64, f64, f64, f64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("read /proc/PID/status");
         let field = |name: &str| {
@@ -514,7 +515,12 @@ impl Podns {
                 .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
                 .map_or(f64::NAN, |kib| kib / 1024.0)
         };
-        (field("VmHWM:"), field("VmRSS:"))
+        (
+            field("VmHWM:"),
+            field("VmRSS:"),
+            field("RssAnon:"),
+            field("RssFile:"),
+        )
     }
 }
 
@@ -668,6 +674,8 @@ struct SizeResult {
     during: Metrics,
     peak_rss: f64,
     rss: f64,
+    rss_anon: f64,
+    rss_file: f64,
 }
 
 fn run_size(runtime: &tokio::runtime::Runtime, size: &Size, cap: Duration) -> SizeResult {
@@ -811,7 +819,7 @@ fn run_size(runtime: &tokio::runtime::Runtime, size: &Size, cap: Duration) -> Si
     // moment to land before reading.
     std::thread::sleep(Duration::from_millis(200));
     let during = podns.metrics().since(initial);
-    let (peak_rss, rss) = podns.rss();
+    let (peak_rss, rss, rss_anon, rss_file) = podns.rss();
     let listening = podns.listening_after;
     drop(podns);
     SizeResult {
@@ -829,6 +837,8 @@ fn run_size(runtime: &tokio::runtime::Runtime, size: &Size, cap: Duration) -> Si
         during,
         peak_rss,
         rss,
+        rss_anon,
+        rss_file,
     }
 }
 
@@ -914,12 +924,12 @@ fn print_report(results: &[SizeResult]) {
     }
     println!("\n### Start-up and memory\n");
     println!(
-        "| services × endpoints | namespaces | API fill s | launch → listening s | → first answer s | → /ready 200 s | first zone build s | peak RSS MiB (VmHWM) | RSS at end MiB |"
+        "| services × endpoints | namespaces | API fill s | launch → listening s | → first answer s | → /ready 200 s | first zone build s | peak RSS MiB (VmHWM) | RSS at end MiB (anonymous + file) |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
         println!(
-            "| {} × {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
+            "| {} × {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} ({:.1} + {:.1}) |",
             r.size.services,
             r.size.endpoints,
             r.namespaces,
@@ -930,6 +940,8 @@ fn print_report(results: &[SizeResult]) {
             r.initial.build_sum,
             r.peak_rss,
             r.rss,
+            r.rss_anon,
+            r.rss_file,
         );
     }
 }
