@@ -248,6 +248,63 @@ def set_realtime(pids, on):
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
+# ---------------------------------------------------------------- CPU budget
+
+class CpuBudget:
+    """A cgroup that caps a server at `fraction` of one CPU (cgroup v2 `cpu.max`, else v1 CFS quota).
+
+    One dnsperf on one core answers about as fast as any of the three servers on the other (all
+    ~160k QPS on this machine's quiet run), so an uncapped run measures the client. Capping
+    every server alike below what the client can drive makes the server the limit: the QPS
+    ratio then compares servers, at equal CPU. A short period keeps the throttling fine-grained
+    (dnsperf's in-flight window is far smaller than what a socket buffer holds for that long)."""
+
+    PERIOD_US = 10_000
+
+    def __init__(self, name, fraction):
+        quota = int(self.PERIOD_US * fraction)
+        v2 = "/sys/fs/cgroup/cgroup.controllers"
+        if os.path.exists(v2):
+            if "cpu" not in open(v2).read().split():
+                raise RuntimeError("--server-cpu: the cgroup v2 'cpu' controller is not available")
+            self.path = f"/sys/fs/cgroup/podns-bench-{name}-{os.getpid()}"
+            os.makedirs(self.path)
+            with open(os.path.join(self.path, "cpu.max"), "w") as f:
+                f.write(f"{quota} {self.PERIOD_US}")
+        else:
+            root = "/sys/fs/cgroup/cpu"
+            if not os.path.isdir(root):
+                raise RuntimeError("--server-cpu needs a cgroup cpu controller (v2, or v1 at /sys/fs/cgroup/cpu)")
+            self.path = f"{root}/podns-bench-{name}-{os.getpid()}"
+            os.makedirs(self.path)
+            with open(os.path.join(self.path, "cpu.cfs_period_us"), "w") as f:
+                f.write(str(self.PERIOD_US))
+            with open(os.path.join(self.path, "cpu.cfs_quota_us"), "w") as f:
+                f.write(str(quota))
+        self.parent_procs = os.path.join(os.path.dirname(self.path), "cgroup.procs")
+
+    def enter(self, pids):
+        for pid in pids:
+            with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+
+    def leave(self, pids):
+        for pid in pids:
+            try:
+                with open(self.parent_procs, "w") as f:
+                    f.write(str(pid))
+            except OSError:
+                pass  # exited
+
+    def remove(self):
+        try:
+            for pid in open(os.path.join(self.path, "cgroup.procs")).read().split():
+                self.leave([int(pid)])
+            os.rmdir(self.path)
+        except OSError as e:
+            log(f"could not remove {self.path}: {e}")
+
+
 def dnsperf(port, qfile, seconds, edns=False, rate=None, verbose_to=None, realtime=False):
     cmd = ["taskset", "-c", CLIENT_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile,
            "-l", str(seconds), "-q", "200", "-c", "1", "-t", "2"]
@@ -396,6 +453,7 @@ def bench_cluster(label, services, endpoints, args, names=SERVERS, mixes=("reali
           "nsd": lambda p: Nsd(prep["zones"], p, os.path.join(work, "nsd")),
           "knot": lambda p: Knot(prep["zones"], p, os.path.join(work, "knot"))}
     servers = []
+    budgets = {}
     res = {"label": label, "services": services, "endpoints_per_service": endpoints,
            "endpoints": services * endpoints, "records": prep["nrecords"], "mixes": {}, "edns": edns}
     try:
@@ -418,12 +476,22 @@ def bench_cluster(label, services, endpoints, args, names=SERVERS, mixes=("reali
                     f"{v['section_count_differences']} authority/additional count differences; {v['podns_classes']}")
                 for d in v["examples"][:3] + v["section_examples"][:3]:
                     log("   diff:", json.dumps(d))
+            if args.server_cpu:
+                mres["server_cpu_budget"] = args.server_cpu
             for r in range(rounds):
                 order = servers[r % len(servers):] + servers[:r % len(servers)]
                 for s in order:
                     ps = s.pids()
+                    if args.server_cpu:
+                        if s.name not in budgets:
+                            budgets[s.name] = CpuBudget(s.name, args.server_cpu)
+                        budgets[s.name].enter(ps)
                     c0, u0 = cpu_ticks(ps), cpu_ticks(ps, True)
-                    d = dnsperf(s.port, qf, seconds, edns=edns)
+                    try:
+                        d = dnsperf(s.port, qf, seconds, edns=edns)
+                    finally:
+                        if args.server_cpu:
+                            budgets[s.name].leave(ps)
                     d["server_cpu_s"] = cpu_ticks(ps) - c0
                     d["server_user_s"] = cpu_ticks(ps, True) - u0
                     mres["rounds"][s.name].append(d)
@@ -454,6 +522,8 @@ def bench_cluster(label, services, endpoints, args, names=SERVERS, mixes=("reali
     finally:
         for s in servers:
             s.stop()
+        for b in budgets.values():
+            b.remove()
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return res
@@ -481,6 +551,9 @@ def main():
     p.add_argument("--latency-seconds", type=int, default=5)
     p.add_argument("--realtime-latency", action="store_true",
                    help="run each server and dnsperf SCHED_FIFO during the fixed-rate latency run (root)")
+    p.add_argument("--server-cpu", type=float, metavar="FRACTION",
+                   help="cap each server at this fraction of one CPU during the QPS rounds (a cgroup; "
+                        "root), so the server, not dnsperf, is the limit; latency runs stay uncapped")
     p.add_argument("--port", type=int, default=25353)
     p.add_argument("--keep", action="store_true", help="keep generated clusters and zone files")
     p.add_argument("--no-curve", action="store_true")

@@ -47,6 +47,10 @@ def size_table(res, mix="realistic"):
             f"{med[n] / nsd:.2f} | {round_ratio(m, n):.2f} | {cpu_s} | {statistics.median(r['lat_avg'] for r in rr) * 1e6:.0f} | "
             f"{max(r['lat_max'] for r in rr) * 1e6:.0f} | {pct} | {sum(r['lost'] for r in rr):.0f} | {rss} | "
             f"{res['startup_s'][n]:.2f} |" if nsd else "")
+    if m.get("server_cpu_budget"):
+        lines += ["", f"QPS rounds with each server capped at {m['server_cpu_budget']:g} of one CPU "
+                      "(`--server-cpu`, a cgroup): the server is the limit, not dnsperf; the fixed-rate "
+                      "latency run is uncapped."]
     if m.get("latency_rate"):
         lines += ["", f"Fixed-rate latency run: {m['latency_rate']:,} QPS (half the slowest server's median), "
                   f"percentiles from dnsperf `-v` per-query times."]
