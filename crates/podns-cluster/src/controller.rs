@@ -56,7 +56,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::object::DEFAULT_NAMESPACE;
+use crate::object::{DEFAULT_NAMESPACE, Kind};
 use crate::store::ClusterStore;
 pub(crate) use lean::LeanPod;
 pub(crate) use pod::PodFacts;
@@ -217,17 +217,18 @@ fn derive_with<P: PodForm>(
     sink: &mut dyn FnMut(EndpointSlice),
 ) -> Result<Derivation<P>, ControllerError> {
     config.validate()?;
-    let namespaces: Vec<Namespace> = store.namespaces().cloned().collect();
+    let namespaces: Vec<Namespace> = store.namespaces().collect();
 
     // One vector of pods, sized up front: at 100k pods each doubling would copy hundreds of
     // megabytes of `Pod` structs.
     let mut pods: Vec<P> =
-        Vec::with_capacity(store.pods().count() + workload::count(store, config));
-    pods.extend(store.pods().map(P::given));
+        Vec::with_capacity(store.count(Kind::Pod) + workload::count(store, config));
+    pods.extend(store.pods().map(|pod| P::given(&pod)));
     let given = pods.len();
     workload::synthesise(store, config, &mut pods);
     {
-        let explicit: HashSet<(&str, &str)> = store.pods().map(|p| key_ref(&p.metadata)).collect();
+        let explicit: HashSet<(String, String)> =
+            store.pods().map(|p| key_of(&p.metadata)).collect();
         let mut index = 0;
         pods.retain(|pod| {
             index += 1;
@@ -235,7 +236,7 @@ fn derive_with<P: PodForm>(
                 return true;
             }
             let key = pod.key();
-            let replaced = explicit.contains(&key);
+            let replaced = explicit.contains(&(key.0.to_owned(), key.1.to_owned()));
             if replaced {
                 tracing::debug!(pod = %format!("{}/{}", key.0, key.1), "an explicit Pod replaces the one its controller would create");
             }
@@ -247,7 +248,7 @@ fn derive_with<P: PodForm>(
     pods.iter_mut().for_each(P::ensure_uid);
 
     let (mut services, rejected) =
-        service_ip::assign(store.services().cloned().collect(), &config.service_cidrs)?;
+        service_ip::assign(store.services().collect(), &config.service_cidrs)?;
     services
         .iter_mut()
         .for_each(|s| ensure_uid("Service", &mut s.metadata));
@@ -260,9 +261,10 @@ fn derive_with<P: PodForm>(
         ensure_uid("EndpointSlice", &mut slice.metadata);
         sink(slice);
     };
-    store.endpoint_slices().cloned().for_each(&mut sink);
+    store.endpoint_slices().for_each(&mut sink);
     endpoint_slice::derive(&services, &pods, &mut taken, &mut sink);
-    mirroring::mirror(&services, store.endpoints(), &mut taken)
+    let endpoints: Vec<_> = store.endpoints().collect();
+    mirroring::mirror(&services, endpoints.iter(), &mut taken)
         .into_iter()
         .for_each(&mut sink);
 
@@ -282,10 +284,10 @@ fn derive_with<P: PodForm>(
 /// the store already holds). Nothing is rejected: the API server validated every object.
 pub fn observed(store: &ClusterStore) -> DerivedCluster {
     DerivedCluster {
-        namespaces: store.namespaces().cloned().collect(),
-        services: store.services().cloned().collect(),
-        pods: store.pods().cloned().collect(),
-        endpoint_slices: store.endpoint_slices().cloned().collect(),
+        namespaces: store.namespaces().collect(),
+        services: store.services().collect(),
+        pods: store.pods().collect(),
+        endpoint_slices: store.endpoint_slices().collect(),
         rejected: Vec::new(),
     }
 }

@@ -48,7 +48,8 @@ pub use source::kube::{
     spawn_watch,
 };
 pub use source::manifest::{
-    ManifestError, ManifestErrors, ManifestEvent, ManifestWatch, WatchError, load, watch,
+    ManifestError, ManifestErrors, ManifestEvent, ManifestWatch, WatchError, load, load_store,
+    watch,
 };
 pub use store::ClusterStore;
 pub use store::{SERVICE_NAME_LABEL, service_name_of};

@@ -27,9 +27,9 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// kind: the store's B-tree nodes hold eleven entries inline, and with the objects themselves
 /// inline (≈ 2.5 kB, the size of the largest k8s-openapi type) they were most of its heap
 /// (BENCHMARKS.md, the massif profile). Sharing also makes a clone a reference-count increment,
-/// so the manifest watcher's copy of the last set, an event handed to both the store and an
-/// [`IncrementalView`](crate::view::IncrementalView), and a relist compared against the store
-/// cost no second copy of the objects. Build one with `Object::from(service)` (or `.into()`);
+/// so an event handed to both a consumer and a test's reference store, or a relist held aside,
+/// costs no second copy of the objects. The store itself keeps objects as JSON
+/// ([`Object::to_json`]), a tenth of their decoded size. Build one with `Object::from(service)` (or `.into()`);
 /// change one with [`Object::metadata_mut`], which copies only a shared object
 /// ([`Arc::make_mut`]).
 ///
@@ -285,6 +285,40 @@ impl Object {
     /// The object's identity.
     pub fn object_ref(&self) -> ObjectRef {
         ObjectRef::new(self.kind(), self.namespace(), self.name())
+    }
+
+    /// The object as compact JSON: what [`crate::ClusterStore`] keeps (a tenth of the decoded
+    /// struct's heap) and what the manifest watcher digests.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising a k8s-openapi object into memory cannot fail: no map has non-string
+        // keys and no value is a float.
+        let json = match self {
+            Self::Namespace(o) => serde_json::to_vec(&**o),
+            Self::Service(o) => serde_json::to_vec(&**o),
+            Self::EndpointSlice(o) => serde_json::to_vec(&**o),
+            Self::Endpoints(o) => serde_json::to_vec(&**o),
+            Self::Pod(o) => serde_json::to_vec(&**o),
+            Self::StatefulSet(o) => serde_json::to_vec(&**o),
+            Self::Deployment(o) => serde_json::to_vec(&**o),
+            Self::ReplicaSet(o) => serde_json::to_vec(&**o),
+            Self::DaemonSet(o) => serde_json::to_vec(&**o),
+        };
+        json.expect("a k8s-openapi object serialises to JSON")
+    }
+
+    /// An object of `kind` back from [`Object::to_json`].
+    pub fn from_json(kind: Kind, json: &[u8]) -> serde_json::Result<Self> {
+        Ok(match kind {
+            Kind::Namespace => serde_json::from_slice::<Namespace>(json)?.into(),
+            Kind::Service => serde_json::from_slice::<Service>(json)?.into(),
+            Kind::EndpointSlice => serde_json::from_slice::<EndpointSlice>(json)?.into(),
+            Kind::Endpoints => serde_json::from_slice::<Endpoints>(json)?.into(),
+            Kind::Pod => serde_json::from_slice::<Pod>(json)?.into(),
+            Kind::StatefulSet => serde_json::from_slice::<StatefulSet>(json)?.into(),
+            Kind::Deployment => serde_json::from_slice::<Deployment>(json)?.into(),
+            Kind::ReplicaSet => serde_json::from_slice::<ReplicaSet>(json)?.into(),
+            Kind::DaemonSet => serde_json::from_slice::<DaemonSet>(json)?.into(),
+        })
     }
 
     /// Sets `metadata.namespace` to `default` on a namespaced object that has none.

@@ -5,14 +5,21 @@
 //! so it needs no locking; it is ordered (BTreeMaps), so everything derived from it is
 //! deterministic. It leaves deriving anything to [`crate::controller`].
 //!
-//! Objects are [`Object`]s: a pointer each ([`Object`] holds its kind behind an `Arc`), so the
-//! B-tree nodes stay small and a clone of the store or of one object copies no object.
+//! Objects are kept as their compact JSON ([`Object::to_json`]) and decoded as they are read:
+//! a k8s-openapi object is mostly inline `Option`s (a Deployment's pod template alone is
+//! ~2.5 kB before its strings) and a `BTreeMap` node per label map, so the 20k objects of a
+//! 10k-Service standalone cluster took 84 MB decoded against ~8 MB as JSON (BENCHMARKS.md,
+//! "Standalone: the store keeps JSON"). A derivation reads each object once or twice; decoding
+//! costs a few microseconds per object, next to the controllers' own work per object. Equal
+//! objects serialise to equal bytes (fields in a fixed order, maps sorted), so comparing two
+//! versions is comparing bytes.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::de::DeserializeOwned;
 
 use crate::object::{Kind, Object, ObjectRef};
 use crate::source::ClusterEvent;
@@ -24,7 +31,7 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 #[derive(Clone, Debug, Default)]
 pub struct ClusterStore {
     /// Per kind: (namespace, name) → object. Namespaces have an empty namespace.
-    kinds: BTreeMap<Kind, BTreeMap<(String, String), Object>>,
+    kinds: BTreeMap<Kind, BTreeMap<(String, String), Packed>>,
     /// Relists in progress ([`ClusterEvent::RelistItems`]): not part of the state yet.
     relists: BTreeMap<Kind, Vec<Object>>,
 }
@@ -33,6 +40,29 @@ pub struct ClusterStore {
 impl PartialEq for ClusterStore {
     fn eq(&self, other: &Self) -> bool {
         self.kinds == other.kinds
+    }
+}
+
+/// One object as the store keeps it: [`Object::to_json`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Packed(Box<[u8]>);
+
+impl Packed {
+    fn of(object: &Object) -> Self {
+        Self(object.to_json().into_boxed_slice())
+    }
+
+    /// The object back, as a `T` (the type of the kind it is stored under).
+    fn decode<T: DeserializeOwned>(&self, kind: Kind) -> T {
+        serde_json::from_slice(&self.0).unwrap_or_else(|error| {
+            // The bytes are the store's own serialisation of a value of this type.
+            panic!("{kind} stored as JSON does not decode: {error}")
+        })
+    }
+
+    fn object(&self, kind: Kind) -> Object {
+        Object::from_json(kind, &self.0)
+            .unwrap_or_else(|error| panic!("{kind} stored as JSON does not decode: {error}"))
     }
 }
 
@@ -69,10 +99,11 @@ impl ClusterStore {
         let r = object.object_ref();
         let objects = self.kinds.entry(r.kind).or_default();
         let key = (r.namespace, r.name);
-        if objects.get(&key) == Some(&object) {
+        let packed = Packed::of(&object);
+        if objects.get(&key) == Some(&packed) {
             return false;
         }
-        objects.insert(key, object);
+        objects.insert(key, packed);
         true
     }
 
@@ -110,7 +141,7 @@ impl ClusterStore {
             }
             object.default_namespace();
             let r = object.object_ref();
-            next.insert((r.namespace, r.name), object);
+            next.insert((r.namespace, r.name), Packed::of(&object));
         }
         if next.is_empty() {
             self.kinds.remove(&kind).is_some()
@@ -149,21 +180,56 @@ impl ClusterStore {
         }
     }
 
-    /// One object by identity.
-    pub fn get(&self, r: &ObjectRef) -> Option<&Object> {
+    /// One object by identity (decoded).
+    pub fn get(&self, r: &ObjectRef) -> Option<Object> {
         self.kinds
             .get(&r.kind)?
             .get(&(r.namespace.clone(), r.name.clone()))
+            .map(|packed| packed.object(r.kind))
     }
 
-    /// Every object, ordered by kind, namespace and name.
-    pub fn iter(&self) -> impl Iterator<Item = &Object> {
-        self.kinds.values().flat_map(BTreeMap::values)
+    /// Every object, ordered by kind, namespace and name, each decoded as the iterator reaches
+    /// it.
+    pub fn iter(&self) -> impl Iterator<Item = Object> {
+        self.kinds
+            .iter()
+            .flat_map(|(kind, objects)| objects.values().map(|packed| packed.object(*kind)))
     }
 
-    /// Every object of one kind, ordered by namespace and name.
-    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Object> {
+    /// Every object of one kind, ordered by namespace and name, decoded as they are reached.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = Object> {
+        self.packed(kind).map(move |packed| packed.object(kind))
+    }
+
+    /// Every object of one kind as its type `T`, decoded as they are reached.
+    fn typed<T: DeserializeOwned>(&self, kind: Kind) -> impl Iterator<Item = T> {
+        self.packed(kind).map(move |packed| packed.decode(kind))
+    }
+
+    fn packed(&self, kind: Kind) -> impl Iterator<Item = &Packed> {
         self.kinds.get(&kind).into_iter().flat_map(BTreeMap::values)
+    }
+
+    /// How many objects of one kind the store holds (nothing decoded).
+    pub fn count(&self, kind: Kind) -> usize {
+        self.kinds.get(&kind).map_or(0, BTreeMap::len)
+    }
+
+    /// Every object's JSON, in the store's order (for digests).
+    pub(crate) fn packed_json(&self) -> impl Iterator<Item = &[u8]> {
+        self.kinds
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|packed| &*packed.0)
+    }
+
+    /// Bytes the stored objects take (their JSON; keys and tree nodes not counted).
+    pub fn json_size(&self) -> usize {
+        self.kinds
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|packed| packed.0.len())
+            .sum()
     }
 
     /// How many objects the store holds.
@@ -177,75 +243,48 @@ impl ClusterStore {
     }
 
     /// Namespaces, by name.
-    pub fn namespaces(&self) -> impl Iterator<Item = &Namespace> {
-        self.of_kind(Kind::Namespace).filter_map(|o| match o {
-            Object::Namespace(x) => Some(&**x),
-            _ => None,
-        })
+    pub fn namespaces(&self) -> impl Iterator<Item = Namespace> {
+        self.typed(Kind::Namespace)
     }
 
     /// Services, by namespace and name.
-    pub fn services(&self) -> impl Iterator<Item = &Service> {
-        self.of_kind(Kind::Service).filter_map(|o| match o {
-            Object::Service(x) => Some(&**x),
-            _ => None,
-        })
+    pub fn services(&self) -> impl Iterator<Item = Service> {
+        self.typed(Kind::Service)
     }
 
     /// EndpointSlices, by namespace and name.
-    pub fn endpoint_slices(&self) -> impl Iterator<Item = &EndpointSlice> {
-        self.of_kind(Kind::EndpointSlice).filter_map(|o| match o {
-            Object::EndpointSlice(x) => Some(&**x),
-            _ => None,
-        })
+    pub fn endpoint_slices(&self) -> impl Iterator<Item = EndpointSlice> {
+        self.typed(Kind::EndpointSlice)
     }
 
     /// Legacy Endpoints, by namespace and name.
-    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoints> {
-        self.of_kind(Kind::Endpoints).filter_map(|o| match o {
-            Object::Endpoints(x) => Some(&**x),
-            _ => None,
-        })
+    pub fn endpoints(&self) -> impl Iterator<Item = Endpoints> {
+        self.typed(Kind::Endpoints)
     }
 
     /// Pods, by namespace and name.
-    pub fn pods(&self) -> impl Iterator<Item = &Pod> {
-        self.of_kind(Kind::Pod).filter_map(|o| match o {
-            Object::Pod(x) => Some(&**x),
-            _ => None,
-        })
+    pub fn pods(&self) -> impl Iterator<Item = Pod> {
+        self.typed(Kind::Pod)
     }
 
     /// StatefulSets, by namespace and name.
-    pub fn stateful_sets(&self) -> impl Iterator<Item = &StatefulSet> {
-        self.of_kind(Kind::StatefulSet).filter_map(|o| match o {
-            Object::StatefulSet(x) => Some(&**x),
-            _ => None,
-        })
+    pub fn stateful_sets(&self) -> impl Iterator<Item = StatefulSet> {
+        self.typed(Kind::StatefulSet)
     }
 
     /// Deployments, by namespace and name.
-    pub fn deployments(&self) -> impl Iterator<Item = &Deployment> {
-        self.of_kind(Kind::Deployment).filter_map(|o| match o {
-            Object::Deployment(x) => Some(&**x),
-            _ => None,
-        })
+    pub fn deployments(&self) -> impl Iterator<Item = Deployment> {
+        self.typed(Kind::Deployment)
     }
 
     /// ReplicaSets, by namespace and name.
-    pub fn replica_sets(&self) -> impl Iterator<Item = &ReplicaSet> {
-        self.of_kind(Kind::ReplicaSet).filter_map(|o| match o {
-            Object::ReplicaSet(x) => Some(&**x),
-            _ => None,
-        })
+    pub fn replica_sets(&self) -> impl Iterator<Item = ReplicaSet> {
+        self.typed(Kind::ReplicaSet)
     }
 
     /// DaemonSets, by namespace and name.
-    pub fn daemon_sets(&self) -> impl Iterator<Item = &DaemonSet> {
-        self.of_kind(Kind::DaemonSet).filter_map(|o| match o {
-            Object::DaemonSet(x) => Some(&**x),
-            _ => None,
-        })
+    pub fn daemon_sets(&self) -> impl Iterator<Item = DaemonSet> {
+        self.typed(Kind::DaemonSet)
     }
 }
 
@@ -279,10 +318,7 @@ mod tests {
         );
         assert!(store.apply(mk_service(Some("default"), "b", 81)));
         assert!(store.apply_event(ClusterEvent::Apply(mk_service(Some("a"), "z", 1))));
-        let names: Vec<_> = store
-            .services()
-            .map(|s| s.metadata.name.clone().unwrap())
-            .collect();
+        let names: Vec<_> = store.services().map(|s| s.metadata.name.unwrap()).collect();
         assert_eq!(names, ["z", "b"], "ordered by namespace, then name");
         let r = ObjectRef::new(Kind::Service, "default", "b");
         assert!(store.get(&r).is_some());
@@ -292,7 +328,7 @@ mod tests {
         assert!(store.apply_event(ClusterEvent::Resync(vec![mk_service(None, "c", 1)])));
         assert!(!store.resync(vec![mk_service(None, "c", 1)]));
         assert_eq!(
-            store.iter().map(Object::object_ref).collect::<Vec<_>>(),
+            store.iter().map(|o| o.object_ref()).collect::<Vec<_>>(),
             [ObjectRef::new(Kind::Service, "default", "c")]
         );
         assert!(store.resync(Vec::new()));
@@ -318,7 +354,7 @@ mod tests {
         };
         assert!(store.apply_event(event));
         assert_eq!(
-            store.iter().map(Object::object_ref).collect::<Vec<_>>(),
+            store.iter().map(|o| o.object_ref()).collect::<Vec<_>>(),
             [
                 ObjectRef::new(Kind::Namespace, "", "default"),
                 ObjectRef::new(Kind::Service, "default", "b"),

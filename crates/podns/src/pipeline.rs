@@ -139,6 +139,19 @@ impl Pipeline {
         self.build()
     }
 
+    /// Replaces the whole state by a loaded manifest set ([`podns_cluster::load_store`]);
+    /// whether anything changed. The store moves in as it is, its objects still packed.
+    pub(crate) fn replace_store(&mut self, next: ClusterStore) -> bool {
+        match &mut self.state {
+            State::Standalone { store, .. } => {
+                let changed = *store != next;
+                *store = next;
+                changed
+            }
+            State::Observed { .. } => self.apply(ClusterEvent::Resync(next.iter().collect())),
+        }
+    }
+
     /// Applies one change from a source; whether anything the zone is built from changed.
     pub(crate) fn apply(&mut self, event: ClusterEvent) -> bool {
         match &mut self.state {

@@ -39,17 +39,17 @@ pub(crate) fn synthesise<P: PodForm>(
     let context = P::context(config);
     let mut taken: HashSet<(String, String)> = store.pods().map(|p| key_of(&p.metadata)).collect();
     for sts in store.stateful_sets() {
-        stateful_set_pods(sts, &context, pods);
+        stateful_set_pods(&sts, &context, pods);
     }
     for deploy in store.deployments() {
-        let rs = deployment_replica_set(deploy);
+        let rs = deployment_replica_set(&deploy);
         replica_set_pods(&rs, &context, &mut taken, pods);
     }
     for rs in store.replica_sets() {
-        replica_set_pods(rs, &context, &mut taken, pods);
+        replica_set_pods(&rs, &context, &mut taken, pods);
     }
     for ds in store.daemon_sets() {
-        daemon_set_pods(ds, config, &context, &mut taken, pods);
+        daemon_set_pods(&ds, config, &context, &mut taken, pods);
     }
 }
 
@@ -177,14 +177,14 @@ impl PodForm for Pod {
 pub(crate) fn count(store: &ClusterStore, config: &ControllerConfig) -> usize {
     let stateful = store
         .stateful_sets()
-        .filter_map(|s| s.spec.as_ref())
+        .filter_map(|s| s.spec)
         .map(|s| replicas(s.replicas));
     let deployed = store
         .deployments()
-        .map(|d| d.spec.as_ref().map_or(1, |s| replicas(s.replicas)));
+        .map(|d| d.spec.map_or(1, |s| replicas(s.replicas)));
     let replicated = store
         .replica_sets()
-        .filter_map(|r| r.spec.as_ref())
+        .filter_map(|r| r.spec)
         .filter(|s| s.template.is_some())
         .map(|s| replicas(s.replicas));
     let daemons = store

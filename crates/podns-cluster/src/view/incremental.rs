@@ -214,7 +214,7 @@ impl IncrementalView {
         let mut view = Self::new(config);
         let objects = VIEW_KINDS
             .into_iter()
-            .flat_map(|kind| store.of_kind(kind).cloned())
+            .flat_map(|kind| store.of_kind(kind))
             .collect();
         view.apply(ClusterEvent::Resync(objects));
         view

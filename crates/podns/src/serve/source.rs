@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use podns_cluster::source::kube::{KubeEvent, KubeWatch, KubeWatchConfig};
-use podns_cluster::{ClusterEvent, Kind, ManifestEvent, ManifestWatch, Object};
+use podns_cluster::{ClusterEvent, ClusterStore, Kind, ManifestEvent, ManifestWatch, Object};
 use podns_server::{Metrics, Readiness, ServiceKindLabel};
 use tracing::{error, info, warn};
 
@@ -50,7 +50,7 @@ pub(super) enum Source {
     /// Manifest files, re-read in full on every change.
     Manifests {
         watch: ManifestWatch,
-        initial: Option<Vec<Object>>,
+        initial: Option<ClusterStore>,
     },
     /// An API server.
     Kube(Box<KubeSource>),
@@ -170,8 +170,8 @@ impl Source {
     ) -> anyhow::Result<Initial> {
         match self {
             Self::Manifests { initial, .. } => {
-                if let Some(objects) = initial.take() {
-                    pipeline.apply(ClusterEvent::Resync(objects));
+                if let Some(store) = initial.take() {
+                    pipeline.replace_store(store);
                 }
                 Ok(Initial { synced: true })
             }
@@ -206,8 +206,8 @@ impl Source {
     pub(super) async fn next(&mut self, pipeline: &mut Pipeline) -> Option<SourceUpdate> {
         match self {
             Self::Manifests { watch, .. } => match watch.recv().await? {
-                ManifestEvent::Loaded(objects) => {
-                    pipeline.apply(ClusterEvent::Resync(objects));
+                ManifestEvent::Loaded(store) => {
+                    pipeline.replace_store(store);
                     Some(SourceUpdate::Changed {
                         started: Vec::new(),
                     })

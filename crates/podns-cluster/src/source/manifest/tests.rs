@@ -13,6 +13,10 @@ fn refs(objects: &[Object]) -> Vec<String> {
     objects.iter().map(|o| o.object_ref().to_string()).collect()
 }
 
+fn store_refs(store: &ClusterStore) -> Vec<String> {
+    store.iter().map(|o| o.object_ref().to_string()).collect()
+}
+
 fn messages(errors: &ManifestErrors) -> Vec<String> {
     errors.errors().iter().map(ToString::to_string).collect()
 }
@@ -264,15 +268,16 @@ fn reload_state_reports_changes_rejections_and_recovery() {
         svc.metadata.name = Some(n.to_owned());
         Object::from(svc)
     };
-    let mut state = ReloadState::new(&Ok(vec![obj("a")]));
+    let set = |n: &str| ClusterStore::from_objects([obj(n)]);
+    let mut state = ReloadState::new(&Ok(set("a")));
     assert_eq!(
-        state.step(Ok(vec![obj("a")])),
+        state.step(Ok(set("a"))),
         None,
         "unchanged: nothing to report"
     );
     assert_eq!(
-        state.step(Ok(vec![obj("b")])),
-        Some(ManifestEvent::Loaded(vec![obj("b")]))
+        state.step(Ok(set("b"))),
+        Some(ManifestEvent::Loaded(set("b")))
     );
     let errors = ManifestErrors(Vec::new());
     assert_eq!(
@@ -280,8 +285,8 @@ fn reload_state_reports_changes_rejections_and_recovery() {
         Some(ManifestEvent::Rejected(errors))
     );
     assert_eq!(
-        state.step(Ok(vec![obj("b")])),
-        Some(ManifestEvent::Loaded(vec![obj("b")])),
+        state.step(Ok(set("b"))),
+        Some(ManifestEvent::Loaded(set("b"))),
         "good again after a rejection: reported even though it equals the last good set"
     );
 }
@@ -301,7 +306,7 @@ fn watch_follows_changes_and_recovers_from_broken_files() {
 
     // A folder, watched recursively.
     let (initial, mut watch) = watch(vec![dir.clone()], debounce).unwrap();
-    assert_eq!(refs(&initial.unwrap()), ["Service default/one"]);
+    assert_eq!(store_refs(&initial.unwrap()), ["Service default/one"]);
     let next = |watch: &mut ManifestWatch| {
         rt.block_on(async {
             tokio::time::timeout(Duration::from_secs(10), watch.recv())
@@ -314,7 +319,7 @@ fn watch_follows_changes_and_recovers_from_broken_files() {
     let ManifestEvent::Loaded(objects) = next(&mut watch) else {
         panic!("loaded")
     };
-    assert_eq!(refs(&objects), ["Service default/two"]);
+    assert_eq!(store_refs(&objects), ["Service default/two"]);
 
     std::fs::write(&file, "apiVersion: v1\nkind: Service\nmetadata: {name: [\n").unwrap();
     let ManifestEvent::Rejected(errors) = next(&mut watch) else {
@@ -326,7 +331,7 @@ fn watch_follows_changes_and_recovers_from_broken_files() {
     let ManifestEvent::Loaded(objects) = next(&mut watch) else {
         panic!("loaded again")
     };
-    assert_eq!(refs(&objects), ["Service default/two"]);
+    assert_eq!(store_refs(&objects), ["Service default/two"]);
 
     // A new file in a new sub-folder.
     std::fs::create_dir_all(dir.join("sub")).unwrap();
@@ -334,23 +339,23 @@ fn watch_follows_changes_and_recovers_from_broken_files() {
     let ManifestEvent::Loaded(objects) = next(&mut watch) else {
         panic!("loaded with the new file")
     };
-    // Sorted: `sub/more.yaml` before `svc.yaml`.
+    // In the store's order (kind, namespace, name).
     assert_eq!(
-        refs(&objects),
+        store_refs(&objects),
         ["Service default/three", "Service default/two"]
     );
     drop(watch);
 
     // A single file, replaced by rename as editors save.
     let (initial, mut watch) = super::watch(vec![file.clone()], debounce).unwrap();
-    assert_eq!(refs(&initial.unwrap()), ["Service default/two"]);
+    assert_eq!(store_refs(&initial.unwrap()), ["Service default/two"]);
     let tmp = dir.join(".svc.yaml.tmp");
     std::fs::write(&tmp, svc("four")).unwrap();
     std::fs::rename(&tmp, &file).unwrap();
     let ManifestEvent::Loaded(objects) = next(&mut watch) else {
         panic!("loaded after rename")
     };
-    assert_eq!(refs(&objects), ["Service default/four"]);
+    assert_eq!(store_refs(&objects), ["Service default/four"]);
     drop(watch);
     std::fs::remove_dir_all(&dir).unwrap();
 }

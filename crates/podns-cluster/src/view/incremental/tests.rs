@@ -226,11 +226,11 @@ fn check_index(inc: &IncrementalView, store: &ClusterStore) {
                 .flat_map(|entry| &entry.slices)
                 .map(|name| &**name)
                 .collect();
-            let scanned: Vec<&str> = store
+            let scanned: Vec<String> = store
                 .endpoint_slices()
                 .filter(|s| s.metadata.namespace.as_deref() == Some(ns))
                 .filter(|s| service_name_of(s) == Some(svc))
-                .map(|s| s.metadata.name.as_deref().unwrap())
+                .map(|s| s.metadata.name.unwrap())
                 .collect();
             assert_eq!(indexed, scanned, "slices of {ns}/{svc}");
         }
