@@ -173,7 +173,6 @@ fn bench(c: &mut Criterion) {
         },
     );
     builder.remove_service(&big[0].key);
-    published = builder.snapshot();
 
     // (a') Two 1,000-endpoint Services, each alternating between two address ranges, updated
     // in turn: every update is of the other Service than the one before.

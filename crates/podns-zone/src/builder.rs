@@ -43,8 +43,9 @@ use std::sync::Arc;
 use podns_view::{ClusterView, PodView, ServiceKey, ServiceView};
 
 use self::compact::Compact;
+use self::direct::Direct;
 use self::shared::{Shared, SharedNames};
-use crate::answer::{Negative, PreparedAnswer};
+use crate::answer::{Negative, PreparedAnswer, Preparing, write_name, write_tail_with};
 use crate::names::{self, Name};
 use crate::records::{self, LocalName, NameMap, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
@@ -122,6 +123,8 @@ pub struct ZoneBuilder {
     /// Shards written since the last snapshot (unsorted, may repeat): trimmed to their size
     /// when it is published.
     dirty: Vec<u16>,
+    /// Reused buffers of the direct encoding of a headless Service's own names.
+    direct: Direct,
 }
 
 /// What the configuration makes of the zones.
@@ -144,6 +147,9 @@ struct Fragment {
     source: Source,
     /// What the last build of this fragment left out.
     skipped: Vec<Skipped>,
+    /// The source is a Service the direct path covers (`direct.rs`): its shared names are
+    /// read from the source without building its records.
+    direct: bool,
 }
 
 /// Fragment order: the order in which a full build adds records, so merged RRsets list their
@@ -232,6 +238,7 @@ impl ZoneBuilder {
             apex_local: None,
             last_local: None,
             dirty: Vec::new(),
+            direct: Direct::default(),
         };
         builder.apex = builder.alloc(Order::Apex);
         builder.namespaces = builder.alloc(Order::Namespaces);
@@ -459,6 +466,7 @@ impl ZoneBuilder {
             order,
             source: Source::Empty,
             skipped: Vec::new(),
+            direct: false,
         };
         match self.free.pop() {
             Some(id) => {
@@ -499,12 +507,26 @@ impl ZoneBuilder {
             self.skipped_changed = true;
             return;
         };
-        let frag = self.frag(id);
+        // (The fields, not `self.frag`: `self.direct` is borrowed mutably below.)
+        let frag = self.frags[id as usize].as_ref().expect("live fragment");
         let roots = if ctx.private_subtrees {
             private_roots(&ctx.zones, &frag.order)
         } else {
             Vec::new()
         };
+        // A headless Service's own names are encoded from its view directly (`direct.rs`);
+        // when its previous version was one too (or nothing), so are its shared names.
+        let root_len = roots.iter().map(|r| r.as_wire().len()).max().unwrap_or(0);
+        let direct = match view {
+            Some(svc) if !roots.is_empty() && roots.len() == ctx.zones.clusters.len() => {
+                self.direct.plan(&self.config, svc, root_len)
+            }
+            _ => false,
+        };
+        if direct && (frag.direct || frag.source == Source::Empty) {
+            self.replace_direct(id, source, &roots);
+            return;
+        }
         let private = |name: &Name| roots.iter().any(|r| name.is_in(r));
         // With private subtrees, the old records are needed only outside them (the old private
         // names are in the shards), which spares rebuilding the Service's address and SRV sets.
@@ -517,9 +539,14 @@ impl ZoneBuilder {
             }
             (None, _, _) => ctx.local(&self.config, self.records_of(ctx, id)),
         };
+        // Direct, yet the previous version was not: its own names are encoded directly, its
+        // shared names through records (which the next update then no longer needs).
         let mut new = ctx.local(
             &self.config,
             match view {
+                Some(svc) if direct => {
+                    records::service_shared_records(&self.config, &ctx.zones, svc)
+                }
                 Some(svc) => records::service_records(&self.config, &ctx.zones, svc),
                 None => source_records(&self.config, &ctx.zones, &frag.order, &source),
             },
@@ -538,12 +565,22 @@ impl ZoneBuilder {
         }
         let mut private_nodes: Vec<NodeBatch> =
             roots.iter().map(|_| NodeBatch::default()).collect();
-        for (name, local) in new.names.iter() {
-            let Some(k) = roots.iter().position(|r| name.is_in(r)) else {
-                continue;
-            };
-            let batch = &mut private_nodes[k];
-            ctx.node_from_local_with(name, local, &new, true, |node| batch.push(node));
+        if direct {
+            for (root, batch) in roots.iter().zip(&mut private_nodes) {
+                self.direct.encode(root, batch);
+                if !batch.is_empty() {
+                    // The Service's name makes its ancestors (shared) exist.
+                    ctx.mark(&mut new.names, root);
+                }
+            }
+        } else {
+            for (name, local) in new.names.iter() {
+                let Some(k) = roots.iter().position(|r| name.is_in(r)) else {
+                    continue;
+                };
+                let batch = &mut private_nodes[k];
+                ctx.node_from_local_with(name, local, &new, true, |node| batch.push(node));
+            }
         }
 
         // Shared names: counts, holders, and entries whose content changed.
@@ -615,6 +652,7 @@ impl ZoneBuilder {
 
         let frag = self.frags[id as usize].as_mut().expect("live");
         frag.source = source;
+        frag.direct = direct;
         if frag.skipped != new.records.skipped {
             frag.skipped = std::mem::take(&mut new.records.skipped);
             self.skipped_changed = true;
@@ -623,13 +661,235 @@ impl ZoneBuilder {
             self.rewrite_under(root, nodes);
         }
         for (name, node) in writes {
-            self.write(&name, node);
+            self.write(&name, node.as_ref());
         }
         if id == self.apex {
             self.apex_local = Some(new);
         } else {
             self.last_local = Some((id, new));
         }
+    }
+
+    /// [`ZoneBuilder::replace_with`] of a headless Service planned in `self.direct`, whose
+    /// previous version was planned too (or is nothing): its private names are encoded from
+    /// the plan, its shared names (PTR owners, their ancestors, the ancestors of its names)
+    /// are diffed against the previous source's without building records of either.
+    fn replace_direct(&mut self, id: FragId, source: Source, roots: &[Name]) {
+        let mut direct = std::mem::take(&mut self.direct);
+        let ctx = self.ctx.as_ref().expect("only called with zones");
+        direct.old_ptrs.clear();
+        if let Source::Service(old) = &self.frag(id).source {
+            old.for_each_labelled_address(&self.config, |ip, label| {
+                direct.old_ptrs.push(ip, label)
+            });
+        }
+        direct.old_ptrs.finish();
+        // The names that exist because the Service's own do: its name's ancestors.
+        let mut old_ents = NameList::default();
+        let mut new_ents = NameList::default();
+        let mut batches: Vec<NodeBatch> = roots.iter().map(|_| NodeBatch::default()).collect();
+        for (root, batch) in roots.iter().zip(&mut batches) {
+            let mut existed = false;
+            self.names_under(ctx, root, |_| existed = true);
+            direct.encode(root, batch);
+            for (list, exists) in [(&mut old_ents, existed), (&mut new_ents, !batch.is_empty())] {
+                if exists {
+                    ctx.ancestors(root.as_wire(), None, |a| list.push(a));
+                }
+            }
+        }
+        // PTR owners (and their ancestors) whose records changed.
+        let primary = roots[0].as_wire();
+        let (old_ptrs, new_ptrs) = (&direct.old_ptrs, &direct.ptrs);
+        let mut owner = [0u8; names::REVERSE_LEN];
+        let mut blob = Vec::new();
+        let mut target = Vec::new();
+        // Written once the bookkeeping is done (writing needs the builder whole).
+        let mut writes = NameList::default();
+        for side in [old_ptrs, new_ptrs] {
+            let list = if std::ptr::eq(side, old_ptrs) {
+                &mut old_ents
+            } else {
+                &mut new_ents
+            };
+            let mut previous: Vec<u8> = Vec::new();
+            for (ip, _) in side.groups() {
+                let len = names::reverse_into(ip, &mut owner);
+                let wire = &owner[..len];
+                if !ctx.covers_ptr(wire) {
+                    continue;
+                }
+                ctx.ancestors(wire, Some(&previous), |a| list.push(a));
+                previous.clear();
+                previous.extend_from_slice(wire);
+            }
+        }
+        let mut old_groups = old_ptrs.groups().peekable();
+        let mut new_groups = new_ptrs.groups().peekable();
+        loop {
+            let (ip, was, now) = match (old_groups.peek(), new_groups.peek()) {
+                (None, None) => break,
+                (Some(o), Some(n)) if o.0 == n.0 => {
+                    let (o, n) = (
+                        old_groups.next().expect("peeked"),
+                        new_groups.next().expect("peeked"),
+                    );
+                    (o.0, o.1, n.1)
+                }
+                (Some(o), n) if n.is_none_or(|n| o.0 < n.0) => {
+                    let o = old_groups.next().expect("peeked");
+                    (o.0, o.1, &[][..])
+                }
+                _ => {
+                    let n = new_groups.next().expect("peeked");
+                    (n.0, &[][..], n.1)
+                }
+            };
+            let same = was.len() == now.len()
+                && was
+                    .iter()
+                    .zip(now)
+                    .all(|(a, b)| old_ptrs.label(a) == new_ptrs.label(b));
+            if same {
+                continue;
+            }
+            let len = names::reverse_into(ip, &mut owner);
+            let wire = &owner[..len];
+            if !ctx.covers_ptr(wire) {
+                continue;
+            }
+            let entry = if now.is_empty() {
+                self.shared.get_mut(wire).expect("counted when added")
+            } else {
+                self.shared.get_or_insert(wire)
+            };
+            if was.is_empty() {
+                entry.refs += 1;
+            } else {
+                entry.remove_holder(id);
+            }
+            if now.is_empty() {
+                entry.refs -= 1;
+            } else {
+                let frags = &self.frags;
+                let order = |h: &FragId| &frags[*h as usize].as_ref().expect("live").order;
+                let mine = order(&id);
+                let at = entry.holders().partition_point(|h| order(h) < mine);
+                entry.insert_holder(at, id);
+            }
+            let node = if entry.refs == 0 {
+                None
+            } else if entry.holders() == [id] {
+                // Only this Service holds records here: its PTRs, now.
+                let mut bytes = Vec::new();
+                let mut bounds = Vec::new();
+                let mut p = Preparing::new(&mut bytes, &mut bounds);
+                for ptr in now {
+                    target.clear();
+                    let label = new_ptrs.label(ptr);
+                    target.push(label.len() as u8);
+                    target.extend_from_slice(label);
+                    target.extend_from_slice(primary);
+                    p.answer(|b| {
+                        write_tail_with(b, RType::PTR, self.config.ttl, |b| {
+                            write_name(b, &target, Some(wire))
+                        })
+                    });
+                }
+                p.end_answers();
+                let mut body = Vec::new();
+                p.finish(&mut body);
+                NodeBuf::write(
+                    wire,
+                    0,
+                    &[(RType::PTR.0, 0, body.len())],
+                    0,
+                    &body,
+                    &mut blob,
+                );
+                Some(&blob[..])
+            } else if entry.holders().is_empty() {
+                NodeBuf::write(wire, 0, &[], 0, &[], &mut blob);
+                Some(&blob[..])
+            } else {
+                // Records of several Services: merged in fragment order before publishing.
+                self.pending
+                    .insert(Name::from_wire(wire).expect("a reverse name"));
+                continue;
+            };
+            if entry.refs == 0 {
+                self.shared.remove(wire);
+            }
+            if !self.pending.is_empty() {
+                self.pending.remove(wire);
+            }
+            writes.push_node(wire, node);
+        }
+        drop((old_groups, new_groups));
+        // Names that exist for this Service without its records there.
+        old_ents.sort();
+        new_ents.sort();
+        let (mut o, mut n) = (0, 0);
+        while o < old_ents.len() || n < new_ents.len() {
+            let (name, existed, exists) = match (old_ents.get(o), new_ents.get(n)) {
+                (Some(a), Some(b)) if a == b => {
+                    o += 1;
+                    n += 1;
+                    continue;
+                }
+                (Some(a), b) if b.is_none_or(|b| a < b) => {
+                    o += 1;
+                    (a, true, false)
+                }
+                (_, Some(b)) => {
+                    n += 1;
+                    (b, false, true)
+                }
+                _ => unreachable!("one list has a name left"),
+            };
+            debug_assert!(existed != exists);
+            let entry = if exists {
+                self.shared.get_or_insert(name)
+            } else {
+                self.shared.get_mut(name).expect("counted when added")
+            };
+            if exists {
+                entry.refs += 1;
+            } else {
+                entry.refs -= 1;
+            }
+            let node = if entry.refs == 0 {
+                self.shared.remove(name);
+                None
+            } else if entry.holders().is_empty() {
+                NodeBuf::write(name, 0, &[], 0, &[], &mut blob);
+                Some(&blob[..])
+            } else {
+                // Its records are another fragment's: rebuilt with them (existence aside,
+                // nothing of this Service is in them).
+                self.pending.insert(Name::from_wire(name).expect("a name"));
+                continue;
+            };
+            if !self.pending.is_empty() {
+                self.pending.remove(name);
+            }
+            writes.push_node(name, node);
+        }
+
+        for (name, node) in writes.iter() {
+            self.write_bytes(name, node);
+        }
+        let frag = self.frags[id as usize].as_mut().expect("live");
+        frag.source = source;
+        frag.direct = true;
+        if !frag.skipped.is_empty() {
+            frag.skipped.clear();
+            self.skipped_changed = true;
+        }
+        for (root, nodes) in roots.iter().zip(&batches) {
+            self.rewrite_under(root, nodes);
+        }
+        self.direct = direct;
     }
 
     /// Calls `each` with every stored name at or below `root`, a private root: all of them
@@ -684,7 +944,7 @@ impl ZoneBuilder {
             writes.push((name, Some(node)));
         }
         for (name, node) in writes {
-            self.write(&name, node);
+            self.write(&name, node.as_ref());
         }
     }
 
@@ -755,14 +1015,19 @@ impl ZoneBuilder {
     }
 
     /// Stores (or, with `None`, removes) the entry of `name` in the next snapshot's shards.
-    fn write(&mut self, name: &Name, node: Option<NodeBuf>) {
+    fn write(&mut self, name: &Name, node: Option<&NodeBuf>) {
+        self.write_bytes(name.as_wire(), node.map(NodeBuf::as_bytes));
+    }
+
+    /// [`ZoneBuilder::write`] of a wire name and a node's bytes.
+    fn write_bytes(&mut self, name: &[u8], node: Option<&[u8]>) {
         let ctx = self.ctx.as_ref().expect("only called with zones");
-        let Some(zone) = zone_of(&ctx.served, name.as_wire()) else {
+        let Some(zone) = zone_of(&ctx.served, name) else {
             return;
         };
-        let index = shard_index(&ctx.served[zone], name.as_wire());
+        let index = shard_index(&ctx.served[zone], name);
         let (block, at) = (index / BLOCK, index % BLOCK);
-        if node.is_none() && !self.shards[block][at].contains(name.as_wire()) {
+        if node.is_none() && !self.shards[block][at].contains(name) {
             return;
         }
         // Copy-on-write: the root, the block and the shard are copied only while a published
@@ -772,12 +1037,12 @@ impl ZoneBuilder {
         self.dirty.push(index as u16);
         match node {
             Some(node) => {
-                if shard.insert(&node) {
+                if shard.insert(node) {
                     self.names += 1;
                 }
             }
             None => {
-                if shard.remove(name.as_wire()) {
+                if shard.remove(name) {
                     self.names -= 1;
                 }
             }
@@ -859,6 +1124,33 @@ impl Ctx {
             let falls_through = fallthrough.iter().any(|f| zone.apex.is_in(f));
             // RFC 2308 §5: the SOA's TTL in a negative answer is min(TTL, MINIMUM).
             zone.negative = Negative::new(soa, config.negative_ttl, falls_through);
+        }
+    }
+
+    /// Whether a served reverse zone holds the PTR owner `wire` (as `records.rs` checks).
+    fn covers_ptr(&self, wire: &[u8]) -> bool {
+        self.zones
+            .reverse
+            .iter()
+            .any(|z| names::is_subdomain(wire, z.as_wire()))
+    }
+
+    /// Calls `each` with the ancestors of `name` up to its zone's apex (as
+    /// [`Ctx::mark_ancestors`] adds them), nearest first; stops at the first that is also an
+    /// ancestor of `seen` (already listed, with all above it).
+    fn ancestors(&self, name: &[u8], seen: Option<&[u8]>, mut each: impl FnMut(&[u8])) {
+        let Some(zone) = zone_of(&self.served, name) else {
+            return;
+        };
+        let apex = self.served[zone].apex.as_wire().len();
+        let mut at = 0;
+        while name.len() - at > apex {
+            at += 1 + name[at] as usize;
+            let ancestor = &name[at..];
+            if seen.is_some_and(|s| names::is_subdomain(s, ancestor)) {
+                break;
+            }
+            each(ancestor);
         }
     }
 
@@ -1102,7 +1394,7 @@ impl Ctx {
             if insecure_pods {
                 flags |= FLAG_INSECURE_PODS;
             }
-            NodeBuf::write(name, flags, types, first, body, blob);
+            NodeBuf::write(name.as_wire(), flags, types, first, body, blob);
             done(blob)
         })
     }
@@ -1258,7 +1550,67 @@ fn merge_into(into: &mut RRset, from: &RRset) {
     into.rdata.extend(fresh);
 }
 
+/// Names (and, for writes, their nodes) back to back in one buffer: the few dozen to
+/// thousands of names one update touches, without an allocation each.
+#[derive(Debug, Default)]
+struct NameList {
+    bytes: Vec<u8>,
+    /// `(name start, name length, node start, node length or u32::MAX for none)`.
+    items: Vec<(u32, u32, u32, u32)>,
+}
+
+impl NameList {
+    fn push(&mut self, name: &[u8]) {
+        self.push_node(name, None);
+    }
+
+    fn push_node(&mut self, name: &[u8], node: Option<&[u8]>) {
+        let at = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(name);
+        let node_at = self.bytes.len() as u32;
+        let node_len = match node {
+            Some(node) => {
+                self.bytes.extend_from_slice(node);
+                node.len() as u32
+            }
+            None => u32::MAX,
+        };
+        self.items.push((at, name.len() as u32, node_at, node_len));
+    }
+
+    fn name(&self, i: usize) -> &[u8] {
+        let (at, len, _, _) = self.items[i];
+        &self.bytes[at as usize..][..len as usize]
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        (i < self.items.len()).then(|| self.name(i))
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Sorts the names (bytewise) and drops repeats.
+    fn sort(&mut self) {
+        let bytes = &self.bytes;
+        let name = |&(at, len, _, _): &(u32, u32, u32, u32)| &bytes[at as usize..][..len as usize];
+        self.items.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+        self.items.dedup_by(|a, b| name(a) == name(b));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        self.items.iter().map(|&(at, len, node_at, node_len)| {
+            let name = &self.bytes[at as usize..][..len as usize];
+            let node = (node_len != u32::MAX)
+                .then(|| &self.bytes[node_at as usize..][..node_len as usize]);
+            (name, node)
+        })
+    }
+}
+
 mod compact;
+mod direct;
 mod shared;
 #[cfg(test)]
 mod tests;

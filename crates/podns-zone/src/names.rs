@@ -387,9 +387,18 @@ pub fn reverse_zones(zone: &str) -> Result<Vec<Name>, NameError> {
 /// §2.3.3/§2.4.3) or the 32 nibbles under `ip6.arpa`, least significant first (RFC 3596 §2.5,
 /// spec 1.1.0 §2.3.3/§2.4.3).
 pub fn reverse(ip: IpAddr) -> Name {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     // Assembled on the stack (the longest, IPv6, is 74 octets): one allocation per name.
-    let mut wire = [0u8; 74];
+    let mut wire = [0u8; REVERSE_LEN];
+    let len = reverse_into(ip, &mut wire);
+    Name(Arc::from(&wire[..len]))
+}
+
+/// The longest reverse name (IPv6: 32 nibble labels and `ip6.arpa`).
+pub(crate) const REVERSE_LEN: usize = 74;
+
+/// [`reverse`] written into `wire`, without allocating; its length.
+pub(crate) fn reverse_into(ip: IpAddr, wire: &mut [u8; REVERSE_LEN]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut at = 0;
     let mut put = |bytes: &[u8]| {
         wire[at..at + bytes.len()].copy_from_slice(bytes);
@@ -427,7 +436,7 @@ pub fn reverse(ip: IpAddr) -> Name {
             put(b"\x03ip6\x04arpa\x00");
         }
     }
-    Name(Arc::from(&wire[..at]))
+    at
 }
 
 /// `dns-version.<zone>` (spec §2.2: "a TXT record ... containing the semantic version").

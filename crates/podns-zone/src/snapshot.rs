@@ -372,8 +372,8 @@ impl Shard {
     }
 
     /// Stores `node`, replacing the node of the same name; whether the name is new.
-    pub(crate) fn insert(&mut self, node: &NodeBuf) -> bool {
-        let need = 4 + node.0.len();
+    pub(crate) fn insert(&mut self, node: &[u8]) -> bool {
+        let need = 4 + node.len();
         if self.bytes.capacity() - self.bytes.len() < need {
             // A quarter more, not double: shards are small (a realloc copies a few kB), and
             // while a zone is first built every shard grows at once, so doubling's slack was
@@ -382,9 +382,9 @@ impl Shard {
         }
         let at = self.bytes.len() as u32;
         self.bytes
-            .extend_from_slice(&(node.0.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&node.0);
-        let name = Node(&node.0).name();
+            .extend_from_slice(&(node.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(node);
+        let name = Node(node).name();
         let Self { table, bytes, dead } = self;
         let hash = hash_name(name);
         let fresh = match table.find_mut(hash, |&old| Self::node_at(bytes, old).name() == name) {
@@ -561,10 +561,14 @@ impl NodeBuf {
         Self(node.into())
     }
 
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// [`NodeBuf::write`] into `blob` (a reused buffer), then boxed.
     #[cfg(test)]
     pub(crate) fn encode(
-        name: &Name,
+        name: &[u8],
         flags: u8,
         types: &[(u16, usize, usize)],
         first: usize,
@@ -578,14 +582,13 @@ impl NodeBuf {
     /// Encodes a node into `blob` (cleared first): `types` holds `(qtype, start, end)`: the
     /// answer of `qtype` is `body[start..end]`; `types[first]` goes first (the answer to ANY).
     pub(crate) fn write(
-        name: &Name,
+        wire: &[u8],
         flags: u8,
         types: &[(u16, usize, usize)],
         first: usize,
         body: &[u8],
         blob: &mut Vec<u8>,
     ) {
-        let wire = name.as_wire();
         let head = 1 + wire.len() + 2 + 6 * types.len();
         blob.clear();
         blob.reserve(head + body.len());

@@ -69,6 +69,67 @@ impl Compact {
         }
     }
 
+    /// Calls `each` with every address of an endpoint that has its own label (hostname, or
+    /// pod name under `endpoint_pod_names`), and that label, in endpoint order: the PTRs of a
+    /// headless Service (spec §2.4.3), read without unpacking the endpoints.
+    pub(super) fn for_each_labelled_address(
+        &self,
+        config: &ZoneConfig,
+        mut each: impl FnMut(IpAddr, &[u8]),
+    ) {
+        if self.kind != ServiceKind::Headless {
+            return;
+        }
+        let mut r = Reader {
+            bytes: &self.endpoints,
+            at: 0,
+        };
+        while r.at < self.endpoints.len() {
+            let count = r.varint();
+            let addresses = r.at;
+            for _ in 0..count {
+                let n = if r.byte() == 4 { 4 } else { 16 };
+                r.take(n);
+            }
+            let hostname = r.optional_bytes();
+            let pod = r.optional_bytes();
+            match r.varint() {
+                0 => {}
+                n => {
+                    for _ in 1..n {
+                        r.optional_bytes();
+                        r.byte();
+                        r.take(2);
+                    }
+                }
+            }
+            let label = hostname.or_else(|| {
+                pod.filter(|p| {
+                    config.endpoint_pod_names
+                        && std::str::from_utf8(p).is_ok_and(crate::names::is_dns_label)
+                })
+            });
+            let Some(label) = label else {
+                continue;
+            };
+            let mut a = Reader {
+                bytes: &self.endpoints,
+                at: addresses,
+            };
+            for _ in 0..count {
+                let ip = match a.byte() {
+                    4 => IpAddr::V4(Ipv4Addr::from(
+                        <[u8; 4]>::try_from(a.take(4)).expect("4 octets"),
+                    )),
+                    _ => IpAddr::V6(Ipv6Addr::from(
+                        <[u8; 16]>::try_from(a.take(16)).expect("16 octets"),
+                    )),
+                };
+                each(ip, label);
+            }
+        }
+    }
+
     /// Heap bytes held.
     pub(super) fn heap_size(&self) -> usize {
         let kind = match &self.kind {
@@ -160,7 +221,7 @@ struct Reader<'a> {
     at: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn byte(&mut self) -> u8 {
         let b = self.bytes[self.at];
         self.at += 1;
@@ -183,6 +244,17 @@ impl Reader<'_> {
                 return n;
             }
             shift += 7;
+        }
+    }
+
+    fn optional_bytes(&mut self) -> Option<&'a [u8]> {
+        match self.varint() {
+            0 => None,
+            n => {
+                let s = &self.bytes[self.at..self.at + n - 1];
+                self.at += n - 1;
+                Some(s)
+            }
         }
     }
 

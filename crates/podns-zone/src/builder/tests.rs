@@ -390,18 +390,37 @@ fn port() -> impl Strategy<Value = PortView> {
     ]
 }
 
+/// Endpoint labels: none, plain ones, one equal to another but for case, one spelled as an
+/// address's dashed label (the same name as an endpoint without hostname at that address),
+/// and one that is also a `_<proto>` name of the Service.
+fn hostname() -> impl Strategy<Value = Option<&'static str>> {
+    prop_oneof![
+        4 => Just(None),
+        2 => Just(Some("h0")),
+        2 => Just(Some("h1")),
+        1 => Just(Some("H0")),
+        1 => Just(Some("10-0-0-1")),
+        1 => Just(Some("_tcp")),
+    ]
+}
+
 fn endpoint() -> impl Strategy<Value = EndpointView> {
     (
-        address(),
-        prop_oneof![Just(None), Just(Some("h0")), Just(Some("h1"))],
+        // Mostly one address; sometimes none (not published), two (dual-stack, or a repeat).
+        prop_oneof![
+            1 => Just(Vec::new()),
+            6 => address().prop_map(|a| vec![a]),
+            2 => (address(), address()).prop_map(|(a, b)| vec![a, b]),
+        ],
+        hostname(),
         any::<bool>(),
         prop_oneof![Just(None), Just(Some("p0")), Just(Some("bad.name"))],
         prop::collection::vec(port(), 0..3),
     )
-        .prop_map(|(addr, hostname, ready, pod, ports)| {
+        .prop_map(|(addresses, hostname, ready, pod, ports)| {
             let ports = target_ports(ports);
             EndpointView {
-                addresses: vec![addr],
+                addresses,
                 hostname: hostname.map(str::to_owned),
                 conditions: EndpointConditions {
                     ready,
