@@ -632,6 +632,12 @@ impl NodeBatch {
         self.count
     }
 
+    /// Empties the batch, keeping its buffer.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.count = 0;
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }

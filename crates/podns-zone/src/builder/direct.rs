@@ -20,7 +20,6 @@ use std::net::IpAddr;
 use hashbrown::HashTable;
 use podns_view::{ServiceKind, ServiceView};
 
-use super::FxSet;
 use crate::ZoneConfig;
 use crate::answer::{Preparing, write_tail_with};
 use crate::names::{self, MAX_LABEL_LEN, MAX_NAME_LEN, Name};
@@ -42,7 +41,7 @@ pub(super) struct Direct {
     /// The Service name's addresses, unique, in endpoint order, split by family.
     name_v4: Vec<[u8; 4]>,
     name_v6: Vec<[u8; 16]>,
-    seen_ip: FxSet<IpAddr>,
+    seen_ip: MixedSet<IpAddr>,
     /// Per ready endpoint (index into the view's endpoints), its SRV targets in `targets`.
     ready: Vec<(u32, u32, u32)>,
     targets: Vec<u32>,
@@ -50,7 +49,7 @@ pub(super) struct Direct {
     srvs: Vec<Srv>,
     /// Their records, `(port, host)`, unique per RRset, back to back.
     srv_records: Vec<(u16, u32)>,
-    seen_srv: FxSet<(u16, u32)>,
+    seen_srv: MixedSet<(u16, u32)>,
     /// Reused while encoding: one answer's records and bounds, the answers of one name, its
     /// type table, the name being written, the port answer a link is checked against.
     bytes: Vec<u8>,
@@ -234,7 +233,8 @@ impl Direct {
 
     /// The host of `label` (lower-cased here), added if new.
     fn host(&mut self, label: &[u8]) -> u32 {
-        let mut lower = [0u8; 256];
+        // Callers checked the label's length (at most 63).
+        let mut lower = [0u8; MAX_LABEL_LEN];
         let lower = &mut lower[..label.len()];
         for (to, from) in lower.iter_mut().zip(label) {
             *to = from.to_ascii_lowercase();
@@ -285,7 +285,7 @@ impl Direct {
             next[h as usize] += 1;
         }
         self.addresses.clear();
-        let mut seen: FxSet<IpAddr> = FxSet::default();
+        let mut seen: MixedSet<IpAddr> = MixedSet::default();
         for (h, host) in self.hosts.iter_mut().enumerate() {
             let group = &slots[count[h] as usize..count[h + 1] as usize];
             host.start = self.addresses.len() as u32;
@@ -668,7 +668,42 @@ fn dashed(ip: IpAddr, buf: &mut [u8; 64]) -> usize {
 }
 
 fn hash_label(label: &[u8]) -> u64 {
-    let mut hasher = FxHasher::default();
+    let mut hasher = Mixed::default();
     label.hash(&mut hasher);
     hasher.finish()
 }
+
+/// FxHash with its state mixed down at the end. Plain FxHash leaves the low bits (which pick
+/// the bucket) to the low bytes of the last word: labels `big-0` … `big-999`, or addresses of
+/// one /16, all landed in one probe sequence, and a 1,000-host Service took quadratic probing.
+#[derive(Clone, Copy, Debug, Default)]
+struct Mixed(FxHasher);
+
+impl Hasher for Mixed {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.0.write_usize(n.into());
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.0.write_usize(n.into());
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0.write_usize(n as usize);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0.write_usize(n);
+    }
+
+    fn finish(&self) -> u64 {
+        let h = self.0.finish();
+        (h ^ (h >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (h >> 29)
+    }
+}
+
+type MixedSet<K> = hashbrown::HashSet<K, std::hash::BuildHasherDefault<Mixed>>;
