@@ -727,7 +727,10 @@ impl ZoneBuilder {
             // Anything below the root makes the root exist: one probe, not a scan of its shard.
             let existed = self.stored(ctx, root.as_wire());
             direct.encode(root, batch);
-            for (list, exists) in [(&mut *old_ents, existed), (&mut *new_ents, !batch.is_empty())] {
+            for (list, exists) in [
+                (&mut *old_ents, existed),
+                (&mut *new_ents, !batch.is_empty()),
+            ] {
                 if exists {
                     ctx.ancestors(root.as_wire(), None, |a| list.push(a));
                 }
@@ -736,7 +739,6 @@ impl ZoneBuilder {
         // PTR owners (and their ancestors) whose records changed.
         let primary = roots[0].as_wire();
         let (old_ptrs, new_ptrs) = (&direct.old_ptrs, &direct.ptrs);
-        let mut owner = [0u8; names::REVERSE_LEN];
         // `writes`: written once the bookkeeping is done (writing needs the builder whole).
         for side in [old_ptrs, new_ptrs] {
             let list = if std::ptr::eq(side, old_ptrs) {
@@ -745,9 +747,7 @@ impl ZoneBuilder {
                 &mut *new_ents
             };
             previous.clear();
-            for (ip, _) in side.groups() {
-                let len = names::reverse_into(ip, &mut owner);
-                let wire = &owner[..len];
+            for (_, wire, _) in side.groups() {
                 if !ctx.covers_ptr(wire) {
                     continue;
                 }
@@ -759,22 +759,22 @@ impl ZoneBuilder {
         let mut old_groups = old_ptrs.groups().peekable();
         let mut new_groups = new_ptrs.groups().peekable();
         loop {
-            let (ip, was, now) = match (old_groups.peek(), new_groups.peek()) {
+            let (wire, was, now) = match (old_groups.peek(), new_groups.peek()) {
                 (None, None) => break,
                 (Some(o), Some(n)) if o.0 == n.0 => {
                     let (o, n) = (
                         old_groups.next().expect("peeked"),
                         new_groups.next().expect("peeked"),
                     );
-                    (o.0, o.1, n.1)
+                    (o.1, o.2, n.2)
                 }
                 (Some(o), n) if n.is_none_or(|n| o.0 < n.0) => {
                     let o = old_groups.next().expect("peeked");
-                    (o.0, o.1, &[][..])
+                    (o.1, o.2, &[][..])
                 }
                 _ => {
                     let n = new_groups.next().expect("peeked");
-                    (n.0, &[][..], n.1)
+                    (n.1, &[][..], n.2)
                 }
             };
             let same = was.len() == now.len()
@@ -785,8 +785,6 @@ impl ZoneBuilder {
             if same {
                 continue;
             }
-            let len = names::reverse_into(ip, &mut owner);
-            let wire = &owner[..len];
             if !ctx.covers_ptr(wire) {
                 continue;
             }
@@ -899,9 +897,7 @@ impl ZoneBuilder {
             writes.push_node(name, node);
         }
 
-        for (name, node) in scratch.writes.iter() {
-            self.write_bytes(name, node);
-        }
+        self.write_all(&scratch.writes);
         let frag = self.frags[id as usize].as_mut().expect("live");
         frag.source = source;
         frag.direct = true;
@@ -914,6 +910,47 @@ impl ZoneBuilder {
         }
         self.direct = direct;
         self.direct_scratch = scratch;
+    }
+
+    /// [`ZoneBuilder::write_bytes`] of every name of `writes` (each once), a shard at a time:
+    /// a shard still shared with a published snapshot, and written many names of, is copied
+    /// once with them (a Service's PTR owners crowd in the shards of their /24s).
+    fn write_all(&mut self, writes: &NameList) {
+        let ctx = self.ctx.as_ref().expect("only called with zones");
+        let mut order: Vec<(u16, u32)> = (0..writes.len())
+            .filter_map(|i| {
+                let name = writes.name(i);
+                let zone = zone_of(&ctx.served, name)?;
+                Some((shard_index(&ctx.served[zone], name) as u16, i as u32))
+            })
+            .collect();
+        order.sort_unstable();
+        let mut batch = NodeBatch::default();
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let index = group[0].0 as usize;
+            let (block, at) = (index / BLOCK, index % BLOCK);
+            let owned = Arc::strong_count(&self.shards) == 1
+                && Arc::strong_count(&self.shards[block]) == 1
+                && Arc::strong_count(&self.shards[block][at]) == 1;
+            if owned || group.len() < 4 {
+                for &(_, i) in group {
+                    let (name, node) = writes.item(i as usize);
+                    self.write_bytes(name, node);
+                }
+                continue;
+            }
+            batch.clear();
+            for &(_, i) in group {
+                if let (_, Some(node)) = writes.item(i as usize) {
+                    batch.push(node);
+                }
+            }
+            let names = group.iter().map(|&(_, i)| writes.name(i as usize));
+            let (shard, dropped) = self.shards[block][at].rewritten_without(names, &batch);
+            self.names = self.names - dropped + batch.len();
+            let block = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[block]);
+            block[at] = Arc::new(shard);
+        }
     }
 
     /// Whether the next snapshot holds `name`.
@@ -1621,6 +1658,13 @@ impl NameList {
         &self.bytes[at as usize..][..len as usize]
     }
 
+    fn item(&self, i: usize) -> (&[u8], Option<&[u8]>) {
+        let (_, _, node_at, node_len) = self.items[i];
+        let node =
+            (node_len != u32::MAX).then(|| &self.bytes[node_at as usize..][..node_len as usize]);
+        (self.name(i), node)
+    }
+
     fn get(&self, i: usize) -> Option<&[u8]> {
         (i < self.items.len()).then(|| self.name(i))
     }
@@ -1635,15 +1679,6 @@ impl NameList {
         let name = |&(at, len, _, _): &(u32, u32, u32, u32)| &bytes[at as usize..][..len as usize];
         self.items.sort_unstable_by(|a, b| name(a).cmp(name(b)));
         self.items.dedup_by(|a, b| name(a) == name(b));
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
-        self.items.iter().map(|&(at, len, node_at, node_len)| {
-            let name = &self.bytes[at as usize..][..len as usize];
-            let node = (node_len != u32::MAX)
-                .then(|| &self.bytes[node_at as usize..][..node_len as usize]);
-            (name, node)
-        })
     }
 }
 

@@ -444,6 +444,48 @@ impl Shard {
         (shard, self.table.len() - kept)
     }
 
+    /// A copy without the nodes of `names` (which need not be stored) and with `nodes` (each
+    /// of whose names must be in `names`), at exact capacity; and how many nodes were dropped.
+    /// One pass for many names of one shard, where writing them one by one copies the shard
+    /// with headroom, grows it, and trims it when published.
+    pub(crate) fn rewritten_without<'n>(
+        &self,
+        names: impl Iterator<Item = &'n [u8]>,
+        nodes: &NodeBatch,
+    ) -> (Self, usize) {
+        let bytes = &self.bytes;
+        let mut dropped: Vec<u32> = names
+            .filter_map(|name| {
+                self.table
+                    .find(hash_name(name), |&at| {
+                        Self::node_at(bytes, at).name() == name
+                    })
+                    .copied()
+            })
+            .collect();
+        dropped.sort_unstable();
+        dropped.dedup();
+        let gone = |at: &u32| dropped.binary_search(at).is_ok();
+        let mut kept = 0;
+        let mut kept_bytes = 0;
+        for &at in self.table.iter().filter(|at| !gone(at)) {
+            kept += 1;
+            kept_bytes += 4 + Self::node_at(bytes, at).0.len();
+        }
+        let mut shard = Self {
+            table: HashTable::with_capacity(kept + nodes.count),
+            bytes: Vec::with_capacity(kept_bytes + nodes.bytes.len()),
+            dead: 0,
+        };
+        for &at in self.table.iter().filter(|at| !gone(at)) {
+            shard.push_unique(Self::node_at(bytes, at).0);
+        }
+        for node in nodes.iter() {
+            shard.push_unique(node.0);
+        }
+        (shard, dropped.len())
+    }
+
     /// Appends a node whose name the shard does not hold.
     fn push_unique(&mut self, node: &[u8]) {
         let at = self.bytes.len() as u32;

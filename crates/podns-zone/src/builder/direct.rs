@@ -570,19 +570,27 @@ impl Direct {
     }
 }
 
+/// One PTR: the address, and its target label as `(start, length)` in [`Ptrs::labels`].
+pub(super) type Ptr = (IpAddr, u32, u8);
+
 /// A Service's PTRs as `(address, target label)`: sorted by address (so that the ancestors
 /// of their owners come in runs), each address's labels in the order the records are made,
 /// without repeats. The target is the label's name under the Service in the primary zone.
 #[derive(Debug, Default)]
 pub(super) struct Ptrs {
     labels: Vec<u8>,
-    pairs: Vec<(IpAddr, u32, u8)>,
+    pairs: Vec<Ptr>,
+    /// Per address (after [`Ptrs::finish`]): its PTR owner's wire name, back to back.
+    owners: Vec<u8>,
+    owner_at: Vec<u32>,
 }
 
 impl Ptrs {
     pub(super) fn clear(&mut self) {
         self.labels.clear();
         self.pairs.clear();
+        self.owners.clear();
+        self.owner_at.clear();
     }
 
     /// Adds a PTR (the label is lower-cased, as names are).
@@ -596,7 +604,7 @@ impl Ptrs {
     pub(super) fn finish(&mut self) {
         self.pairs.sort_by_key(|p| p.0);
         let labels = &self.labels;
-        let label = |p: &(IpAddr, u32, u8)| &labels[p.1 as usize..][..p.2 as usize];
+        let label = |p: &Ptr| &labels[p.1 as usize..][..p.2 as usize];
         let mut out = 0;
         let mut group = 0;
         for i in 0..self.pairs.len() {
@@ -611,14 +619,27 @@ impl Ptrs {
             out += 1;
         }
         self.pairs.truncate(out);
+        let mut wire = [0u8; names::REVERSE_LEN];
+        self.owner_at.push(0);
+        for g in self.pairs.chunk_by(|a, b| a.0 == b.0) {
+            let len = names::reverse_into(g[0].0, &mut wire);
+            self.owners.extend_from_slice(&wire[..len]);
+            self.owner_at.push(self.owners.len() as u32);
+        }
     }
 
-    /// The PTRs of each address: `(address, labels)`, by address.
-    pub(super) fn groups(&self) -> impl Iterator<Item = (IpAddr, &[(IpAddr, u32, u8)])> {
-        self.pairs.chunk_by(|a, b| a.0 == b.0).map(|g| (g[0].0, g))
+    /// The PTRs of each address: `(address, owner name, labels)`, by address.
+    pub(super) fn groups(&self) -> impl Iterator<Item = (IpAddr, &[u8], &[Ptr])> {
+        self.pairs
+            .chunk_by(|a, b| a.0 == b.0)
+            .enumerate()
+            .map(|(k, g)| {
+                let owner = &self.owners[self.owner_at[k] as usize..self.owner_at[k + 1] as usize];
+                (g[0].0, owner, g)
+            })
     }
 
-    pub(super) fn label(&self, p: &(IpAddr, u32, u8)) -> &[u8] {
+    pub(super) fn label(&self, p: &Ptr) -> &[u8] {
         &self.labels[p.1 as usize..][..p.2 as usize]
     }
 }

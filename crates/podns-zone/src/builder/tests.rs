@@ -533,6 +533,7 @@ proptest! {
         let mut services: BTreeMap<ServiceKey, ServiceView> = BTreeMap::new();
         let mut view = ClusterView::default();
         let mut serial = 1;
+        let mut published = None;
         for change in changes {
             match change {
                 Change::Upsert(svc) => {
@@ -569,13 +570,17 @@ proptest! {
                 Change::Publish => {
                     serial += 1;
                     view.services = services.values().cloned().collect();
-                    assert_equivalent(&config, &view, &builder.snapshot_with_serial(serial));
+                    let snapshot = builder.snapshot_with_serial(serial);
+                    assert_equivalent(&config, &view, &snapshot);
+                    // Kept, as a published snapshot is: the next changes copy what they write.
+                    published = Some(snapshot);
                 }
             }
         }
         serial += 1;
         view.services = services.values().cloned().collect();
         assert_equivalent(&config, &view, &builder.snapshot_with_serial(serial));
+        drop(published);
         // And a fresh builder fed the final view at once (what `build` does) agrees too.
         assert_equivalent(&config, &view, &crate::build_with_serial(&config, &view, serial));
     }
@@ -647,6 +652,7 @@ proptest! {
             ..ClusterView::default()
         };
         builder.set_namespaces(&view.namespaces);
+        let mut published = None;
         for (serial, change) in (1..).zip(changes) {
             match change {
                 Change::Upsert(svc) => {
@@ -660,8 +666,13 @@ proptest! {
                 _ => unreachable!("not drawn"),
             }
             view.services = services.values().cloned().collect();
-            assert_equivalent(&config, &view, &builder.snapshot_with_serial(serial));
+            let snapshot = builder.snapshot_with_serial(serial);
+            assert_equivalent(&config, &view, &snapshot);
+            // Kept alive, as a published snapshot is, on every other round: shards the next
+            // change writes are then copied (with its names at once), else written in place.
+            published = (serial % 2 == 0).then_some(snapshot);
         }
+        drop(published);
     }
 }
 
