@@ -328,8 +328,11 @@ impl ZoneBuilder {
     pub fn upsert_service(&mut self, service: &ServiceView) {
         let mut scratch = std::mem::take(&mut self.scratch);
         let existing = self.services.get(&service.key).copied();
-        let same = existing.is_some_and(|id| self.same_service(id, service, &mut scratch));
-        let compact = (!same).then(|| Compact::new(&self.config, service, &mut scratch));
+        Compact::pack(&self.config, service, &mut scratch);
+        let same = existing.is_some_and(|id| {
+            matches!(&self.frag(id).source, Source::Service(old) if old.same_as_packed(service, &scratch))
+        });
+        let compact = (!same).then(|| Compact::from_packed(service, &scratch));
         self.scratch = scratch;
         let Some(compact) = compact else {
             return;

@@ -114,7 +114,7 @@ pub(crate) struct NodeBuf(Box<[u8]>);
 
 /// Nodes as the builder encodes them, back to back in a shard's own framing (length, node),
 /// for [`Shard::rewritten`]: one buffer for a Service's private names, not one box per name.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct NodeBatch {
     bytes: Vec<u8>,
     count: usize,
@@ -672,6 +672,20 @@ impl NodeBatch {
 
     pub(crate) fn len(&self) -> usize {
         self.count
+    }
+
+    /// Appends a node of `len` bytes written by `write` (bytes as [`NodeBuf::write`] leaves
+    /// them), without a buffer of its own on the way.
+    pub(crate) fn push_with(&mut self, len: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        self.bytes.extend_from_slice(&(len as u32).to_le_bytes());
+        let start = self.bytes.len();
+        write(&mut self.bytes);
+        debug_assert_eq!(
+            self.bytes.len() - start,
+            len,
+            "the node's length as announced"
+        );
+        self.count += 1;
     }
 
     /// Empties the batch, keeping its buffer.

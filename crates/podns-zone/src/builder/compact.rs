@@ -33,13 +33,23 @@ pub(super) struct Compact {
 // === impl Compact ===
 
 impl Compact {
-    /// Packs `svc` (`scratch` is a reused buffer).
-    pub(super) fn new(config: &ZoneConfig, svc: &ServiceView, scratch: &mut Vec<u8>) -> Self {
+    /// Packs `svc` into `scratch` (cleared first), for [`Compact::same_as_packed`] and
+    /// [`Compact::from_packed`]: an update packs the incoming Service once for both.
+    pub(super) fn pack(config: &ZoneConfig, svc: &ServiceView, scratch: &mut Vec<u8>) {
         encode_endpoints(config, svc, scratch);
+    }
+
+    /// Whether `svc`, whose endpoints [`Compact::pack`] left in `packed`, packs to this.
+    pub(super) fn same_as_packed(&self, svc: &ServiceView, packed: &[u8]) -> bool {
+        self.kind == svc.kind && *self.ports == *svc.ports && *self.endpoints == *packed
+    }
+
+    /// The Service `svc`, whose endpoints [`Compact::pack`] left in `packed`.
+    pub(super) fn from_packed(svc: &ServiceView, packed: &[u8]) -> Self {
         Self {
             kind: svc.kind.clone(),
             ports: svc.ports.as_slice().into(),
-            endpoints: scratch.as_slice().into(),
+            endpoints: packed.into(),
         }
     }
 

@@ -425,28 +425,59 @@ impl Direct {
             port_wire.clear();
             put_label(&mut port_wire, self.label(h));
             port_wire.extend_from_slice(root);
-            self.body.clear();
-            self.types.clear();
             let (v4, v6) = (
                 &self.addresses[host.start as usize..host.v6 as usize],
                 &self.addresses[host.v6 as usize..host.end as usize],
             );
-            for (set, rtype) in [(v4, RType::A), (v6, RType::AAAA)] {
-                if set.is_empty() {
-                    continue;
+            if v4.len() + v6.len() <= FEW {
+                push_host_node(batch, self.label(h), root, v4, v6, ttl);
+                #[cfg(debug_assertions)]
+                {
+                    // The same bytes as the general encoding below.
+                    let mut one = NodeBatch::default();
+                    push_host_node(&mut one, self.label(h), root, v4, v6, ttl);
+                    self.host_node_generic(h);
+                    let mut want = NodeBatch::default();
+                    write_node(
+                        &mut self.blob,
+                        &port_wire,
+                        &self.types,
+                        &self.body,
+                        &mut want,
+                    );
+                    assert_eq!(one, want, "a host node as the general encoding writes it");
                 }
-                let mut p = Preparing::new(&mut self.bytes, &mut self.bounds);
-                for ip in set {
-                    p.answer(|b| write_tail_with(b, rtype, ttl, |b| put_ip(b, ip)));
-                }
-                p.end_answers();
-                let start = self.body.len();
-                p.finish(&mut self.body);
-                self.types.push((rtype.0, start, self.body.len()));
+                continue;
             }
+            self.host_node_generic(h);
             write_node(&mut self.blob, &port_wire, &self.types, &self.body, batch);
         }
         self.wire = port_wire;
+    }
+
+    /// Host `h`'s answers into `body` and `types`, through [`Preparing`].
+    fn host_node_generic(&mut self, h: usize) {
+        let ttl = self.ttl;
+        let host = self.hosts[h];
+        let (v4, v6) = (
+            &self.addresses[host.start as usize..host.v6 as usize],
+            &self.addresses[host.v6 as usize..host.end as usize],
+        );
+        self.body.clear();
+        self.types.clear();
+        for (set, rtype) in [(v4, RType::A), (v6, RType::AAAA)] {
+            if set.is_empty() {
+                continue;
+            }
+            let mut p = Preparing::new(&mut self.bytes, &mut self.bounds);
+            for ip in set {
+                p.answer(|b| write_tail_with(b, rtype, ttl, |b| put_ip(b, ip)));
+            }
+            p.end_answers();
+            let start = self.body.len();
+            p.finish(&mut self.body);
+            self.types.push((rtype.0, start, self.body.len()));
+        }
     }
 
     fn label(&self, h: usize) -> &[u8] {
@@ -602,7 +633,10 @@ impl Ptrs {
 
     /// Sorts by address (stable: each address keeps its labels' order) and drops repeats.
     pub(super) fn finish(&mut self) {
-        self.pairs.sort_by_key(|p| p.0);
+        // Endpoints often come in address order already.
+        if !self.pairs.is_sorted_by_key(|p| p.0) {
+            self.pairs.sort_by_key(|p| p.0);
+        }
         let labels = &self.labels;
         let label = |p: &Ptr| &labels[p.1 as usize..][..p.2 as usize];
         let mut out = 0;
@@ -642,6 +676,71 @@ impl Ptrs {
     pub(super) fn label(&self, p: &Ptr) -> &[u8] {
         &self.labels[p.1 as usize..][..p.2 as usize]
     }
+}
+
+/// Addresses of a host up to which [`push_host_node`] writes its node directly (no record
+/// can then be cut for size).
+const FEW: usize = 64;
+
+/// The node of `<label>.<root>` with its A and AAAA answers (at most [`FEW`] records), written
+/// straight into the batch: one host per endpoint makes this the most written node, and the
+/// general encoding copies it three times on the way.
+fn push_host_node(
+    batch: &mut NodeBatch,
+    label: &[u8],
+    root: &[u8],
+    v4: &[IpAddr],
+    v6: &[IpAddr],
+    ttl: u32,
+) {
+    // A prepared answer: two counts, a bound per record and one more, the records.
+    let answer_len = |n: usize, rdata: usize| 4 + 2 * (n + 1) + n * (12 + rdata);
+    let sets = [(v4, RType::A, 4), (v6, RType::AAAA, 16)];
+    let types = sets.iter().filter(|(set, _, _)| !set.is_empty()).count();
+    let wire_len = 1 + label.len() + root.len();
+    let head = 1 + wire_len + 2 + 6 * types;
+    let len = head
+        + sets
+            .iter()
+            .filter(|(set, _, _)| !set.is_empty())
+            .map(|(set, _, rdata)| answer_len(set.len(), *rdata))
+            .sum::<usize>();
+    batch.push_with(len, |b| {
+        b.push(wire_len as u8);
+        b.push(label.len() as u8);
+        b.extend_from_slice(label);
+        b.extend_from_slice(root);
+        b.push(0);
+        b.push(types as u8);
+        let mut end = head;
+        for (set, rtype, rdata) in sets.iter().filter(|(set, _, _)| !set.is_empty()) {
+            end += answer_len(set.len(), *rdata);
+            b.extend_from_slice(&rtype.0.to_le_bytes());
+            b.extend_from_slice(&(end as u32).to_le_bytes());
+        }
+        for (set, rtype, rdata) in sets.iter().filter(|(set, _, _)| !set.is_empty()) {
+            let n = set.len() as u16;
+            b.extend_from_slice(&n.to_le_bytes());
+            b.extend_from_slice(&n.to_le_bytes());
+            let record = 12 + *rdata as u16;
+            for k in 0..=n {
+                b.extend_from_slice(&(k * record).to_le_bytes());
+            }
+            for ip in *set {
+                let mut r = [0u8; 28];
+                r[..2].copy_from_slice(&[0xC0, 12]);
+                r[2..4].copy_from_slice(&rtype.0.to_be_bytes());
+                r[4..6].copy_from_slice(&1u16.to_be_bytes());
+                r[6..10].copy_from_slice(&ttl.to_be_bytes());
+                r[10..12].copy_from_slice(&(*rdata as u16).to_be_bytes());
+                match ip {
+                    IpAddr::V4(v4) => r[12..16].copy_from_slice(&v4.octets()),
+                    IpAddr::V6(v6) => r[12..28].copy_from_slice(&v6.octets()),
+                }
+                b.extend_from_slice(&r[..record as usize]);
+            }
+        }
+    });
 }
 
 /// Encodes a node (no flags; `types` already in answer-to-ANY order: A, AAAA, SRV) into the
