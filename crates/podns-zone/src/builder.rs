@@ -823,7 +823,14 @@ impl ZoneBuilder {
                     target.extend_from_slice(primary);
                     p.answer(|b| {
                         write_tail_with(b, RType::PTR, self.config.ttl, |b| {
-                            write_name(b, target, Some(wire))
+                            // A cluster name shares no suffix with a reverse one (the zones
+                            // are disjoint here): `write_name` would not compress it.
+                            debug_assert!({
+                                let mut compressed = Vec::new();
+                                write_name(&mut compressed, target, Some(wire));
+                                compressed == *target
+                            });
+                            b.extend_from_slice(target);
                         })
                     });
                 }
@@ -1202,10 +1209,10 @@ impl Ctx {
 
     /// Whether a served reverse zone holds the PTR owner `wire` (as `records.rs` checks).
     fn covers_ptr(&self, wire: &[u8]) -> bool {
-        self.zones
-            .reverse
-            .iter()
-            .any(|z| names::is_subdomain(wire, z.as_wire()))
+        self.zones.reverse.iter().any(|z| {
+            let z = z.as_wire();
+            wire.ends_with(z) && names::is_subdomain(wire, z)
+        })
     }
 
     /// Calls `each` with the ancestors of `name` up to its zone's apex (as
