@@ -166,9 +166,6 @@ struct Fragment {
     source: Source,
     /// What the last build of this fragment left out.
     skipped: Vec<Skipped>,
-    /// The source is a Service the direct path covers (`direct.rs`): its shared names are
-    /// read from the source without building its records.
-    direct: bool,
 }
 
 /// Fragment order: the order in which a full build adds records, so merged RRsets list their
@@ -489,7 +486,6 @@ impl ZoneBuilder {
             order,
             source: Source::Empty,
             skipped: Vec::new(),
-            direct: false,
         };
         match self.free.pop() {
             Some(id) => {
@@ -546,9 +542,22 @@ impl ZoneBuilder {
             }
             _ => false,
         };
-        if direct && (frag.direct || frag.source == Source::Empty) {
-            self.replace_direct(id, source, &roots);
-            return;
+        if direct {
+            // The previous version's PTRs, when the direct path covered it too (or nothing).
+            let old_ptrs = &mut self.direct.old_ptrs;
+            old_ptrs.clear();
+            let covered = match &frag.source {
+                Source::Empty => true,
+                Source::Service(old) => {
+                    old.direct_ptrs(&self.config, root_len, |ip, label| old_ptrs.push(ip, label))
+                }
+                _ => false,
+            };
+            if covered {
+                old_ptrs.finish();
+                self.replace_direct(id, source, &roots);
+                return;
+            }
         }
         let private = |name: &Name| roots.iter().any(|r| name.is_in(r));
         // With private subtrees, the old records are needed only outside them (the old private
@@ -675,7 +684,6 @@ impl ZoneBuilder {
 
         let frag = self.frags[id as usize].as_mut().expect("live");
         frag.source = source;
-        frag.direct = direct;
         if frag.skipped != new.records.skipped {
             frag.skipped = std::mem::take(&mut new.records.skipped);
             self.skipped_changed = true;
@@ -700,13 +708,6 @@ impl ZoneBuilder {
     fn replace_direct(&mut self, id: FragId, source: Source, roots: &[Name]) {
         let mut direct = std::mem::take(&mut self.direct);
         let ctx = self.ctx.as_ref().expect("only called with zones");
-        direct.old_ptrs.clear();
-        if let Source::Service(old) = &self.frag(id).source {
-            old.for_each_labelled_address(&self.config, |ip, label| {
-                direct.old_ptrs.push(ip, label)
-            });
-        }
-        direct.old_ptrs.finish();
         // The names that exist because the Service's own do: its name's ancestors.
         let mut scratch = std::mem::take(&mut self.direct_scratch);
         let DirectScratch {
@@ -910,7 +911,6 @@ impl ZoneBuilder {
         self.write_all(&scratch.writes);
         let frag = self.frags[id as usize].as_mut().expect("live");
         frag.source = source;
-        frag.direct = true;
         if !frag.skipped.is_empty() {
             frag.skipped.clear();
             self.skipped_changed = true;

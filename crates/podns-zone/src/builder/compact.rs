@@ -20,6 +20,7 @@ use podns_view::{
     EndpointConditions, EndpointView, PortView, Protocol, ServiceKey, ServiceKind, ServiceView,
 };
 
+use super::direct;
 use crate::ZoneConfig;
 
 /// A Service reduced to what DNS reads, endpoints packed.
@@ -79,17 +80,24 @@ impl Compact {
         }
     }
 
-    /// Calls `each` with every address of an endpoint that has its own label (hostname, or
-    /// pod name under `endpoint_pod_names`), and that label, in endpoint order: the PTRs of a
-    /// headless Service (spec §2.4.3), read without unpacking the endpoints.
-    pub(super) fn for_each_labelled_address(
+    /// The PTRs of a headless Service the direct path (`direct.rs`) covers, read without
+    /// unpacking the endpoints: calls `each` with every address of an endpoint that has a
+    /// label of its own (hostname, or pod name under `endpoint_pod_names`) and that label, in
+    /// endpoint order (spec §2.4.3). `false` (partway) when the path does not cover this
+    /// Service, by the checks of `Direct::plan` (`root_len`: its longest name's wire length).
+    pub(super) fn direct_ptrs(
         &self,
         config: &ZoneConfig,
+        root_len: usize,
         mut each: impl FnMut(IpAddr, &[u8]),
-    ) {
-        if self.kind != ServiceKind::Headless {
-            return;
+    ) -> bool {
+        if self.kind != ServiceKind::Headless
+            || config.no_endpoints
+            || !direct::ports_ok(&self.ports, root_len)
+        {
+            return false;
         }
+        let max_label = direct::max_label(root_len);
         let mut r = Reader {
             bytes: &self.endpoints,
             at: 0,
@@ -119,9 +127,9 @@ impl Compact {
                         && std::str::from_utf8(p).is_ok_and(crate::names::is_dns_label)
                 })
             });
-            let Some(label) = label else {
-                continue;
-            };
+            if label.is_some_and(|l| !direct::own_label_ok(l, max_label)) {
+                return false;
+            }
             let mut a = Reader {
                 bytes: &self.endpoints,
                 at: addresses,
@@ -135,9 +143,14 @@ impl Compact {
                         <[u8; 16]>::try_from(a.take(16)).expect("16 octets"),
                     )),
                 };
-                each(ip, label);
+                match label {
+                    Some(label) => each(ip, label),
+                    None if !direct::dashed_ok(ip, max_label) => return false,
+                    None => {}
+                }
             }
         }
+        true
     }
 
     /// Heap bytes held.

@@ -18,7 +18,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 
 use hashbrown::HashTable;
-use podns_view::{ServiceKind, ServiceView};
+use podns_view::{PortView, ServiceKind, ServiceView};
 
 use crate::ZoneConfig;
 use crate::answer::{Preparing, write_tail_with};
@@ -93,7 +93,10 @@ impl Direct {
     /// is read then). `root_len` is the longest wire length of the Service's name among the
     /// cluster zones.
     pub(super) fn plan(&mut self, config: &ZoneConfig, svc: &ServiceView, root_len: usize) -> bool {
-        if svc.kind != ServiceKind::Headless || config.no_endpoints {
+        if svc.kind != ServiceKind::Headless
+            || config.no_endpoints
+            || !ports_ok(&svc.ports, root_len)
+        {
             return false;
         }
         self.ttl = config.ttl;
@@ -110,8 +113,7 @@ impl Direct {
         self.srvs.clear();
         self.srv_records.clear();
         self.ptrs.clear();
-        // A host name is `<label>.<root>`: the longest label that keeps it a name.
-        let max_label = MAX_LABEL_LEN.min(MAX_NAME_LEN.saturating_sub(root_len + 1));
+        let max_label = max_label(root_len);
         for (i, ep) in svc.endpoints.iter().enumerate() {
             if !ep.conditions.ready || ep.addresses.is_empty() {
                 continue;
@@ -132,8 +134,7 @@ impl Direct {
             });
             match own_label {
                 Some(label) => {
-                    // `_…` could be a `_<proto>` name of this Service, where records merge.
-                    if label.is_empty() || label.len() > max_label || label.starts_with('_') {
+                    if !own_label_ok(label.as_bytes(), max_label) {
                         return false;
                     }
                     let host = self.host(label.as_bytes());
@@ -172,18 +173,6 @@ impl Direct {
             let port_label: Vec<u8> = std::iter::once(b'_')
                 .chain(port_name.bytes().map(|b| b.to_ascii_lowercase()))
                 .collect();
-            let owner_len = root_len + 2 + port_label.len() + proto_label.len();
-            if port_label.len() > MAX_LABEL_LEN || owner_len > MAX_NAME_LEN {
-                return false;
-            }
-            // Two ports of one owner (names equal but for case) merge their RRsets.
-            if self
-                .srvs
-                .iter()
-                .any(|s| s.port_label == port_label && s.proto_label == proto_label)
-            {
-                return false;
-            }
             let from = all.len();
             for &(i, start, end) in &self.ready {
                 let ep = &svc.endpoints[i as usize];
@@ -200,13 +189,7 @@ impl Direct {
                 }
             }
             if all.len() == from {
-                // No records, no RRset (and no owner name). The port may still be listed.
-                self.srvs.push(Srv {
-                    port_label,
-                    proto_label,
-                    weight: 0,
-                    records: (0, 0),
-                });
+                // No records, no RRset (and no owner name).
                 continue;
             }
             let records = self.unique_srvs(&all[from..]);
@@ -217,8 +200,6 @@ impl Direct {
                 records,
             });
         }
-        // Empty placeholders only served the duplicate-owner check.
-        self.srvs.retain(|s| s.records.1 > s.records.0);
         if !all.is_empty() {
             let records = self.unique_srvs(&all);
             self.srvs.push(Srv {
@@ -676,6 +657,42 @@ impl Ptrs {
     pub(super) fn label(&self, p: &Ptr) -> &[u8] {
         &self.labels[p.1 as usize..][..p.2 as usize]
     }
+}
+
+/// The longest label `<label>.<root>` can have and still be a name, for a `root` of
+/// `root_len` bytes.
+pub(super) fn max_label(root_len: usize) -> usize {
+    MAX_LABEL_LEN.min(MAX_NAME_LEN.saturating_sub(root_len + 1))
+}
+
+/// Whether an endpoint's own label (hostname, pod name) is one this path encodes: a label
+/// starting with `_` could be a `_<proto>` name of the Service, where records would merge.
+pub(super) fn own_label_ok(label: &[u8], max_label: usize) -> bool {
+    !label.is_empty() && label.len() <= max_label && label[0] != b'_'
+}
+
+/// Whether the dashed label of `ip` (an endpoint without a label of its own) fits.
+pub(super) fn dashed_ok(ip: IpAddr, max_label: usize) -> bool {
+    dashed(ip, &mut [0u8; 64]) <= max_label
+}
+
+/// Whether every named port's SRV owner `_<port>._<proto>.<root>` is a name, each its own
+/// (two ports whose names differ only in case would merge their RRsets).
+pub(super) fn ports_ok(ports: &[PortView], root_len: usize) -> bool {
+    let named = || {
+        ports
+            .iter()
+            .filter_map(|p| Some((p.name.as_deref()?, p.protocol)))
+    };
+    named().enumerate().all(|(i, (name, protocol))| {
+        let owner_len = root_len + 3 + name.len() + protocol.srv_label().len();
+        // `_<port>` is a label.
+        name.len() < MAX_LABEL_LEN
+            && owner_len <= MAX_NAME_LEN
+            && !named()
+                .take(i)
+                .any(|(other, p)| p == protocol && other.eq_ignore_ascii_case(name))
+    })
 }
 
 /// Addresses of a host up to which [`push_host_node`] writes its node directly (no record

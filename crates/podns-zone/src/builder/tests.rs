@@ -392,7 +392,7 @@ fn port() -> impl Strategy<Value = PortView> {
 
 /// Endpoint labels: none, plain ones, one equal to another but for case, one spelled as an
 /// address's dashed label (the same name as an endpoint without hostname at that address),
-/// and one that is also a `_<proto>` name of the Service.
+/// one that is also a `_<proto>` name of the Service, and labels at and over the length limit.
 fn hostname() -> impl Strategy<Value = Option<&'static str>> {
     prop_oneof![
         4 => Just(None),
@@ -401,6 +401,9 @@ fn hostname() -> impl Strategy<Value = Option<&'static str>> {
         1 => Just(Some("H0")),
         1 => Just(Some("10-0-0-1")),
         1 => Just(Some("_tcp")),
+        // The longest label, and one over (skipped: a name the path leaves to records).
+        1 => Just(Some("x23456789012345678901234567890123456789012345678901234567890123")),
+        1 => Just(Some("x234567890123456789012345678901234567890123456789012345678901234")),
     ]
 }
 
