@@ -792,28 +792,36 @@ impl ZoneBuilder {
             if !ctx.covers_ptr(wire) {
                 continue;
             }
-            let entry = if now.is_empty() {
-                self.shared.get_mut(wire).expect("counted when added")
-            } else {
-                self.shared.get_or_insert(wire)
-            };
-            if was.is_empty() {
-                entry.refs += 1;
-            } else {
-                entry.remove_holder(id);
-            }
-            if now.is_empty() {
-                entry.refs -= 1;
-            } else {
-                let frags = &self.frags;
-                let order = |h: &FragId| &frags[*h as usize].as_ref().expect("live").order;
-                let mine = order(&id);
-                let at = entry.holders().partition_point(|h| order(h) < mine);
-                entry.insert_holder(at, id);
-            }
-            let node = if entry.refs == 0 {
+            let frags = &self.frags;
+            // One probe for the bookkeeping and, when no fragment makes the name exist any
+            // more, its removal (this table is large: each probe is a cache miss or two).
+            let held = self
+                .shared
+                .update(wire, !now.is_empty(), |entry| {
+                    if was.is_empty() {
+                        entry.refs += 1;
+                    } else {
+                        entry.remove_holder(id);
+                    }
+                    if now.is_empty() {
+                        entry.refs -= 1;
+                    } else {
+                        let order = |h: &FragId| &frags[*h as usize].as_ref().expect("live").order;
+                        let mine = order(&id);
+                        let at = entry.holders().partition_point(|h| order(h) < mine);
+                        entry.insert_holder(at, id);
+                    }
+                    match entry.holders() {
+                        _ if entry.refs == 0 => Held::Gone,
+                        [] => Held::ByNone,
+                        [one] if *one == id => Held::ByThis,
+                        _ => Held::ByOthers,
+                    }
+                })
+                .expect("counted when added");
+            let node = if held == Held::Gone {
                 None
-            } else if entry.holders() == [id] {
+            } else if held == Held::ByThis {
                 // Only this Service holds records here: its PTRs, now.
                 let mut p = Preparing::new(bytes, bounds);
                 for ptr in now {
@@ -840,7 +848,7 @@ impl ZoneBuilder {
                 p.finish(body);
                 NodeBuf::write(wire, 0, &[(RType::PTR.0, 0, body.len())], 0, body, blob);
                 Some(&blob[..])
-            } else if entry.holders().is_empty() {
+            } else if held == Held::ByNone {
                 NodeBuf::write(wire, 0, &[], 0, &[], blob);
                 Some(&blob[..])
             } else {
@@ -849,9 +857,6 @@ impl ZoneBuilder {
                     .insert(Name::from_wire(wire).expect("a reverse name"));
                 continue;
             };
-            if entry.refs == 0 {
-                self.shared.remove(wire);
-            }
             if !self.pending.is_empty() {
                 self.pending.remove(wire);
             }
@@ -880,20 +885,24 @@ impl ZoneBuilder {
                 _ => unreachable!("one list has a name left"),
             };
             debug_assert!(existed != exists);
-            let entry = if exists {
-                self.shared.get_or_insert(name)
-            } else {
-                self.shared.get_mut(name).expect("counted when added")
-            };
-            if exists {
-                entry.refs += 1;
-            } else {
-                entry.refs -= 1;
-            }
-            let node = if entry.refs == 0 {
-                self.shared.remove(name);
+            let held = self
+                .shared
+                .update(name, exists, |entry| {
+                    if exists {
+                        entry.refs += 1;
+                    } else {
+                        entry.refs -= 1;
+                    }
+                    match entry.holders() {
+                        _ if entry.refs == 0 => Held::Gone,
+                        [] => Held::ByNone,
+                        _ => Held::ByOthers,
+                    }
+                })
+                .expect("counted when added");
+            let node = if held == Held::Gone {
                 None
-            } else if entry.holders().is_empty() {
+            } else if held == Held::ByNone {
                 NodeBuf::write(name, 0, &[], 0, &[], blob);
                 Some(&blob[..])
             } else {
@@ -1628,6 +1637,19 @@ fn merge_into(into: &mut RRset, from: &RRset) {
         .cloned()
         .collect();
     into.rdata.extend(fresh);
+}
+
+/// Who holds records at a shared name after a direct update's bookkeeping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    /// No fragment makes the name exist any more (its entry is gone).
+    Gone,
+    /// It exists, and nobody holds records there.
+    ByNone,
+    /// The updated fragment alone.
+    ByThis,
+    /// Other fragments (its node is merged from them).
+    ByOthers,
 }
 
 /// Names (and, for writes, their nodes) back to back in one buffer: the few dozen to
