@@ -2,7 +2,8 @@
 //! snapshots, rebuilding only the names a change touches (design decision 3).
 //!
 //! The builder is responsible for *which* prepared names a change invalidates; the record rules
-//! stay in `records.rs`, the wire form in `answer.rs` and the read side in `snapshot.rs`.
+//! stay in `records.rs` (restated for headless Services by `builder/direct.rs`, held to them by
+//! the property tests), the wire form in `answer.rs` and the read side in `snapshot.rs`.
 //!
 //! # Fragments
 //! The zone is the union of *fragments*, each computed by `records.rs` from one part of the
@@ -30,6 +31,16 @@
 //! When served zones nest (a cluster domain inside another, or inside a reverse zone) the
 //! subtrees are no longer disjoint; then every name is treated as shared, which is slower but
 //! still exact.
+//!
+//! # The direct path
+//! A headless Service (the one kind that grows to thousands of names) skips records
+//! altogether when its subtree is private (`builder/direct.rs`): its own names are encoded
+//! straight from the view into its shard's batch, and its shared names (PTR owners, their
+//! ancestors, its name's ancestors) are diffed as sorted address lists against the previous
+//! version's, read from the packed source, and written a shard at a time. Anything that path
+//! does not cover (other kinds, names over the limits, labels that could meet `_<proto>`
+//! names, nested zones) goes through records as above; both leave the same bookkeeping, so a
+//! Service may move between them from one update to the next.
 //!
 //! # Publishing
 //! [`ZoneBuilder::snapshot`] bumps the serial (so the apex SOA entries and the per-zone negative
@@ -115,10 +126,10 @@ pub struct ZoneBuilder {
     /// The apex fragment's records and names as last built: every snapshot replaces it (the
     /// serial), so keeping them spares recomputing the previous ones.
     apex_local: Option<Local>,
-    /// The last other fragment changed, with its records and names as then built: a change
-    /// usually comes in a burst for one Service (a rollout moves its endpoints one update
-    /// after another), and its next change then needs no recomputing of what it replaces (a
-    /// sixth of a 1,000-endpoint update). Holds one fragment's records at most.
+    /// The last other fragment changed through records, with its records and names as then
+    /// built: a change usually comes in a burst for one Service, and its next change then
+    /// needs no recomputing of what it replaces. Holds one fragment's records at most. (A
+    /// Service on the direct path needs none: its previous PTRs are read from its source.)
     last_local: Option<(FragId, Local)>,
     /// Shards written since the last snapshot (unsorted, may repeat): trimmed to their size
     /// when it is published.
