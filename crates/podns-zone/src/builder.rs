@@ -753,6 +753,8 @@ impl ZoneBuilder {
         }
         // PTR owners (and their ancestors) whose records changed.
         let primary = roots[0].as_wire();
+        direct.old_ptrs.mark_covered(|owner| ctx.covers_ptr(owner));
+        direct.ptrs.mark_covered(|owner| ctx.covers_ptr(owner));
         let (old_ptrs, new_ptrs) = (&direct.old_ptrs, &direct.ptrs);
         // `writes`: written once the bookkeeping is done (writing needs the builder whole).
         for side in [old_ptrs, new_ptrs] {
@@ -762,8 +764,14 @@ impl ZoneBuilder {
                 &mut *new_ents
             };
             previous.clear();
-            for (_, wire, _) in side.groups() {
-                if !ctx.covers_ptr(wire) {
+            for (_, wire, _, covered) in side.groups() {
+                if !covered {
+                    continue;
+                }
+                // Addresses come sorted: most share their parent (their /24) with the one
+                // before, whose ancestors are listed already.
+                let parent = &wire[1 + wire[0] as usize..];
+                if !previous.is_empty() && previous[1 + previous[0] as usize..] == *parent {
                     continue;
                 }
                 ctx.ancestors(wire, Some(previous), |a| list.push(a));
@@ -774,22 +782,22 @@ impl ZoneBuilder {
         let mut old_groups = old_ptrs.groups().peekable();
         let mut new_groups = new_ptrs.groups().peekable();
         loop {
-            let (wire, was, now) = match (old_groups.peek(), new_groups.peek()) {
+            let (wire, covered, was, now) = match (old_groups.peek(), new_groups.peek()) {
                 (None, None) => break,
                 (Some(o), Some(n)) if o.0 == n.0 => {
                     let (o, n) = (
                         old_groups.next().expect("peeked"),
                         new_groups.next().expect("peeked"),
                     );
-                    (o.1, o.2, n.2)
+                    (o.1, o.3, o.2, n.2)
                 }
                 (Some(o), n) if n.is_none_or(|n| o.0 < n.0) => {
                     let o = old_groups.next().expect("peeked");
-                    (o.1, o.2, &[][..])
+                    (o.1, o.3, o.2, &[][..])
                 }
                 _ => {
                     let n = new_groups.next().expect("peeked");
-                    (n.1, &[][..], n.2)
+                    (n.1, n.3, &[][..], n.2)
                 }
             };
             let same = was.len() == now.len()
@@ -800,7 +808,7 @@ impl ZoneBuilder {
             if same {
                 continue;
             }
-            if !ctx.covers_ptr(wire) {
+            if !covered {
                 continue;
             }
             let frags = &self.frags;

@@ -595,6 +595,8 @@ pub(super) struct Ptrs {
     /// Per address (after [`Ptrs::finish`]): its PTR owner's wire name, back to back.
     owners: Vec<u8>,
     owner_at: Vec<u32>,
+    /// Per address: whether a served reverse zone holds its owner ([`Ptrs::mark_covered`]).
+    covered: Vec<bool>,
 }
 
 impl Ptrs {
@@ -603,6 +605,16 @@ impl Ptrs {
         self.pairs.clear();
         self.owners.clear();
         self.owner_at.clear();
+        self.covered.clear();
+    }
+
+    /// Records, per address, whether `covers` its owner (a PTR exists only then).
+    pub(super) fn mark_covered(&mut self, covers: impl Fn(&[u8]) -> bool) {
+        self.covered.clear();
+        for k in 0..self.owner_at.len().saturating_sub(1) {
+            let owner = &self.owners[self.owner_at[k] as usize..self.owner_at[k + 1] as usize];
+            self.covered.push(covers(owner));
+        }
     }
 
     /// Adds a PTR (the label is lower-cased, as names are).
@@ -643,14 +655,19 @@ impl Ptrs {
         }
     }
 
-    /// The PTRs of each address: `(address, owner name, labels)`, by address.
-    pub(super) fn groups(&self) -> impl Iterator<Item = (IpAddr, &[u8], &[Ptr])> {
+    /// The PTRs of each address: `(address, owner name, labels, covered)`, by address.
+    pub(super) fn groups(&self) -> impl Iterator<Item = (IpAddr, &[u8], &[Ptr], bool)> {
         self.pairs
             .chunk_by(|a, b| a.0 == b.0)
             .enumerate()
             .map(|(k, g)| {
                 let owner = &self.owners[self.owner_at[k] as usize..self.owner_at[k + 1] as usize];
-                (g[0].0, owner, g)
+                (
+                    g[0].0,
+                    owner,
+                    g,
+                    self.covered.get(k).copied().unwrap_or(false),
+                )
             })
     }
 
