@@ -955,13 +955,45 @@ impl ZoneBuilder {
     /// once with them (a Service's PTR owners crowd in the shards of their /24s).
     fn write_all(&mut self, writes: &NameList) {
         let ctx = self.ctx.as_ref().expect("only called with zones");
-        let mut order: Vec<(u16, u32)> = (0..writes.len())
-            .filter_map(|i| {
-                let name = writes.name(i);
-                let zone = zone_of(&ctx.served, name)?;
-                Some((shard_index(&ctx.served[zone], name) as u16, i as u32))
-            })
-            .collect();
+        let mut order: Vec<(u16, u32)> = Vec::with_capacity(writes.len());
+        // Siblings share a shard when their group is above them (PTR owners of one /24, in
+        // the order they come): the zone and the shard are found once per parent. (Served
+        // zones are disjoint here, so a sibling is no zone apex of its own.)
+        let mut last: Option<(&[u8], u16)> = None;
+        for i in 0..writes.len() {
+            let name = writes.name(i);
+            let parent = match name.first() {
+                Some(&len) if len > 0 => &name[1 + len as usize..],
+                _ => name,
+            };
+            if let Some((p, index)) = last
+                && p == parent
+            {
+                debug_assert_eq!(
+                    zone_of(&ctx.served, name).map(|z| shard_index(&ctx.served[z], name)),
+                    Some(index as usize)
+                );
+                order.push((index, i as u32));
+                continue;
+            }
+            last = None;
+            let Some(zone) = zone_of(&ctx.served, name) else {
+                continue;
+            };
+            let index = shard_index(&ctx.served[zone], name) as u16;
+            let mut labels = 0;
+            let mut at = 0;
+            while let Some(&len) = name.get(at)
+                && len != 0
+            {
+                labels += 1;
+                at += 1 + len as usize;
+            }
+            if labels > ctx.served[zone].group_labels as usize {
+                last = Some((parent, index));
+            }
+            order.push((index, i as u32));
+        }
         order.sort_unstable();
         let mut batch = NodeBatch::default();
         for group in order.chunk_by(|a, b| a.0 == b.0) {
