@@ -950,9 +950,10 @@ impl ZoneBuilder {
         self.direct_scratch = scratch;
     }
 
-    /// [`ZoneBuilder::write_bytes`] of every name of `writes` (each once), a shard at a time:
-    /// a shard still shared with a published snapshot, and written many names of, is copied
-    /// once with them (a Service's PTR owners crowd in the shards of their /24s).
+    /// [`ZoneBuilder::write_bytes`] of every name of `writes` (each once), a run of names of
+    /// one shard at a time: a shard still shared with a published snapshot, and written many
+    /// names of, is copied once with them (a Service's PTR owners crowd in the shards of their
+    /// /24s, in address order).
     fn write_all(&mut self, writes: &NameList) {
         let ctx = self.ctx.as_ref().expect("only called with zones");
         let mut order: Vec<(u16, u32)> = Vec::with_capacity(writes.len());
@@ -994,7 +995,8 @@ impl ZoneBuilder {
             }
             order.push((index, i as u32));
         }
-        order.sort_unstable();
+        // Runs of one shard, not a sort: the names come by address, so a shard's run is whole
+        // (a shard met again later is owned by then, and written in place).
         let mut batch = NodeBatch::default();
         for group in order.chunk_by(|a, b| a.0 == b.0) {
             let index = group[0].0 as usize;
