@@ -713,13 +713,13 @@ impl ZoneBuilder {
     }
 
     /// [`ZoneBuilder::replace_with`] of a headless Service planned in `self.direct`, whose
-    /// previous version was planned too (or is nothing): its private names are encoded from
-    /// the plan, its shared names (PTR owners, their ancestors, the ancestors of its names)
-    /// are diffed against the previous source's without building records of either.
+    /// previous version the direct path covered too (its PTRs, read from its source, in
+    /// `self.direct.old_ptrs`) or is nothing: its private names are encoded from the plan, its
+    /// shared names (PTR owners, their ancestors, the ancestors of its names) are diffed
+    /// against the previous version's without building records of either.
     fn replace_direct(&mut self, id: FragId, source: Source, roots: &[Name]) {
         let mut direct = std::mem::take(&mut self.direct);
         let ctx = self.ctx.as_ref().expect("only called with zones");
-        // The names that exist because the Service's own do: its name's ancestors.
         let mut scratch = std::mem::take(&mut self.direct_scratch);
         let DirectScratch {
             old_ents,
@@ -738,6 +738,7 @@ impl ZoneBuilder {
         writes.clear();
         batches.resize_with(roots.len(), NodeBatch::default);
         batches.iter_mut().for_each(NodeBatch::clear);
+        // Its own names, and the names that exist because they do: its name's ancestors.
         for (root, batch) in roots.iter().zip(batches.iter_mut()) {
             // Anything below the root makes the root exist: one probe, not a scan of its shard.
             let existed = self.stored(ctx, root.as_wire());

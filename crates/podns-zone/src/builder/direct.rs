@@ -1,5 +1,7 @@
 //! A headless Service's private names (`builder.rs`, "Fragments") encoded straight from its
-//! view, without building its RRsets first.
+//! view, without building its RRsets first; and its PTRs as sorted `(address, label)` lists
+//! ([`Ptrs`]), which `builder.rs` diffs against the previous version's to update its shared
+//! names.
 //!
 //! The general path makes every record an [`RData`](crate::records::RData), every owner a
 //! `Name` in a map, deduplicates RRsets through hash tables, and only then encodes each name:
