@@ -4,6 +4,10 @@
 //!
 //! - `upsert 1000-endpoint service`: a 1,000-endpoint headless Service replaced by one with
 //!   1,000 other endpoints (every name removed and re-added), then a snapshot published;
+//! - `upsert 1000-endpoint services, two alternating`: two 1,000-endpoint Services updated in
+//!   turn (each to its other address range), so no update follows one of the same Service: the
+//!   builder's cache of the last Service changed never applies (the honest case for a burst of
+//!   changes across Services);
 //! - `one endpoint changed`: one endpoint of one Service moves to another address, then a
 //!   snapshot published;
 //! - `replace_all, one service changed`: the pipeline's path: the whole 10k-Service view handed
@@ -169,6 +173,36 @@ fn bench(c: &mut Criterion) {
         },
     );
     builder.remove_service(&big[0].key);
+
+    // (a') Two 1,000-endpoint Services, each alternating between two address ranges, updated
+    // in turn: every update is of the other Service than the one before.
+    let pairs = [
+        [
+            service(SERVICES + 1, 1000, 0x0B20_0000, &ports),
+            service(SERVICES + 1, 1000, 0x0B30_0000, &ports),
+        ],
+        [
+            service(SERVICES + 2, 1000, 0x0B40_0000, &ports),
+            service(SERVICES + 2, 1000, 0x0B50_0000, &ports),
+        ],
+    ];
+    builder.upsert_service(&pairs[0][1]);
+    builder.upsert_service(&pairs[1][1]);
+    published = builder.snapshot();
+    let mut step = 3usize;
+    c.bench_function(
+        "upsert 1000-endpoint services, two alternating + snapshot (10k×10 zone)",
+        |b| {
+            b.iter(|| {
+                // 0: first → v0, 1: second → v0, 2: first → v1, 3: second → v1, …
+                step = (step + 1) % 4;
+                builder.upsert_service(black_box(&pairs[step % 2][step / 2]));
+                published = builder.snapshot();
+            })
+        },
+    );
+    builder.remove_service(&pairs[0][0].key);
+    builder.remove_service(&pairs[1][0].key);
     published = builder.snapshot();
 
     // (b) One endpoint of one Service moves between two addresses.

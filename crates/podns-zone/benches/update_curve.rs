@@ -5,7 +5,9 @@
 //! endpoint) is added to the zone, then replaced, in turn, by a version with every endpoint at
 //! another address (`all`: every name of the Service removed and re-added) and by one with a
 //! single endpoint moved (`one`), each followed by a snapshot, the previous snapshot alive as
-//! the published one is. Each case runs `ROUNDS` times; the median and the 90th percentile are
+//! the published one is; and (`other`) the same every-endpoint move alternating with one of a
+//! second Service of E endpoints, so no update follows one of the same Service (the builder's
+//! cache of the last Service changed never applies). Each case runs `ROUNDS` times; the median and the 90th percentile are
 //! printed as a markdown table and written to `$UPDATE_CURVE_OUT` (default
 //! `target/update-curve.json`) for `scripts/bench.d/plot_update_curve.py`.
 //!
@@ -29,6 +31,7 @@ struct Point {
     endpoints: u32,
     all: Vec<Duration>,
     one: Vec<Duration>,
+    other: Vec<Duration>,
 }
 
 fn main() {
@@ -85,6 +88,28 @@ fn main() {
         };
         let all = time(&versions);
         let one = time(&one);
+        // A second Service of the same size, at addresses of its own.
+        let second = [
+            support::headless("ns", "big2", size, 0x0B40_0000, &ports),
+            support::headless("ns", "big2", size, 0x0BC0_0000, &ports),
+        ];
+        builder.upsert_service(&versions[0]);
+        builder.upsert_service(&second[0]);
+        drop(std::mem::replace(&mut published, builder.snapshot()));
+        let both = [&versions, &second];
+        let other = (0..rounds)
+            .map(|round| {
+                // Round r moves Service r % 2 to its other version.
+                let svc = &both[round % 2][(round / 2 + 1) % 2];
+                let started = Instant::now();
+                builder.upsert_service(svc);
+                let next = builder.snapshot();
+                let took = started.elapsed();
+                drop(std::mem::replace(&mut published, black_box(next)));
+                took
+            })
+            .collect();
+        builder.remove_service(&second[0].key);
         if !bench {
             let name = b"\x03big\x02ns\x03svc\x07cluster\x05local\x00";
             assert!(
@@ -98,6 +123,7 @@ fn main() {
             endpoints: size,
             all,
             one,
+            other,
         });
     }
     report(services, &points, bench);
@@ -108,19 +134,20 @@ fn report(services: u32, points: &[Point], bench: bool) {
         "\nUpdate of one headless Service of E endpoints + snapshot, in a {services} Services × 10 endpoints zone\n"
     );
     println!(
-        "| E | every endpoint moved: median µs | p90 µs | one endpoint moved: median µs | p90 µs |"
+        "| E | every endpoint moved: median µs | p90 µs | one endpoint moved: median µs | p90 µs | two Services alternating: median µs | p90 µs |"
     );
-    println!("|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     let mut json = Vec::new();
     for p in points {
         let (all_median, all_p90) = percentiles(&p.all);
         let (one_median, one_p90) = percentiles(&p.one);
+        let (other_median, other_p90) = percentiles(&p.other);
         println!(
-            "| {} | {all_median:.0} | {all_p90:.0} | {one_median:.0} | {one_p90:.0} |",
+            "| {} | {all_median:.0} | {all_p90:.0} | {one_median:.0} | {one_p90:.0} | {other_median:.0} | {other_p90:.0} |",
             p.endpoints
         );
         json.push(format!(
-            "{{\"endpoints\": {}, \"all_median_us\": {all_median:.1}, \"all_p90_us\": {all_p90:.1}, \"one_median_us\": {one_median:.1}, \"one_p90_us\": {one_p90:.1}}}",
+            "{{\"endpoints\": {}, \"all_median_us\": {all_median:.1}, \"all_p90_us\": {all_p90:.1}, \"one_median_us\": {one_median:.1}, \"one_p90_us\": {one_p90:.1}, \"other_median_us\": {other_median:.1}, \"other_p90_us\": {other_p90:.1}}}",
             p.endpoints
         ));
     }

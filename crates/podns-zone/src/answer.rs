@@ -189,43 +189,132 @@ impl<'a> PreparedAnswer<'a> {
         answer: &RRset,
         additional: &[&RRset],
     ) {
+        let q = qname.as_wire();
+        let mut p = Preparing::new(bytes, bounds);
+        for rdata in &answer.rdata {
+            p.answer(|b| write_record_tail(b, answer.rtype, answer.ttl, rdata, Some(q)));
+        }
+        p.end_answers();
+        for set in additional {
+            for rdata in &set.rdata {
+                p.additional(set.name.as_wire(), q, |b| {
+                    write_record_tail(b, set.rtype, set.ttl, rdata, Some(q))
+                });
+            }
+        }
+        p.finish(out);
+    }
+}
+
+/// One prepared answer being written, record by record: the framing and the size limit of
+/// [`PreparedAnswer::prepare_with`], shared with the builder's direct encoding of a Service's
+/// own names (`builder/direct.rs`), which writes RDATA from the view instead of [`RData`].
+pub(crate) struct Preparing<'b> {
+    bytes: &'b mut Vec<u8>,
+    bounds: &'b mut Vec<u16>,
+    /// Records of the answer section, once it is closed.
+    answers: Option<u16>,
+    /// A record did not fit: no further answer (and, in the additional section, no further
+    /// record at all) is written.
+    answers_full: bool,
+    full: bool,
+}
+
+impl<'b> Preparing<'b> {
+    /// Starts an answer in the reused buffers (cleared).
+    pub(crate) fn new(bytes: &'b mut Vec<u8>, bounds: &'b mut Vec<u16>) -> Self {
         bytes.clear();
         bounds.clear();
-        let bytes = &mut *bytes;
-        for rdata in &answer.rdata {
-            let start = bytes.len();
-            bytes.extend_from_slice(&[0xC0, QUESTION_OFFSET as u8]);
-            write_record_tail(bytes, answer.rtype, answer.ttl, rdata, Some(qname));
-            if bytes.len() > MAX_PREPARED_LEN {
-                // Not even TCP could carry more (RFC 1035 §4.2.2: 16-bit length); the
-                // records that fit are still a correct, if partial, RRset answer.
-                bytes.truncate(start);
-                break;
-            }
-            bounds.push(start as u16);
+        Self {
+            bytes,
+            bounds,
+            answers: None,
+            answers_full: false,
+            full: false,
         }
-        let answers = bounds.len() as u16;
-        'additional: for set in additional {
-            for rdata in &set.rdata {
-                let start = bytes.len();
-                write_name(bytes, &set.name, Some(qname));
-                write_record_tail(bytes, set.rtype, set.ttl, rdata, Some(qname));
-                if bytes.len() > MAX_PREPARED_LEN {
-                    bytes.truncate(start);
-                    break 'additional;
-                }
-                bounds.push(start as u16);
-            }
+    }
+
+    /// Appends an answer record: its owner is the question, `tail` writes TYPE to RDATA.
+    pub(crate) fn answer(&mut self, tail: impl FnOnce(&mut Vec<u8>)) {
+        debug_assert!(self.answers.is_none());
+        if self.answers_full {
+            return;
         }
-        let records = bounds.len() as u16;
-        bounds.push(bytes.len() as u16);
-        out.reserve(4 + 2 * bounds.len() + bytes.len());
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(&[0xC0, QUESTION_OFFSET as u8]);
+        tail(self.bytes);
+        if self.bytes.len() > MAX_PREPARED_LEN {
+            // Not even TCP could carry more (RFC 1035 §4.2.2: 16-bit length); the records
+            // that fit are still a correct, if partial, RRset answer.
+            self.bytes.truncate(start);
+            self.answers_full = true;
+            return;
+        }
+        self.bounds.push(start as u16);
+    }
+
+    /// Closes the answer section.
+    pub(crate) fn end_answers(&mut self) {
+        self.answers = Some(self.bounds.len() as u16);
+    }
+
+    /// Whether further additional records would be dropped anyway.
+    pub(crate) fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// Appends an additional record of owner `owner` (compressed against `qname`).
+    pub(crate) fn additional(
+        &mut self,
+        owner: &[u8],
+        qname: &[u8],
+        tail: impl FnOnce(&mut Vec<u8>),
+    ) {
+        debug_assert!(self.answers.is_some());
+        if self.full {
+            return;
+        }
+        let start = self.bytes.len();
+        write_name(self.bytes, owner, Some(qname));
+        tail(self.bytes);
+        if self.bytes.len() > MAX_PREPARED_LEN {
+            self.bytes.truncate(start);
+            self.full = true;
+            return;
+        }
+        self.bounds.push(start as u16);
+    }
+
+    /// [`Preparing::additional`] with the owner already compressed (the caller knows which
+    /// suffix of the question it shares).
+    pub(crate) fn additional_compressed(&mut self, owner: &[u8], tail: impl FnOnce(&mut Vec<u8>)) {
+        debug_assert!(self.answers.is_some());
+        if self.full {
+            return;
+        }
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(owner);
+        tail(self.bytes);
+        if self.bytes.len() > MAX_PREPARED_LEN {
+            self.bytes.truncate(start);
+            self.full = true;
+            return;
+        }
+        self.bounds.push(start as u16);
+    }
+
+    /// Appends the prepared answer to `out`.
+    pub(crate) fn finish(self, out: &mut Vec<u8>) {
+        let answers = self.answers.unwrap_or(self.bounds.len() as u16);
+        let records = self.bounds.len() as u16;
+        self.bounds.push(self.bytes.len() as u16);
+        out.reserve(4 + 2 * self.bounds.len() + self.bytes.len());
         out.extend_from_slice(&answers.to_le_bytes());
         out.extend_from_slice(&records.to_le_bytes());
-        for b in bounds.iter() {
+        for b in self.bounds.iter() {
             out.extend_from_slice(&b.to_le_bytes());
         }
-        out.extend_from_slice(bytes);
+        out.extend_from_slice(self.bytes);
     }
 }
 
@@ -284,12 +373,11 @@ impl Negative {
 
 /// Writes `name`, compressed against the longest label-aligned suffix it shares with `qname`
 /// (RFC 1035 §4.1.4), or uncompressed when `qname` is `None`.
-fn write_name(out: &mut Vec<u8>, name: &Name, qname: Option<&Name>) {
-    let wire = name.as_wire();
+pub(crate) fn write_name(out: &mut Vec<u8>, wire: &[u8], qname: Option<&[u8]>) {
     if let Some(qname) = qname {
         let mut i = 0;
         while wire[i] != 0 {
-            if let Some(offset) = suffix_offset(qname.as_wire(), &wire[i..]) {
+            if let Some(offset) = suffix_offset(qname, &wire[i..]) {
                 out.extend_from_slice(&wire[..i]);
                 out.extend_from_slice(&(0xC000 | (QUESTION_OFFSET + offset) as u16).to_be_bytes());
                 return;
@@ -300,25 +388,38 @@ fn write_name(out: &mut Vec<u8>, name: &Name, qname: Option<&Name>) {
     out.extend_from_slice(wire);
 }
 
-/// Writes TYPE, CLASS, TTL, RDLENGTH and RDATA (RFC 1035 §4.1.3).
-fn write_record_tail(
+/// Writes TYPE, CLASS, TTL, RDLENGTH and, by `rdata`, RDATA (RFC 1035 §4.1.3).
+#[inline]
+pub(crate) fn write_tail_with(
     out: &mut Vec<u8>,
     rtype: RType,
     ttl: u32,
-    rdata: &RData,
-    qname: Option<&Name>,
+    rdata: impl FnOnce(&mut Vec<u8>),
 ) {
     out.extend_from_slice(&rtype.0.to_be_bytes());
     out.extend_from_slice(&CLASS_IN.to_be_bytes());
     out.extend_from_slice(&ttl.to_be_bytes());
     let len_at = out.len();
     out.extend_from_slice(&[0, 0]);
-    match rdata {
+    rdata(out);
+    let rdlen = (out.len() - len_at - 2) as u16;
+    out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+}
+
+/// Writes TYPE, CLASS, TTL, RDLENGTH and RDATA (RFC 1035 §4.1.3).
+fn write_record_tail(
+    out: &mut Vec<u8>,
+    rtype: RType,
+    ttl: u32,
+    rdata: &RData,
+    qname: Option<&[u8]>,
+) {
+    write_tail_with(out, rtype, ttl, |out| match rdata {
         RData::A(ip) => out.extend_from_slice(&ip.octets()),
         RData::Aaaa(ip) => out.extend_from_slice(&ip.octets()),
         // RFC 1035 §4.1.4 / RFC 3597 §4: compression is allowed in the RDATA of the
         // well-known types NS, CNAME, PTR and SOA.
-        RData::Ns(n) | RData::Cname(n) | RData::Ptr(n) => write_name(out, n, qname),
+        RData::Ns(n) | RData::Cname(n) | RData::Ptr(n) => write_name(out, n.as_wire(), qname),
         RData::Txt(text) => {
             out.push(text.len() as u8);
             out.extend_from_slice(text);
@@ -336,13 +437,11 @@ fn write_record_tail(
             out.extend_from_slice(target.as_wire());
         }
         RData::Soa(soa) => {
-            write_name(out, &soa.mname, qname);
-            write_name(out, &soa.rname, qname);
+            write_name(out, soa.mname.as_wire(), qname);
+            write_name(out, soa.rname.as_wire(), qname);
             for v in [soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum] {
                 out.extend_from_slice(&v.to_be_bytes());
             }
         }
-    }
-    let rdlen = (out.len() - len_at - 2) as u16;
-    out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    });
 }

@@ -2,7 +2,8 @@
 //! snapshots, rebuilding only the names a change touches (design decision 3).
 //!
 //! The builder is responsible for *which* prepared names a change invalidates; the record rules
-//! stay in `records.rs`, the wire form in `answer.rs` and the read side in `snapshot.rs`.
+//! stay in `records.rs` (restated for headless Services by `builder/direct.rs`, held to them by
+//! the property tests), the wire form in `answer.rs` and the read side in `snapshot.rs`.
 //!
 //! # Fragments
 //! The zone is the union of *fragments*, each computed by `records.rs` from one part of the
@@ -31,6 +32,16 @@
 //! subtrees are no longer disjoint; then every name is treated as shared, which is slower but
 //! still exact.
 //!
+//! # The direct path
+//! A headless Service (the one kind that grows to thousands of names) skips records
+//! altogether when its subtree is private (`builder/direct.rs`): its own names are encoded
+//! straight from the view into its shard's batch, and its shared names (PTR owners, their
+//! ancestors, its name's ancestors) are diffed as sorted address lists against the previous
+//! version's, read from the packed source, and written a shard at a time. Anything that path
+//! does not cover (other kinds, names over the limits, labels that could meet `_<proto>`
+//! names, nested zones) goes through records as above; both leave the same bookkeeping, so a
+//! Service may move between them from one update to the next.
+//!
 //! # Publishing
 //! [`ZoneBuilder::snapshot`] bumps the serial (so the apex SOA entries and the per-zone negative
 //! answers are rebuilt, a handful of names), rebuilds the shared names left pending, and hands
@@ -43,8 +54,9 @@ use std::sync::Arc;
 use podns_view::{ClusterView, PodView, ServiceKey, ServiceView};
 
 use self::compact::Compact;
+use self::direct::Direct;
 use self::shared::{Shared, SharedNames};
-use crate::answer::{Negative, PreparedAnswer};
+use crate::answer::{Negative, PreparedAnswer, Preparing, write_name, write_tail_with};
 use crate::names::{self, Name};
 use crate::records::{self, LocalName, NameMap, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
@@ -114,14 +126,35 @@ pub struct ZoneBuilder {
     /// The apex fragment's records and names as last built: every snapshot replaces it (the
     /// serial), so keeping them spares recomputing the previous ones.
     apex_local: Option<Local>,
-    /// The last other fragment changed, with its records and names as then built: a change
-    /// usually comes in a burst for one Service (a rollout moves its endpoints one update
-    /// after another), and its next change then needs no recomputing of what it replaces (a
-    /// sixth of a 1,000-endpoint update). Holds one fragment's records at most.
+    /// The last other fragment changed through records, with its records and names as then
+    /// built: a change usually comes in a burst for one Service, and its next change then
+    /// needs no recomputing of what it replaces. Holds one fragment's records at most. (A
+    /// Service on the direct path needs none: its previous PTRs are read from its source.)
     last_local: Option<(FragId, Local)>,
     /// Shards written since the last snapshot (unsorted, may repeat): trimmed to their size
     /// when it is published.
     dirty: Vec<u16>,
+    /// Reused buffers of the direct encoding of a headless Service's own names.
+    direct: Direct,
+    direct_scratch: DirectScratch,
+}
+
+/// Buffers [`ZoneBuilder::replace_direct`] reuses across updates (a 1,000-endpoint Service's
+/// batch is ~150 kB: grown anew each time, its reallocations were a tenth of an update).
+#[derive(Debug, Default)]
+struct DirectScratch {
+    /// Names the previous and the new version make exist without records there.
+    old_ents: NameList,
+    new_ents: NameList,
+    /// One per private root.
+    batches: Vec<NodeBatch>,
+    writes: NameList,
+    blob: Vec<u8>,
+    target: Vec<u8>,
+    previous: Vec<u8>,
+    bytes: Vec<u8>,
+    bounds: Vec<u16>,
+    body: Vec<u8>,
 }
 
 /// What the configuration makes of the zones.
@@ -232,6 +265,8 @@ impl ZoneBuilder {
             apex_local: None,
             last_local: None,
             dirty: Vec::new(),
+            direct: Direct::default(),
+            direct_scratch: DirectScratch::default(),
         };
         builder.apex = builder.alloc(Order::Apex);
         builder.namespaces = builder.alloc(Order::Namespaces);
@@ -301,8 +336,11 @@ impl ZoneBuilder {
     pub fn upsert_service(&mut self, service: &ServiceView) {
         let mut scratch = std::mem::take(&mut self.scratch);
         let existing = self.services.get(&service.key).copied();
-        let same = existing.is_some_and(|id| self.same_service(id, service, &mut scratch));
-        let compact = (!same).then(|| Compact::new(&self.config, service, &mut scratch));
+        Compact::pack(&self.config, service, &mut scratch);
+        let same = existing.is_some_and(|id| {
+            matches!(&self.frag(id).source, Source::Service(old) if old.same_as_packed(service, &scratch))
+        });
+        let compact = (!same).then(|| Compact::from_packed(service, &scratch));
         self.scratch = scratch;
         let Some(compact) = compact else {
             return;
@@ -499,12 +537,39 @@ impl ZoneBuilder {
             self.skipped_changed = true;
             return;
         };
-        let frag = self.frag(id);
+        // (The fields, not `self.frag`: `self.direct` is borrowed mutably below.)
+        let frag = self.frags[id as usize].as_ref().expect("live fragment");
         let roots = if ctx.private_subtrees {
             private_roots(&ctx.zones, &frag.order)
         } else {
             Vec::new()
         };
+        // A headless Service's own names are encoded from its view directly (`direct.rs`);
+        // when its previous version was one too (or nothing), so are its shared names.
+        let root_len = roots.iter().map(|r| r.as_wire().len()).max().unwrap_or(0);
+        let direct = match view {
+            Some(svc) if !roots.is_empty() && roots.len() == ctx.zones.clusters.len() => {
+                self.direct.plan(&self.config, svc, root_len)
+            }
+            _ => false,
+        };
+        if direct {
+            // The previous version's PTRs, when the direct path covered it too (or nothing).
+            let old_ptrs = &mut self.direct.old_ptrs;
+            old_ptrs.clear();
+            let covered = match &frag.source {
+                Source::Empty => true,
+                Source::Service(old) => {
+                    old.direct_ptrs(&self.config, root_len, |ip, label| old_ptrs.push(ip, label))
+                }
+                _ => false,
+            };
+            if covered {
+                old_ptrs.finish();
+                self.replace_direct(id, source, &roots);
+                return;
+            }
+        }
         let private = |name: &Name| roots.iter().any(|r| name.is_in(r));
         // With private subtrees, the old records are needed only outside them (the old private
         // names are in the shards), which spares rebuilding the Service's address and SRV sets.
@@ -517,9 +582,14 @@ impl ZoneBuilder {
             }
             (None, _, _) => ctx.local(&self.config, self.records_of(ctx, id)),
         };
+        // Direct, yet the previous version was not: its own names are encoded directly, its
+        // shared names through records (which the next update then no longer needs).
         let mut new = ctx.local(
             &self.config,
             match view {
+                Some(svc) if direct => {
+                    records::service_shared_records(&self.config, &ctx.zones, svc)
+                }
                 Some(svc) => records::service_records(&self.config, &ctx.zones, svc),
                 None => source_records(&self.config, &ctx.zones, &frag.order, &source),
             },
@@ -538,12 +608,22 @@ impl ZoneBuilder {
         }
         let mut private_nodes: Vec<NodeBatch> =
             roots.iter().map(|_| NodeBatch::default()).collect();
-        for (name, local) in new.names.iter() {
-            let Some(k) = roots.iter().position(|r| name.is_in(r)) else {
-                continue;
-            };
-            let batch = &mut private_nodes[k];
-            ctx.node_from_local_with(name, local, &new, true, |node| batch.push(node));
+        if direct {
+            for (root, batch) in roots.iter().zip(&mut private_nodes) {
+                self.direct.encode(root, batch);
+                if !batch.is_empty() {
+                    // The Service's name makes its ancestors (shared) exist.
+                    ctx.mark(&mut new.names, root);
+                }
+            }
+        } else {
+            for (name, local) in new.names.iter() {
+                let Some(k) = roots.iter().position(|r| name.is_in(r)) else {
+                    continue;
+                };
+                let batch = &mut private_nodes[k];
+                ctx.node_from_local_with(name, local, &new, true, |node| batch.push(node));
+            }
         }
 
         // Shared names: counts, holders, and entries whose content changed.
@@ -623,13 +703,336 @@ impl ZoneBuilder {
             self.rewrite_under(root, nodes);
         }
         for (name, node) in writes {
-            self.write(&name, node);
+            self.write(&name, node.as_ref());
         }
         if id == self.apex {
             self.apex_local = Some(new);
         } else {
             self.last_local = Some((id, new));
         }
+    }
+
+    /// [`ZoneBuilder::replace_with`] of a headless Service planned in `self.direct`, whose
+    /// previous version the direct path covered too (its PTRs, read from its source, in
+    /// `self.direct.old_ptrs`) or is nothing: its private names are encoded from the plan, its
+    /// shared names (PTR owners, their ancestors, the ancestors of its names) are diffed
+    /// against the previous version's without building records of either.
+    fn replace_direct(&mut self, id: FragId, source: Source, roots: &[Name]) {
+        let mut direct = std::mem::take(&mut self.direct);
+        let ctx = self.ctx.as_ref().expect("only called with zones");
+        let mut scratch = std::mem::take(&mut self.direct_scratch);
+        let DirectScratch {
+            old_ents,
+            new_ents,
+            batches,
+            writes,
+            blob,
+            target,
+            previous,
+            bytes,
+            bounds,
+            body,
+        } = &mut scratch;
+        old_ents.clear();
+        new_ents.clear();
+        writes.clear();
+        batches.resize_with(roots.len(), NodeBatch::default);
+        batches.iter_mut().for_each(NodeBatch::clear);
+        // Its own names, and the names that exist because they do: its name's ancestors.
+        for (root, batch) in roots.iter().zip(batches.iter_mut()) {
+            // Anything below the root makes the root exist: one probe, not a scan of its shard.
+            let existed = self.stored(ctx, root.as_wire());
+            direct.encode(root, batch);
+            for (list, exists) in [
+                (&mut *old_ents, existed),
+                (&mut *new_ents, !batch.is_empty()),
+            ] {
+                if exists {
+                    ctx.ancestors(root.as_wire(), None, |a| list.push(a));
+                }
+            }
+        }
+        // PTR owners (and their ancestors) whose records changed.
+        let primary = roots[0].as_wire();
+        direct.old_ptrs.mark_covered(|owner| ctx.covers_ptr(owner));
+        direct.ptrs.mark_covered(|owner| ctx.covers_ptr(owner));
+        let (old_ptrs, new_ptrs) = (&direct.old_ptrs, &direct.ptrs);
+        // `writes`: written once the bookkeeping is done (writing needs the builder whole).
+        for side in [old_ptrs, new_ptrs] {
+            let list = if std::ptr::eq(side, old_ptrs) {
+                &mut *old_ents
+            } else {
+                &mut *new_ents
+            };
+            previous.clear();
+            for (_, wire, _, covered) in side.groups() {
+                if !covered {
+                    continue;
+                }
+                // Addresses come sorted: most share their parent (their /24) with the one
+                // before, whose ancestors are listed already.
+                let parent = &wire[1 + wire[0] as usize..];
+                if !previous.is_empty() && previous[1 + previous[0] as usize..] == *parent {
+                    continue;
+                }
+                ctx.ancestors(wire, Some(previous), |a| list.push(a));
+                previous.clear();
+                previous.extend_from_slice(wire);
+            }
+        }
+        let mut old_groups = old_ptrs.groups().peekable();
+        let mut new_groups = new_ptrs.groups().peekable();
+        loop {
+            let (wire, covered, was, now) = match (old_groups.peek(), new_groups.peek()) {
+                (None, None) => break,
+                (Some(o), Some(n)) if o.0 == n.0 => {
+                    let (o, n) = (
+                        old_groups.next().expect("peeked"),
+                        new_groups.next().expect("peeked"),
+                    );
+                    (o.1, o.3, o.2, n.2)
+                }
+                (Some(o), n) if n.is_none_or(|n| o.0 < n.0) => {
+                    let o = old_groups.next().expect("peeked");
+                    (o.1, o.3, o.2, &[][..])
+                }
+                _ => {
+                    let n = new_groups.next().expect("peeked");
+                    (n.1, n.3, &[][..], n.2)
+                }
+            };
+            let same = was.len() == now.len()
+                && was
+                    .iter()
+                    .zip(now)
+                    .all(|(a, b)| old_ptrs.label(a) == new_ptrs.label(b));
+            if same {
+                continue;
+            }
+            if !covered {
+                continue;
+            }
+            let frags = &self.frags;
+            // One probe for the bookkeeping and, when no fragment makes the name exist any
+            // more, its removal (this table is large: each probe is a cache miss or two).
+            let held = self
+                .shared
+                .update(wire, !now.is_empty(), |entry| {
+                    if was.is_empty() {
+                        entry.refs += 1;
+                    } else {
+                        entry.remove_holder(id);
+                    }
+                    if now.is_empty() {
+                        entry.refs -= 1;
+                    } else {
+                        let order = |h: &FragId| &frags[*h as usize].as_ref().expect("live").order;
+                        let mine = order(&id);
+                        let at = entry.holders().partition_point(|h| order(h) < mine);
+                        entry.insert_holder(at, id);
+                    }
+                    match entry.holders() {
+                        _ if entry.refs == 0 => Held::Gone,
+                        [] => Held::ByNone,
+                        [one] if *one == id => Held::ByThis,
+                        _ => Held::ByOthers,
+                    }
+                })
+                .expect("counted when added");
+            let node = if held == Held::Gone {
+                None
+            } else if held == Held::ByThis {
+                // Only this Service holds records here: its PTRs, now.
+                let mut p = Preparing::new(bytes, bounds);
+                for ptr in now {
+                    target.clear();
+                    let label = new_ptrs.label(ptr);
+                    target.push(label.len() as u8);
+                    target.extend_from_slice(label);
+                    target.extend_from_slice(primary);
+                    p.answer(|b| {
+                        write_tail_with(b, RType::PTR, self.config.ttl, |b| {
+                            // A cluster name shares no suffix with a reverse one (the zones
+                            // are disjoint here): `write_name` would not compress it.
+                            debug_assert!({
+                                let mut compressed = Vec::new();
+                                write_name(&mut compressed, target, Some(wire));
+                                compressed == *target
+                            });
+                            b.extend_from_slice(target);
+                        })
+                    });
+                }
+                p.end_answers();
+                body.clear();
+                p.finish(body);
+                NodeBuf::write(wire, 0, &[(RType::PTR.0, 0, body.len())], 0, body, blob);
+                Some(&blob[..])
+            } else if held == Held::ByNone {
+                NodeBuf::write(wire, 0, &[], 0, &[], blob);
+                Some(&blob[..])
+            } else {
+                // Records of several Services: merged in fragment order before publishing.
+                self.pending
+                    .insert(Name::from_wire(wire).expect("a reverse name"));
+                continue;
+            };
+            if !self.pending.is_empty() {
+                self.pending.remove(wire);
+            }
+            writes.push_node(wire, node);
+        }
+        drop((old_groups, new_groups));
+        // Names that exist for this Service without its records there.
+        old_ents.sort();
+        new_ents.sort();
+        let (mut o, mut n) = (0, 0);
+        while o < old_ents.len() || n < new_ents.len() {
+            let (name, existed, exists) = match (old_ents.get(o), new_ents.get(n)) {
+                (Some(a), Some(b)) if a == b => {
+                    o += 1;
+                    n += 1;
+                    continue;
+                }
+                (Some(a), b) if b.is_none_or(|b| a < b) => {
+                    o += 1;
+                    (a, true, false)
+                }
+                (_, Some(b)) => {
+                    n += 1;
+                    (b, false, true)
+                }
+                _ => unreachable!("one list has a name left"),
+            };
+            debug_assert!(existed != exists);
+            let held = self
+                .shared
+                .update(name, exists, |entry| {
+                    if exists {
+                        entry.refs += 1;
+                    } else {
+                        entry.refs -= 1;
+                    }
+                    match entry.holders() {
+                        _ if entry.refs == 0 => Held::Gone,
+                        [] => Held::ByNone,
+                        _ => Held::ByOthers,
+                    }
+                })
+                .expect("counted when added");
+            let node = if held == Held::Gone {
+                None
+            } else if held == Held::ByNone {
+                NodeBuf::write(name, 0, &[], 0, &[], blob);
+                Some(&blob[..])
+            } else {
+                // Its records are another fragment's: rebuilt with them (existence aside,
+                // nothing of this Service is in them).
+                self.pending.insert(Name::from_wire(name).expect("a name"));
+                continue;
+            };
+            if !self.pending.is_empty() {
+                self.pending.remove(name);
+            }
+            writes.push_node(name, node);
+        }
+
+        self.write_all(&scratch.writes);
+        let frag = self.frags[id as usize].as_mut().expect("live");
+        frag.source = source;
+        if !frag.skipped.is_empty() {
+            frag.skipped.clear();
+            self.skipped_changed = true;
+        }
+        for (root, nodes) in roots.iter().zip(scratch.batches.iter()) {
+            self.rewrite_under(root, nodes);
+        }
+        self.direct = direct;
+        self.direct_scratch = scratch;
+    }
+
+    /// [`ZoneBuilder::write_bytes`] of every name of `writes` (each once), a run of names of
+    /// one shard at a time: a shard still shared with a published snapshot, and written many
+    /// names of, is copied once with them (a Service's PTR owners crowd in the shards of their
+    /// /24s, in address order).
+    fn write_all(&mut self, writes: &NameList) {
+        let ctx = self.ctx.as_ref().expect("only called with zones");
+        let mut order: Vec<(u16, u32)> = Vec::with_capacity(writes.len());
+        // Siblings share a shard when their group is above them (PTR owners of one /24, in
+        // the order they come): the zone and the shard are found once per parent. (Served
+        // zones are disjoint here, so a sibling is no zone apex of its own.)
+        let mut last: Option<(&[u8], u16)> = None;
+        for i in 0..writes.len() {
+            let name = writes.name(i);
+            let parent = match name.first() {
+                Some(&len) if len > 0 => &name[1 + len as usize..],
+                _ => name,
+            };
+            if let Some((p, index)) = last
+                && p == parent
+            {
+                debug_assert_eq!(
+                    zone_of(&ctx.served, name).map(|z| shard_index(&ctx.served[z], name)),
+                    Some(index as usize)
+                );
+                order.push((index, i as u32));
+                continue;
+            }
+            last = None;
+            let Some(zone) = zone_of(&ctx.served, name) else {
+                continue;
+            };
+            let index = shard_index(&ctx.served[zone], name) as u16;
+            let mut labels = 0;
+            let mut at = 0;
+            while let Some(&len) = name.get(at)
+                && len != 0
+            {
+                labels += 1;
+                at += 1 + len as usize;
+            }
+            if labels > ctx.served[zone].group_labels as usize {
+                last = Some((parent, index));
+            }
+            order.push((index, i as u32));
+        }
+        // Runs of one shard, not a sort: the names come by address, so a shard's run is whole
+        // (a shard met again later is owned by then, and written in place).
+        let mut batch = NodeBatch::default();
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let index = group[0].0 as usize;
+            let (block, at) = (index / BLOCK, index % BLOCK);
+            let owned = Arc::strong_count(&self.shards) == 1
+                && Arc::strong_count(&self.shards[block]) == 1
+                && Arc::strong_count(&self.shards[block][at]) == 1;
+            if owned || group.len() < 4 {
+                for &(_, i) in group {
+                    let (name, node) = writes.item(i as usize);
+                    self.write_bytes(name, node);
+                }
+                continue;
+            }
+            batch.clear();
+            for &(_, i) in group {
+                if let (_, Some(node)) = writes.item(i as usize) {
+                    batch.push(node);
+                }
+            }
+            let names = group.iter().map(|&(_, i)| writes.name(i as usize));
+            let (shard, dropped) = self.shards[block][at].rewritten_without(names, &batch);
+            self.names = self.names - dropped + batch.len();
+            let block = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[block]);
+            block[at] = Arc::new(shard);
+        }
+    }
+
+    /// Whether the next snapshot holds `name`.
+    fn stored(&self, ctx: &Ctx, name: &[u8]) -> bool {
+        let Some(zone) = zone_of(&ctx.served, name) else {
+            return false;
+        };
+        let index = shard_index(&ctx.served[zone], name);
+        self.shards[index / BLOCK][index % BLOCK].contains(name)
     }
 
     /// Calls `each` with every stored name at or below `root`, a private root: all of them
@@ -684,7 +1087,7 @@ impl ZoneBuilder {
             writes.push((name, Some(node)));
         }
         for (name, node) in writes {
-            self.write(&name, node);
+            self.write(&name, node.as_ref());
         }
     }
 
@@ -755,14 +1158,19 @@ impl ZoneBuilder {
     }
 
     /// Stores (or, with `None`, removes) the entry of `name` in the next snapshot's shards.
-    fn write(&mut self, name: &Name, node: Option<NodeBuf>) {
+    fn write(&mut self, name: &Name, node: Option<&NodeBuf>) {
+        self.write_bytes(name.as_wire(), node.map(NodeBuf::as_bytes));
+    }
+
+    /// [`ZoneBuilder::write`] of a wire name and a node's bytes.
+    fn write_bytes(&mut self, name: &[u8], node: Option<&[u8]>) {
         let ctx = self.ctx.as_ref().expect("only called with zones");
-        let Some(zone) = zone_of(&ctx.served, name.as_wire()) else {
+        let Some(zone) = zone_of(&ctx.served, name) else {
             return;
         };
-        let index = shard_index(&ctx.served[zone], name.as_wire());
+        let index = shard_index(&ctx.served[zone], name);
         let (block, at) = (index / BLOCK, index % BLOCK);
-        if node.is_none() && !self.shards[block][at].contains(name.as_wire()) {
+        if node.is_none() && !self.shards[block][at].contains(name) {
             return;
         }
         // Copy-on-write: the root, the block and the shard are copied only while a published
@@ -772,12 +1180,12 @@ impl ZoneBuilder {
         self.dirty.push(index as u16);
         match node {
             Some(node) => {
-                if shard.insert(&node) {
+                if shard.insert(node) {
                     self.names += 1;
                 }
             }
             None => {
-                if shard.remove(name.as_wire()) {
+                if shard.remove(name) {
                     self.names -= 1;
                 }
             }
@@ -859,6 +1267,33 @@ impl Ctx {
             let falls_through = fallthrough.iter().any(|f| zone.apex.is_in(f));
             // RFC 2308 §5: the SOA's TTL in a negative answer is min(TTL, MINIMUM).
             zone.negative = Negative::new(soa, config.negative_ttl, falls_through);
+        }
+    }
+
+    /// Whether a served reverse zone holds the PTR owner `wire` (as `records.rs` checks).
+    fn covers_ptr(&self, wire: &[u8]) -> bool {
+        self.zones.reverse.iter().any(|z| {
+            let z = z.as_wire();
+            wire.ends_with(z) && names::is_subdomain(wire, z)
+        })
+    }
+
+    /// Calls `each` with the ancestors of `name` up to its zone's apex (as
+    /// [`Ctx::mark_ancestors`] adds them), nearest first; stops at the first that is also an
+    /// ancestor of `seen` (already listed, with all above it).
+    fn ancestors(&self, name: &[u8], seen: Option<&[u8]>, mut each: impl FnMut(&[u8])) {
+        let Some(zone) = zone_of(&self.served, name) else {
+            return;
+        };
+        let apex = self.served[zone].apex.as_wire().len();
+        let mut at = 0;
+        while name.len() - at > apex {
+            at += 1 + name[at] as usize;
+            let ancestor = &name[at..];
+            if seen.is_some_and(|s| names::is_subdomain(s, ancestor)) {
+                break;
+            }
+            each(ancestor);
         }
     }
 
@@ -1102,7 +1537,7 @@ impl Ctx {
             if insecure_pods {
                 flags |= FLAG_INSECURE_PODS;
             }
-            NodeBuf::write(name, flags, types, first, body, blob);
+            NodeBuf::write(name.as_wire(), flags, types, first, body, blob);
             done(blob)
         })
     }
@@ -1258,7 +1693,83 @@ fn merge_into(into: &mut RRset, from: &RRset) {
     into.rdata.extend(fresh);
 }
 
+/// Who holds records at a shared name after a direct update's bookkeeping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    /// No fragment makes the name exist any more (its entry is gone).
+    Gone,
+    /// It exists, and nobody holds records there.
+    ByNone,
+    /// The updated fragment alone.
+    ByThis,
+    /// Other fragments (its node is merged from them).
+    ByOthers,
+}
+
+/// Names (and, for writes, their nodes) back to back in one buffer: the few dozen to
+/// thousands of names one update touches, without an allocation each.
+#[derive(Debug, Default)]
+struct NameList {
+    bytes: Vec<u8>,
+    /// `(name start, name length, node start, node length or u32::MAX for none)`.
+    items: Vec<(u32, u32, u32, u32)>,
+}
+
+impl NameList {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.items.clear();
+    }
+
+    fn push(&mut self, name: &[u8]) {
+        self.push_node(name, None);
+    }
+
+    fn push_node(&mut self, name: &[u8], node: Option<&[u8]>) {
+        let at = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(name);
+        let node_at = self.bytes.len() as u32;
+        let node_len = match node {
+            Some(node) => {
+                self.bytes.extend_from_slice(node);
+                node.len() as u32
+            }
+            None => u32::MAX,
+        };
+        self.items.push((at, name.len() as u32, node_at, node_len));
+    }
+
+    fn name(&self, i: usize) -> &[u8] {
+        let (at, len, _, _) = self.items[i];
+        &self.bytes[at as usize..][..len as usize]
+    }
+
+    fn item(&self, i: usize) -> (&[u8], Option<&[u8]>) {
+        let (_, _, node_at, node_len) = self.items[i];
+        let node =
+            (node_len != u32::MAX).then(|| &self.bytes[node_at as usize..][..node_len as usize]);
+        (self.name(i), node)
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        (i < self.items.len()).then(|| self.name(i))
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Sorts the names (bytewise) and drops repeats.
+    fn sort(&mut self) {
+        let bytes = &self.bytes;
+        let name = |&(at, len, _, _): &(u32, u32, u32, u32)| &bytes[at as usize..][..len as usize];
+        self.items.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+        self.items.dedup_by(|a, b| name(a) == name(b));
+    }
+}
+
 mod compact;
+mod direct;
 mod shared;
 #[cfg(test)]
 mod tests;

@@ -387,47 +387,59 @@ pub fn reverse_zones(zone: &str) -> Result<Vec<Name>, NameError> {
 /// §2.3.3/§2.4.3) or the 32 nibbles under `ip6.arpa`, least significant first (RFC 3596 §2.5,
 /// spec 1.1.0 §2.3.3/§2.4.3).
 pub fn reverse(ip: IpAddr) -> Name {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     // Assembled on the stack (the longest, IPv6, is 74 octets): one allocation per name.
-    let mut wire = [0u8; 74];
+    let mut wire = [0u8; REVERSE_LEN];
+    let len = reverse_into(ip, &mut wire);
+    Name(Arc::from(&wire[..len]))
+}
+
+/// The longest reverse name (IPv6: 32 nibble labels and `ip6.arpa`).
+pub(crate) const REVERSE_LEN: usize = 74;
+
+/// [`reverse`] written into `wire`, without allocating; its length.
+pub(crate) fn reverse_into(ip: IpAddr, wire: &mut [u8; REVERSE_LEN]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Byte by byte: the builder writes one per PTR of every update, and a `copy_from_slice`
+    // of a few bytes is a call to `memcpy`.
     let mut at = 0;
-    let mut put = |bytes: &[u8]| {
-        wire[at..at + bytes.len()].copy_from_slice(bytes);
-        at += bytes.len();
-    };
     match ip {
         IpAddr::V4(v4) => {
             for &octet in v4.octets().iter().rev() {
-                let digits = [
-                    b'0' + octet / 100,
-                    b'0' + octet / 10 % 10,
-                    b'0' + octet % 10,
-                ];
-                let skip = if octet >= 100 {
-                    0
+                if octet >= 100 {
+                    wire[at] = 3;
+                    wire[at + 1] = b'0' + octet / 100;
+                    wire[at + 2] = b'0' + octet / 10 % 10;
+                    wire[at + 3] = b'0' + octet % 10;
+                    at += 4;
                 } else if octet >= 10 {
-                    1
+                    wire[at] = 2;
+                    wire[at + 1] = b'0' + octet / 10;
+                    wire[at + 2] = b'0' + octet % 10;
+                    at += 3;
                 } else {
-                    2
-                };
-                put(&[(3 - skip) as u8]);
-                put(&digits[skip..]);
+                    wire[at] = 1;
+                    wire[at + 1] = b'0' + octet;
+                    at += 2;
+                }
             }
-            put(b"\x07in-addr\x04arpa\x00");
+            let tail = b"\x07in-addr\x04arpa\x00";
+            wire[at..at + tail.len()].copy_from_slice(tail);
+            at + tail.len()
         }
         IpAddr::V6(v6) => {
-            for octet in v6.octets().iter().rev() {
-                put(&[
-                    1,
-                    HEX[(octet & 0xf) as usize],
-                    1,
-                    HEX[(octet >> 4) as usize],
-                ]);
+            for (k, octet) in v6.octets().iter().rev().enumerate() {
+                let w = &mut wire[4 * k..4 * k + 4];
+                w[0] = 1;
+                w[1] = HEX[(octet & 0xf) as usize];
+                w[2] = 1;
+                w[3] = HEX[(octet >> 4) as usize];
             }
-            put(b"\x03ip6\x04arpa\x00");
+            at = 64;
+            let tail = b"\x03ip6\x04arpa\x00";
+            wire[at..at + tail.len()].copy_from_slice(tail);
+            at + tail.len()
         }
     }
-    Name(Arc::from(&wire[..at]))
 }
 
 /// `dns-version.<zone>` (spec §2.2: "a TXT record ... containing the semantic version").

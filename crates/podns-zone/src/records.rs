@@ -3,7 +3,9 @@
 //! This module is responsible for *which* records exist: owner names, types and RDATA, and which
 //! names exist without records (empty non-terminals that are not implied by a record below them,
 //! such as a namespace without Services). It is pure: no wire encoding (`answer.rs`), no lookup
-//! structure (`snapshot.rs`). Everything here is deterministic for a given input.
+//! structure (`snapshot.rs`). Everything here is deterministic for a given input. The builder's
+//! direct path (`builder/direct.rs`) applies the headless rules below without building RRsets;
+//! its property tests compare the two.
 //!
 //! | records | rule |
 //! |---|---|

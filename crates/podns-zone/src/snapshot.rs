@@ -114,7 +114,7 @@ pub(crate) struct NodeBuf(Box<[u8]>);
 
 /// Nodes as the builder encodes them, back to back in a shard's own framing (length, node),
 /// for [`Shard::rewritten`]: one buffer for a Service's private names, not one box per name.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct NodeBatch {
     bytes: Vec<u8>,
     count: usize,
@@ -372,8 +372,8 @@ impl Shard {
     }
 
     /// Stores `node`, replacing the node of the same name; whether the name is new.
-    pub(crate) fn insert(&mut self, node: &NodeBuf) -> bool {
-        let need = 4 + node.0.len();
+    pub(crate) fn insert(&mut self, node: &[u8]) -> bool {
+        let need = 4 + node.len();
         if self.bytes.capacity() - self.bytes.len() < need {
             // A quarter more, not double: shards are small (a realloc copies a few kB), and
             // while a zone is first built every shard grows at once, so doubling's slack was
@@ -382,9 +382,9 @@ impl Shard {
         }
         let at = self.bytes.len() as u32;
         self.bytes
-            .extend_from_slice(&(node.0.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&node.0);
-        let name = Node(&node.0).name();
+            .extend_from_slice(&(node.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(node);
+        let name = Node(node).name();
         let Self { table, bytes, dead } = self;
         let hash = hash_name(name);
         let fresh = match table.find_mut(hash, |&old| Self::node_at(bytes, old).name() == name) {
@@ -442,6 +442,48 @@ impl Shard {
             shard.push_unique(node.0);
         }
         (shard, self.table.len() - kept)
+    }
+
+    /// A copy without the nodes of `names` (which need not be stored) and with `nodes` (each
+    /// of whose names must be in `names`), at exact capacity; and how many nodes were dropped.
+    /// One pass for many names of one shard, where writing them one by one copies the shard
+    /// with headroom, grows it, and trims it when published.
+    pub(crate) fn rewritten_without<'n>(
+        &self,
+        names: impl Iterator<Item = &'n [u8]>,
+        nodes: &NodeBatch,
+    ) -> (Self, usize) {
+        let bytes = &self.bytes;
+        let mut dropped: Vec<u32> = names
+            .filter_map(|name| {
+                self.table
+                    .find(hash_name(name), |&at| {
+                        Self::node_at(bytes, at).name() == name
+                    })
+                    .copied()
+            })
+            .collect();
+        dropped.sort_unstable();
+        dropped.dedup();
+        let gone = |at: &u32| dropped.binary_search(at).is_ok();
+        let mut kept = 0;
+        let mut kept_bytes = 0;
+        for &at in self.table.iter().filter(|at| !gone(at)) {
+            kept += 1;
+            kept_bytes += 4 + Self::node_at(bytes, at).0.len();
+        }
+        let mut shard = Self {
+            table: HashTable::with_capacity(kept + nodes.count),
+            bytes: Vec::with_capacity(kept_bytes + nodes.bytes.len()),
+            dead: 0,
+        };
+        for &at in self.table.iter().filter(|at| !gone(at)) {
+            shard.push_unique(Self::node_at(bytes, at).0);
+        }
+        for node in nodes.iter() {
+            shard.push_unique(node.0);
+        }
+        (shard, dropped.len())
     }
 
     /// Appends a node whose name the shard does not hold.
@@ -561,10 +603,14 @@ impl NodeBuf {
         Self(node.into())
     }
 
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// [`NodeBuf::write`] into `blob` (a reused buffer), then boxed.
     #[cfg(test)]
     pub(crate) fn encode(
-        name: &Name,
+        name: &[u8],
         flags: u8,
         types: &[(u16, usize, usize)],
         first: usize,
@@ -578,14 +624,13 @@ impl NodeBuf {
     /// Encodes a node into `blob` (cleared first): `types` holds `(qtype, start, end)`: the
     /// answer of `qtype` is `body[start..end]`; `types[first]` goes first (the answer to ANY).
     pub(crate) fn write(
-        name: &Name,
+        wire: &[u8],
         flags: u8,
         types: &[(u16, usize, usize)],
         first: usize,
         body: &[u8],
         blob: &mut Vec<u8>,
     ) {
-        let wire = name.as_wire();
         let head = 1 + wire.len() + 2 + 6 * types.len();
         blob.clear();
         blob.reserve(head + body.len());
@@ -627,6 +672,26 @@ impl NodeBatch {
 
     pub(crate) fn len(&self) -> usize {
         self.count
+    }
+
+    /// Appends a node of `len` bytes written by `write` (bytes as [`NodeBuf::write`] leaves
+    /// them), without a buffer of its own on the way.
+    pub(crate) fn push_with(&mut self, len: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        self.bytes.extend_from_slice(&(len as u32).to_le_bytes());
+        let start = self.bytes.len();
+        write(&mut self.bytes);
+        debug_assert_eq!(
+            self.bytes.len() - start,
+            len,
+            "the node's length as announced"
+        );
+        self.count += 1;
+    }
+
+    /// Empties the batch, keeping its buffer.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.count = 0;
     }
 
     pub(crate) fn is_empty(&self) -> bool {

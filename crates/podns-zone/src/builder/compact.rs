@@ -20,6 +20,7 @@ use podns_view::{
     EndpointConditions, EndpointView, PortView, Protocol, ServiceKey, ServiceKind, ServiceView,
 };
 
+use super::direct;
 use crate::ZoneConfig;
 
 /// A Service reduced to what DNS reads, endpoints packed.
@@ -33,13 +34,23 @@ pub(super) struct Compact {
 // === impl Compact ===
 
 impl Compact {
-    /// Packs `svc` (`scratch` is a reused buffer).
-    pub(super) fn new(config: &ZoneConfig, svc: &ServiceView, scratch: &mut Vec<u8>) -> Self {
+    /// Packs `svc` into `scratch` (cleared first), for [`Compact::same_as_packed`] and
+    /// [`Compact::from_packed`]: an update packs the incoming Service once for both.
+    pub(super) fn pack(config: &ZoneConfig, svc: &ServiceView, scratch: &mut Vec<u8>) {
         encode_endpoints(config, svc, scratch);
+    }
+
+    /// Whether `svc`, whose endpoints [`Compact::pack`] left in `packed`, packs to this.
+    pub(super) fn same_as_packed(&self, svc: &ServiceView, packed: &[u8]) -> bool {
+        self.kind == svc.kind && *self.ports == *svc.ports && *self.endpoints == *packed
+    }
+
+    /// The Service `svc`, whose endpoints [`Compact::pack`] left in `packed`.
+    pub(super) fn from_packed(svc: &ServiceView, packed: &[u8]) -> Self {
         Self {
             kind: svc.kind.clone(),
             ports: svc.ports.as_slice().into(),
-            endpoints: scratch.as_slice().into(),
+            endpoints: packed.into(),
         }
     }
 
@@ -67,6 +78,79 @@ impl Compact {
             ports: self.ports.to_vec(),
             endpoints: decode_endpoints(&self.endpoints),
         }
+    }
+
+    /// The PTRs of a headless Service the direct path (`direct.rs`) covers, read without
+    /// unpacking the endpoints: calls `each` with every address of an endpoint that has a
+    /// label of its own (hostname, or pod name under `endpoint_pod_names`) and that label, in
+    /// endpoint order (spec §2.4.3). `false` (partway) when the path does not cover this
+    /// Service, by the checks of `Direct::plan` (`root_len`: its longest name's wire length).
+    pub(super) fn direct_ptrs(
+        &self,
+        config: &ZoneConfig,
+        root_len: usize,
+        mut each: impl FnMut(IpAddr, &[u8]),
+    ) -> bool {
+        if self.kind != ServiceKind::Headless
+            || config.no_endpoints
+            || !direct::ports_ok(&self.ports, root_len)
+        {
+            return false;
+        }
+        let max_label = direct::max_label(root_len);
+        let mut r = Reader {
+            bytes: &self.endpoints,
+            at: 0,
+        };
+        while r.at < self.endpoints.len() {
+            let count = r.varint();
+            let addresses = r.at;
+            for _ in 0..count {
+                let n = if r.byte() == 4 { 4 } else { 16 };
+                r.take(n);
+            }
+            let hostname = r.optional_bytes();
+            let pod = r.optional_bytes();
+            match r.varint() {
+                0 => {}
+                n => {
+                    for _ in 1..n {
+                        r.optional_bytes();
+                        r.byte();
+                        r.take(2);
+                    }
+                }
+            }
+            let label = hostname.or_else(|| {
+                pod.filter(|p| {
+                    config.endpoint_pod_names
+                        && std::str::from_utf8(p).is_ok_and(crate::names::is_dns_label)
+                })
+            });
+            if label.is_some_and(|l| !direct::own_label_ok(l, max_label)) {
+                return false;
+            }
+            let mut a = Reader {
+                bytes: &self.endpoints,
+                at: addresses,
+            };
+            for _ in 0..count {
+                let ip = match a.byte() {
+                    4 => IpAddr::V4(Ipv4Addr::from(
+                        <[u8; 4]>::try_from(a.take(4)).expect("4 octets"),
+                    )),
+                    _ => IpAddr::V6(Ipv6Addr::from(
+                        <[u8; 16]>::try_from(a.take(16)).expect("16 octets"),
+                    )),
+                };
+                match label {
+                    Some(label) => each(ip, label),
+                    None if !direct::dashed_ok(ip, max_label) => return false,
+                    None => {}
+                }
+            }
+        }
+        true
     }
 
     /// Heap bytes held.
@@ -160,7 +244,7 @@ struct Reader<'a> {
     at: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn byte(&mut self) -> u8 {
         let b = self.bytes[self.at];
         self.at += 1;
@@ -183,6 +267,17 @@ impl Reader<'_> {
                 return n;
             }
             shift += 7;
+        }
+    }
+
+    fn optional_bytes(&mut self) -> Option<&'a [u8]> {
+        match self.varint() {
+            0 => None,
+            n => {
+                let s = &self.bytes[self.at..self.at + n - 1];
+                self.at += n - 1;
+                Some(s)
+            }
         }
     }
 

@@ -147,6 +147,42 @@ impl SharedNames {
         }
     }
 
+    /// Applies `f` to the entry of `name` (added empty first if missing and `insert`; `None`
+    /// without calling `f` if missing otherwise), then removes the entry if its `refs` are
+    /// 0: one probe for what `get_or_insert`/`get_mut` and `remove` do in two.
+    pub(super) fn update<R>(
+        &mut self,
+        name: &[u8],
+        insert: bool,
+        f: impl FnOnce(&mut Shared) -> R,
+    ) -> Option<R> {
+        let hash = hash(name);
+        let Self { names, table, dead } = self;
+        let eq = |(at, _): &(u32, Shared)| is_at(names, *at, name);
+        let mut entry = if insert {
+            match table.entry(hash, eq, |(at, _)| self::hash(name_at(names, *at))) {
+                Entry::Occupied(entry) => entry,
+                Entry::Vacant(entry) => {
+                    if names.capacity() - names.len() < name.len() {
+                        names.reserve_exact(name.len().max(names.len() / 4));
+                    }
+                    let at = names.len() as u32;
+                    names.extend_from_slice(name);
+                    entry.insert((at, Shared::default()))
+                }
+            }
+        } else {
+            table.find_entry(hash, eq).ok()?
+        };
+        let out = f(&mut entry.get_mut().1);
+        if entry.get().1.refs == 0 {
+            entry.remove();
+            *dead += name.len();
+            self.compact_if_wasteful();
+        }
+        Some(out)
+    }
+
     pub(super) fn remove(&mut self, name: &[u8]) {
         let names = &self.names;
         if let Ok(entry) = self

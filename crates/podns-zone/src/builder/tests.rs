@@ -390,18 +390,40 @@ fn port() -> impl Strategy<Value = PortView> {
     ]
 }
 
+/// Endpoint labels: none, plain ones, one equal to another but for case, one spelled as an
+/// address's dashed label (the same name as an endpoint without hostname at that address),
+/// one that is also a `_<proto>` name of the Service, and labels at and over the length limit.
+fn hostname() -> impl Strategy<Value = Option<&'static str>> {
+    prop_oneof![
+        4 => Just(None),
+        2 => Just(Some("h0")),
+        2 => Just(Some("h1")),
+        1 => Just(Some("H0")),
+        1 => Just(Some("10-0-0-1")),
+        1 => Just(Some("_tcp")),
+        // The longest label, and one over (skipped: a name the path leaves to records).
+        1 => Just(Some("x23456789012345678901234567890123456789012345678901234567890123")),
+        1 => Just(Some("x234567890123456789012345678901234567890123456789012345678901234")),
+    ]
+}
+
 fn endpoint() -> impl Strategy<Value = EndpointView> {
     (
-        address(),
-        prop_oneof![Just(None), Just(Some("h0")), Just(Some("h1"))],
+        // Mostly one address; sometimes none (not published), two (dual-stack, or a repeat).
+        prop_oneof![
+            1 => Just(Vec::new()),
+            6 => address().prop_map(|a| vec![a]),
+            2 => (address(), address()).prop_map(|(a, b)| vec![a, b]),
+        ],
+        hostname(),
         any::<bool>(),
         prop_oneof![Just(None), Just(Some("p0")), Just(Some("bad.name"))],
         prop::collection::vec(port(), 0..3),
     )
-        .prop_map(|(addr, hostname, ready, pod, ports)| {
+        .prop_map(|(addresses, hostname, ready, pod, ports)| {
             let ports = target_ports(ports);
             EndpointView {
-                addresses: vec![addr],
+                addresses,
                 hostname: hostname.map(str::to_owned),
                 conditions: EndpointConditions {
                     ready,
@@ -514,6 +536,7 @@ proptest! {
         let mut services: BTreeMap<ServiceKey, ServiceView> = BTreeMap::new();
         let mut view = ClusterView::default();
         let mut serial = 1;
+        let mut published = None;
         for change in changes {
             match change {
                 Change::Upsert(svc) => {
@@ -550,13 +573,17 @@ proptest! {
                 Change::Publish => {
                     serial += 1;
                     view.services = services.values().cloned().collect();
-                    assert_equivalent(&config, &view, &builder.snapshot_with_serial(serial));
+                    let snapshot = builder.snapshot_with_serial(serial);
+                    assert_equivalent(&config, &view, &snapshot);
+                    // Kept, as a published snapshot is: the next changes copy what they write.
+                    published = Some(snapshot);
                 }
             }
         }
         serial += 1;
         view.services = services.values().cloned().collect();
         assert_equivalent(&config, &view, &builder.snapshot_with_serial(serial));
+        drop(published);
         // And a fresh builder fed the final view at once (what `build` does) agrees too.
         assert_equivalent(&config, &view, &crate::build_with_serial(&config, &view, serial));
     }
@@ -628,6 +655,7 @@ proptest! {
             ..ClusterView::default()
         };
         builder.set_namespaces(&view.namespaces);
+        let mut published = None;
         for (serial, change) in (1..).zip(changes) {
             match change {
                 Change::Upsert(svc) => {
@@ -641,8 +669,13 @@ proptest! {
                 _ => unreachable!("not drawn"),
             }
             view.services = services.values().cloned().collect();
-            assert_equivalent(&config, &view, &builder.snapshot_with_serial(serial));
+            let snapshot = builder.snapshot_with_serial(serial);
+            assert_equivalent(&config, &view, &snapshot);
+            // Kept alive, as a published snapshot is, on every other round: shards the next
+            // change writes are then copied (with its names at once), else written in place.
+            published = (serial % 2 == 0).then_some(snapshot);
         }
+        drop(published);
     }
 }
 

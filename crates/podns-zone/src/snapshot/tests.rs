@@ -465,7 +465,14 @@ fn validate_checks_ttl_range_zones_and_cidrs() {
 fn node(dotted: &str, payload: usize) -> NodeBuf {
     let name = Name::from_dotted(dotted).unwrap();
     let body = vec![0xAB; payload];
-    NodeBuf::encode(&name, 0, &[(1, 0, payload)], 0, &body, &mut Vec::new())
+    NodeBuf::encode(
+        name.as_wire(),
+        0,
+        &[(1, 0, payload)],
+        0,
+        &body,
+        &mut Vec::new(),
+    )
 }
 
 #[test]
@@ -473,13 +480,13 @@ fn shards_replace_remove_and_compact_without_losing_nodes() {
     let mut shard = Shard::default();
     let names: Vec<String> = (0..300).map(|i| format!("n{i}.example")).collect();
     for n in &names {
-        assert!(shard.insert(&node(n, 40)));
+        assert!(shard.insert(node(n, 40).as_bytes()));
     }
     // Replacing every node many times leaves dead bytes behind, which compaction reclaims.
     for round in 1..=5 {
         for n in &names {
             assert!(
-                !shard.insert(&node(n, 40 + round)),
+                !shard.insert(node(n, 40 + round).as_bytes()),
                 "{n} replaced, not added"
             );
         }
@@ -516,12 +523,12 @@ fn shards_replace_remove_and_compact_without_losing_nodes() {
 fn a_rewritten_shard_holds_the_kept_and_the_new_nodes_at_exact_capacity() {
     let mut shard = Shard::default();
     for i in 0..100 {
-        shard.insert(&node(&format!("n{i}.a.example"), 30));
-        shard.insert(&node(&format!("n{i}.b.example"), 30));
+        shard.insert(node(&format!("n{i}.a.example"), 30).as_bytes());
+        shard.insert(node(&format!("n{i}.b.example"), 30).as_bytes());
     }
     // Dead bytes in the source are not copied.
     for i in 0..50 {
-        shard.insert(&node(&format!("n{i}.b.example"), 31));
+        shard.insert(node(&format!("n{i}.b.example"), 31).as_bytes());
     }
     let under_a = |n: &[u8]| crate::names::is_subdomain(n, &name("a.example"));
     let mut fresh = NodeBatch::default();
