@@ -18,7 +18,6 @@
 //! and full derivations give the same slices and views.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -33,6 +32,7 @@ use super::workload::{
     self, LABEL_POD_INDEX, LABEL_POD_NAME, NewPod, Node, PodForm, Workload, is_marked_ready,
 };
 use super::{ControllerConfig, Keyed, key_ref, stable_uid_of};
+use crate::view::Labels;
 
 /// A pod of a lean derivation.
 #[derive(Clone, Debug)]
@@ -60,8 +60,9 @@ pub(crate) struct MadePod {
 pub(crate) struct Template {
     namespace: Box<str>,
     /// The template's labels and the workload's (revision hash, generation); a StatefulSet
-    /// pod's own two are in [`MadePod`].
-    labels: BTreeMap<String, String>,
+    /// pod's own two are in [`MadePod`]. Packed: a map spent a 540-byte node per workload
+    /// (5.7 MB of the derivation's peak at 10k workloads).
+    labels: Labels,
     /// A StatefulSet's: hostname is the pod name, subdomain the `serviceName`.
     stateful: bool,
     /// The template's `spec.hostname` (not a StatefulSet's).
@@ -105,7 +106,7 @@ impl LeanPod {
             }
             Self::Made(made) => {
                 let (namespace, name) = made.key();
-                let mut labels = made.template.labels.clone();
+                let mut labels = made.template.labels.to_map();
                 if let Some(ordinal) = &made.ordinal {
                     labels.insert(LABEL_POD_NAME.to_owned(), name.to_owned());
                     labels.insert(LABEL_POD_INDEX.to_owned(), ordinal.as_str().to_owned());
@@ -227,7 +228,7 @@ impl PodForm for LeanPod {
     }
 
     fn shared(workload: &Workload<'_>, _: &Vec<Arc<str>>) -> Arc<Template> {
-        let labels = workload.pod_labels();
+        let labels = Labels::of(Some(&workload.pod_labels()));
         let spec = workload.template.spec.as_ref();
         let boxed = |s: Option<&String>| s.map(|s| Box::from(s.as_str()));
         let (hostname, subdomain) = match &workload.stateful {
@@ -310,7 +311,7 @@ impl PodFacts for MadePod {
                 _ => {}
             }
         }
-        self.template.labels.get(key).map(String::as_str)
+        self.template.labels.get(key)
     }
 
     fn phase(&self) -> Option<&str> {

@@ -205,6 +205,19 @@ impl Labels {
         Self(packed.into_boxed_slice())
     }
 
+    /// The labels as the map they were packed from.
+    pub(crate) fn to_map(&self) -> BTreeMap<String, String> {
+        let mut map = BTreeMap::new();
+        let mut rest = &*self.0;
+        while let Some((k, after)) = take_str(rest)
+            && let Some((v, after)) = take_str(after)
+        {
+            map.insert(k.to_owned(), v.to_owned());
+            rest = after;
+        }
+        map
+    }
+
     /// The value of label `key`.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         let mut rest = &*self.0;

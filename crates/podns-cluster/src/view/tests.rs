@@ -507,3 +507,43 @@ fn namespace_labels_need_a_matching_namespace_object() {
     assert_eq!(keys(&view), ["a/db", "a/web"]);
     assert_eq!(view.pods.len(), 2);
 }
+
+#[test]
+fn service_slices_stay_in_name_order_and_a_later_slice_replaces_its_namesake() {
+    let parsed = |ip: &str| {
+        let endpoint = Endpoint {
+            addresses: vec![ip.to_owned()],
+            ..Endpoint::default()
+        };
+        ParsedSlice::of(&mk_slice("db", "x", "IPv4", vec![endpoint], vec![]))
+    };
+    let mut slices = ServiceSlices::default();
+    slices.insert("db-b".into(), parsed("10.0.0.2"));
+    slices.insert("db-a".into(), parsed("10.0.0.1"));
+    slices.insert("db-c".into(), parsed("10.0.0.3"));
+    slices.insert("db-b".into(), parsed("10.0.0.4"));
+    let names: Vec<&str> = slices.0.iter().map(|(n, _)| &**n).collect();
+    assert_eq!(names, ["db-a", "db-b", "db-c"]);
+    let mut endpoints = Vec::new();
+    for slice in slices.iter() {
+        slice.extend_views(&mut endpoints);
+    }
+    let addresses: Vec<String> = endpoints
+        .iter()
+        .map(|e| e.addresses[0].to_string())
+        .collect();
+    assert_eq!(addresses, ["10.0.0.1", "10.0.0.4", "10.0.0.3"]);
+}
+
+#[test]
+fn packed_labels_unpack_to_the_map_they_were_made_from() {
+    let map: BTreeMap<String, String> = [("app", "web"), ("tier", ""), ("z", "last")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let labels = Labels::of(Some(&map));
+    assert_eq!(labels.to_map(), map);
+    assert_eq!(labels.get("tier"), Some(""));
+    assert_eq!(labels.get("missing"), None);
+    assert!(Labels::of(None).to_map().is_empty());
+}
