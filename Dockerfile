@@ -9,8 +9,8 @@ RUN apt-get update \
  && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p podns --target x86_64-unknown-linux-musl \
- && cp target/x86_64-unknown-linux-musl/release/podns /podns
+RUN cargo build --profile dist --locked -p podns --target x86_64-unknown-linux-musl \
+ && cp target/x86_64-unknown-linux-musl/dist/podns /podns
 
 # Stage 2: only the binary and the CA roots (for an API server behind a public CA), run as an
 # unprivileged user. The Deployment in deploy/ adds NET_BIND_SERVICE for port 53.
