@@ -173,13 +173,15 @@ pub fn derive(
 ) -> Result<DerivedCluster, ControllerError> {
     let mut endpoint_slices = Vec::new();
     let mut sink = |slice| endpoint_slices.push(slice);
-    let (namespaces, services, pods, rejected) = if config.lean_pods {
-        let d = derive_with::<LeanPod>(store, config, &mut sink)?;
+    let mut services = Vec::new();
+    let mut service_sink = |svc| services.push(svc);
+    let (namespaces, pods, rejected) = if config.lean_pods {
+        let d = derive_with::<LeanPod>(store, config, &mut sink, &mut service_sink)?;
         let pods = d.pods.iter().map(LeanPod::to_pod).collect();
-        (d.namespaces, d.services, pods, d.rejected)
+        (d.namespaces, pods, d.rejected)
     } else {
-        let d = derive_with::<Pod>(store, config, &mut sink)?;
-        (d.namespaces, d.services, d.pods, d.rejected)
+        let d = derive_with::<Pod>(store, config, &mut sink, &mut service_sink)?;
+        (d.namespaces, d.pods, d.rejected)
     };
     sort_by_key(&mut endpoint_slices);
     Ok(DerivedCluster {
@@ -191,30 +193,33 @@ pub fn derive(
     })
 }
 
-/// A derivation before its EndpointSlices are collected: [`DerivedCluster`] with pods of the
-/// form `P` and no slices (they went to the sink).
+/// A derivation before its Services and EndpointSlices are collected: [`DerivedCluster`] with
+/// pods of the form `P` and neither Services nor slices (they went to the sinks).
 pub(crate) struct Derivation<P> {
     pub(crate) namespaces: Vec<Namespace>,
-    pub(crate) services: Vec<Service>,
     pub(crate) pods: Vec<P>,
     pub(crate) rejected: Vec<ControllerError>,
 }
 
 /// [`derive()`] with lean pods, handing each EndpointSlice (uid filled, in no particular order)
-/// to `sink` as it is made, so that a caller that only wants the view never holds them all.
+/// to `sink` and each accepted Service (filled, in key order) to `service_sink` as it is made,
+/// so that a caller that only wants the view never holds them all.
 pub(crate) fn derive_lean(
     store: &ClusterStore,
     config: &ControllerConfig,
     sink: &mut dyn FnMut(EndpointSlice),
+    service_sink: &mut dyn FnMut(Service),
 ) -> Result<Derivation<LeanPod>, ControllerError> {
-    derive_with(store, config, sink)
+    derive_with(store, config, sink, service_sink)
 }
 
-/// Every controller, with pods of the form `P`.
+/// Every controller, with pods of the form `P`. Services are decoded from the store twice (for
+/// the VIPs written, then one at a time to fill, slice and hand on) rather than held at once.
 fn derive_with<P: PodForm>(
     store: &ClusterStore,
     config: &ControllerConfig,
     sink: &mut dyn FnMut(EndpointSlice),
+    service_sink: &mut dyn FnMut(Service),
 ) -> Result<Derivation<P>, ControllerError> {
     config.validate()?;
     let namespaces: Vec<Namespace> = store.namespaces().collect();
@@ -247,11 +252,13 @@ fn derive_with<P: PodForm>(
     pod_ip::assign(&mut pods, &config.pod_cidrs)?;
     pods.iter_mut().for_each(P::ensure_uid);
 
-    let (mut services, rejected) =
-        service_ip::assign(store.services().collect(), &config.service_cidrs)?;
-    services
-        .iter_mut()
-        .for_each(|s| ensure_uid("Service", &mut s.metadata));
+    let mut rejected = Vec::new();
+    let mut selector_keys: HashSet<String> = HashSet::new();
+    let written = store.services().inspect(|svc| {
+        selector_keys.extend(endpoint_slice::selector_keys(svc).cloned());
+    });
+    let mut assigner = service_ip::Assigner::new(written, &config.service_cidrs, &mut rejected);
+    let index = endpoint_slice::PodIndex::new(&pods, &selector_keys);
 
     let mut taken: HashSet<(String, String)> = store
         .endpoint_slices()
@@ -262,15 +269,26 @@ fn derive_with<P: PodForm>(
         sink(slice);
     };
     store.endpoint_slices().for_each(&mut sink);
-    endpoint_slice::derive(&services, &pods, &mut taken, &mut sink);
+    let mut selectorless: HashSet<(String, String)> = HashSet::new();
+    for mut svc in store.services() {
+        if !assigner.fill(&mut svc, &mut rejected)? {
+            continue;
+        }
+        ensure_uid("Service", &mut svc.metadata);
+        index.derive(&svc, &mut taken, &mut sink);
+        if mirroring::is_selectorless(&svc) {
+            selectorless.insert(key_of(&svc.metadata));
+        }
+        service_sink(svc);
+    }
+    drop(index);
     let endpoints: Vec<_> = store.endpoints().collect();
-    mirroring::mirror(&services, endpoints.iter(), &mut taken)
+    mirroring::mirror(&selectorless, endpoints.iter(), &mut taken)
         .into_iter()
         .for_each(&mut sink);
 
     Ok(Derivation {
         namespaces,
-        services,
         pods,
         rejected,
     })

@@ -116,7 +116,7 @@ impl ViewConfig {
 pub fn cluster_view(derived: &DerivedCluster, config: &ViewConfig) -> ClusterView {
     let namespaces = exposed_namespaces(
         &derived.namespaces,
-        &derived.services,
+        derived.services.iter().map(|s| key_ref(&s.metadata).0),
         derived.pods.iter().map(|p| key_ref(&p.metadata).0),
         config,
     );
@@ -184,16 +184,33 @@ pub fn standalone_view(
 ) -> Result<StandaloneView, ControllerError> {
     let mut slices = SlicesByService::new();
     let mut counts = DerivedCounts::default();
-    let derived = crate::controller::derive_lean(store, controller, &mut |slice| {
-        counts.endpoint_slices += 1;
-        counts.endpoints += slice.endpoints.len();
-        add_slice(&mut slices, &slice);
-    })?;
-    counts.services = derived.services.len();
+    // Every accepted Service's namespace (before any filter), and the Services the label
+    // filter lets through, parsed; the namespace filter needs every namespace first.
+    let mut service_namespaces: BTreeSet<String> = BTreeSet::new();
+    let mut services: Vec<(ServiceKey, ParsedService)> = Vec::new();
+    let derived = crate::controller::derive_lean(
+        store,
+        controller,
+        &mut |slice| {
+            counts.endpoint_slices += 1;
+            counts.endpoints += slice.endpoints.len();
+            add_slice(&mut slices, &slice);
+        },
+        &mut |svc| {
+            counts.services += 1;
+            let (namespace, name) = key_ref(&svc.metadata);
+            if !service_namespaces.contains(namespace) {
+                service_namespaces.insert(namespace.to_owned());
+            }
+            if config.labels_match(svc.metadata.labels.as_ref()) {
+                services.push((ServiceKey::new(namespace, name), ParsedService::of(&svc)));
+            }
+        },
+    )?;
     counts.pods = derived.pods.len();
     let namespaces = exposed_namespaces(
         &derived.namespaces,
-        &derived.services,
+        service_namespaces.iter().map(String::as_str),
         derived.pods.iter().map(|p| p.key().0),
         config,
     );
@@ -210,14 +227,7 @@ pub fn standalone_view(
         Vec::new()
     };
     drop(derived.pods);
-    let mut services: Vec<(ServiceKey, ParsedService)> = derived
-        .services
-        .iter()
-        .filter(|svc| config.labels_match(svc.metadata.labels.as_ref()))
-        .map(|svc| (key_ref(&svc.metadata), svc))
-        .filter(|((namespace, _), _)| namespaces.contains(*namespace))
-        .map(|((namespace, name), svc)| (ServiceKey::new(namespace, name), ParsedService::of(svc)))
-        .collect();
+    services.retain(|(key, _)| namespaces.contains(&key.namespace));
     services.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(StandaloneView {
         namespaces: namespaces.into_iter().collect(),
@@ -287,14 +297,14 @@ impl StandaloneView {
 /// make its namespace vanish), then only the exposed ones.
 fn exposed_namespaces<'a>(
     objects: &'a [Namespace],
-    services: &'a [Service],
+    service_namespaces: impl Iterator<Item = &'a str>,
     pod_namespaces: impl Iterator<Item = &'a str>,
     config: &ViewConfig,
 ) -> BTreeSet<String> {
     let mut known: BTreeSet<&str> = objects
         .iter()
         .filter_map(|n| n.metadata.name.as_deref())
-        .chain(services.iter().map(|s| key_ref(&s.metadata).0))
+        .chain(service_namespaces)
         .collect();
     known.extend(pod_namespaces);
     known

@@ -50,39 +50,48 @@ pub(crate) const LABEL_HEADLESS: &str = "service.kubernetes.io/headless";
 /// The EndpointSlice controller's `managed-by` value.
 pub(crate) const MANAGED_BY_CONTROLLER: &str = "endpointslice-controller.k8s.io";
 
-/// Hands `sink` the slices of every Service with a selector, Service by Service. `pods` is
-/// sorted by namespace/name; `taken` holds the slice names in use and receives the new ones.
-pub(crate) fn derive<P: PodFacts>(
-    services: &[Service],
-    pods: &[P],
-    taken: &mut HashSet<(String, String)>,
-    sink: &mut dyn FnMut(EndpointSlice),
-) {
-    // Pods by (namespace, label key, label value), each list in name order: a Service only
-    // looks at the pods that carry the rarest pair of its selector, not at every pod. Only
-    // keys some selector names are indexed (a StatefulSet pod's own name and index would
-    // otherwise be two entries per pod), and keys borrow from the pods and Services.
-    let keys: HashSet<&str> = services
-        .iter()
-        .filter_map(selected)
-        .flat_map(BTreeMap::keys)
-        .map(String::as_str)
-        .collect();
-    let mut by_label: HashMap<(&str, &str, &str), Vec<&P>> = HashMap::new();
-    for pod in pods {
-        let (namespace, _) = pod.key();
-        for key in &keys {
-            if let Some(value) = pod.label(key) {
-                by_label
-                    .entry((namespace, key, value))
-                    .or_default()
-                    .push(pod);
+/// The label keys some selector of `svc` names (what [`PodIndex`] indexes pods by).
+pub(crate) fn selector_keys(svc: &Service) -> impl Iterator<Item = &String> {
+    selected(svc).into_iter().flat_map(BTreeMap::keys)
+}
+
+/// Pods by (namespace, label key, label value), each list in name order: a Service only
+/// looks at the pods that carry the rarest pair of its selector, not at every pod. Only keys
+/// some selector names are indexed (a StatefulSet pod's own name and index would otherwise be
+/// two entries per pod), and keys borrow from the pods and the key set.
+pub(crate) struct PodIndex<'a, P> {
+    by_label: HashMap<(&'a str, &'a str, &'a str), Vec<&'a P>>,
+}
+
+impl<'a, P: PodFacts> PodIndex<'a, P> {
+    /// Indexes `pods` (sorted by namespace/name) under the label keys in `keys`.
+    pub(crate) fn new(pods: &'a [P], keys: &'a HashSet<String>) -> Self {
+        let mut by_label: HashMap<(&str, &str, &str), Vec<&P>> = HashMap::new();
+        for pod in pods {
+            let (namespace, _) = pod.key();
+            for key in keys {
+                if let Some(value) = pod.label(key) {
+                    by_label
+                        .entry((namespace, key, value))
+                        .or_default()
+                        .push(pod);
+                }
             }
         }
+        Self { by_label }
     }
-    for svc in services {
+
+    /// Hands `sink` the slices of `svc`, if it has a selector. `taken` holds the slice names
+    /// in use and receives the new ones.
+    pub(crate) fn derive(
+        &self,
+        svc: &Service,
+        taken: &mut HashSet<(String, String)>,
+        sink: &mut dyn FnMut(EndpointSlice),
+    ) {
+        let by_label = &self.by_label;
         let Some(selector) = selected(svc) else {
-            continue;
+            return;
         };
         let spec = svc.spec.as_ref();
         let (namespace, name) = key_of(&svc.metadata);

@@ -13,7 +13,7 @@
 //!
 //! Endpoints of a Service *with* a selector are ignored: the Endpoints controller owns those.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 use k8s_openapi::Resource;
@@ -32,26 +32,17 @@ const LABEL_SKIP_MIRROR: &str = "endpointslice.kubernetes.io/skip-mirror";
 /// The mirroring controller's `managed-by` value.
 const MANAGED_BY_MIRRORING: &str = "endpointslicemirroring-controller.k8s.io";
 
-/// Mirrored slices of every Endpoints whose Service has no selector.
+/// Mirrored slices of every Endpoints whose Service has no selector (`selectorless`: their
+/// keys).
 pub(crate) fn mirror<'a>(
-    services: &[Service],
+    selectorless: &HashSet<(String, String)>,
     endpoints: impl Iterator<Item = &'a Endpoints>,
     taken: &mut HashSet<(String, String)>,
 ) -> Vec<EndpointSlice> {
-    let selectorless: HashMap<(String, String), &Service> = services
-        .iter()
-        .filter(|s| {
-            s.spec
-                .as_ref()
-                .and_then(|s| s.selector.as_ref())
-                .is_none_or(BTreeMap::is_empty)
-        })
-        .map(|s| (key_of(&s.metadata), s))
-        .collect();
     let mut slices = Vec::new();
     for ep in endpoints {
         let key = key_of(&ep.metadata);
-        if !selectorless.contains_key(&key) {
+        if !selectorless.contains(&key) {
             continue;
         }
         let skip = ep
@@ -155,4 +146,12 @@ fn new_slice(
         endpoints,
         ports: Some(ports),
     }
+}
+
+/// Whether `svc` is one whose Endpoints are mirrored: it has no selector.
+pub(crate) fn is_selectorless(svc: &Service) -> bool {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .is_none_or(BTreeMap::is_empty)
 }

@@ -21,7 +21,7 @@
 //! a VIP that is not an IP) is left out with a `warn`, and its error is returned, so one bad
 //! Service does not cost the others. An exhausted service CIDR fails the whole derivation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -34,73 +34,100 @@ use super::{ControllerError, display_key, key_of};
 /// Offsets into each service CIDR that are never allocated: `.1` and `.10`.
 const RESERVED_OFFSETS: [u128; 2] = [1, 10];
 
-/// Fills VIPs, families and API defaults of every Service. `services` is sorted.
+/// The API server's VIP allocation over every Service, in two passes over them in the same
+/// (sorted) order, so that neither holds all the decoded Services at once (at 10k Services
+/// they were 18 MB of a standalone derivation's peak):
 ///
-/// Returns the Services as the API server would hold them, and the errors of the ones it
-/// would have refused (which are left out, as a real API server never stores them). An
-/// exhausted service CIDR is an error for the whole cluster: the configuration is too small.
-pub(crate) fn assign(
-    services: Vec<Service>,
-    cidrs: &[IpNet],
-) -> Result<(Vec<Service>, Vec<ControllerError>), ControllerError> {
-    let mut alloc = Allocator {
-        pools: cidrs.iter().copied().map(Pool::new).collect(),
-        primary: family(&cidrs[0]),
-        secondary: cidrs.get(1).map(family),
-        cidr_list: cidrs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
-    let mut rejected = Vec::new();
+/// 1. [`Assigner::new`] reads each Service's explicit VIPs, which are kept and never handed
+///    out again, and refuses the Services whose VIPs are invalid or another's;
+/// 2. [`Assigner::fill`] then fills each Service's defaults, families and VIPs.
+///
+/// A refused Service's error is pushed to `rejected` (it is left out, as a real API server
+/// never stores it). An exhausted service CIDR is an error for the whole cluster: the
+/// configuration is too small.
+pub(crate) struct Assigner {
+    alloc: Allocator,
+    /// Services pass 1 refused (their errors are already out).
+    refused: HashSet<(String, String)>,
+}
 
-    // Explicit VIPs first: they are kept, and never handed out again.
-    let mut owners: HashMap<IpAddr, String> = HashMap::new();
-    let mut accepted: Vec<(Service, Vec<IpAddr>)> = Vec::with_capacity(services.len());
-    'services: for svc in services {
-        let ips = match explicit_ips(&svc) {
-            Ok(ips) => ips,
-            Err(e) => {
-                reject(&mut rejected, e);
-                continue;
-            }
+impl Assigner {
+    /// Pass 1 over `services` (sorted).
+    pub(crate) fn new(
+        services: impl Iterator<Item = Service>,
+        cidrs: &[IpNet],
+        rejected: &mut Vec<ControllerError>,
+    ) -> Self {
+        let mut alloc = Allocator {
+            pools: cidrs.iter().copied().map(Pool::new).collect(),
+            primary: family(&cidrs[0]),
+            secondary: cidrs.get(1).map(family),
+            cidr_list: cidrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         };
-        for ip in &ips {
-            if let Some(other) = owners.get(ip) {
-                let e = ControllerError::ClusterIpInUse {
-                    service: display_key(&svc.metadata),
-                    ip: *ip,
-                    other: other.clone(),
-                };
-                reject(&mut rejected, e);
-                continue 'services;
+        let mut refused = HashSet::new();
+        let mut owners: HashMap<IpAddr, String> = HashMap::new();
+        'services: for svc in services {
+            let ips = match explicit_ips(&svc) {
+                Ok(ips) => ips,
+                Err(e) => {
+                    reject(rejected, e);
+                    refused.insert(key_of(&svc.metadata));
+                    continue;
+                }
+            };
+            for ip in &ips {
+                if let Some(other) = owners.get(ip) {
+                    let e = ControllerError::ClusterIpInUse {
+                        service: display_key(&svc.metadata),
+                        ip: *ip,
+                        other: other.clone(),
+                    };
+                    reject(rejected, e);
+                    refused.insert(key_of(&svc.metadata));
+                    continue 'services;
+                }
+            }
+            for ip in &ips {
+                owners.insert(*ip, display_key(&svc.metadata));
+                for pool in &mut alloc.pools {
+                    pool.take(*ip);
+                }
             }
         }
-        for ip in &ips {
-            owners.insert(*ip, display_key(&svc.metadata));
-            for pool in &mut alloc.pools {
-                pool.take(*ip);
+        for pool in &mut alloc.pools {
+            for offset in RESERVED_OFFSETS {
+                let ip = pool.at(offset);
+                pool.take(ip);
             }
         }
-        accepted.push((svc, ips));
-    }
-    for pool in &mut alloc.pools {
-        for offset in RESERVED_OFFSETS {
-            let ip = pool.at(offset);
-            pool.take(ip);
-        }
+        Self { alloc, refused }
     }
 
-    let mut out = Vec::with_capacity(accepted.len());
-    for (mut svc, explicit) in accepted {
-        match alloc.fill(&mut svc, &explicit) {
-            Ok(()) => out.push(svc),
-            Err(e @ ControllerError::ServiceCidrExhausted { .. }) => return Err(e),
-            Err(e) => reject(&mut rejected, e),
+    /// Pass 2: fills `svc` as the API server would hold it, taking the Services in pass 1's
+    /// order. Whether it is accepted; a refusal's error goes to `rejected`.
+    pub(crate) fn fill(
+        &mut self,
+        svc: &mut Service,
+        rejected: &mut Vec<ControllerError>,
+    ) -> Result<bool, ControllerError> {
+        if self.refused.contains(&key_of(&svc.metadata)) {
+            return Ok(false);
+        }
+        // Pass 1 read these VIPs without an error.
+        let explicit = explicit_ips(svc)?;
+        match self.alloc.fill(svc, &explicit) {
+            Ok(()) => Ok(true),
+            Err(e @ ControllerError::ServiceCidrExhausted { .. }) => Err(e),
+            Err(e) => {
+                reject(rejected, e);
+                Ok(false)
+            }
         }
     }
-    Ok((out, rejected))
 }
 
 fn reject(rejected: &mut Vec<ControllerError>, error: ControllerError) {
