@@ -124,6 +124,7 @@ fn report_sizes(config: &ZoneConfig, view: &ClusterView) {
         mb(snapshot.heap_size() as isize),
         mb(build_peak),
     );
+    eprintln!("{}", snapshot.footprint());
     drop(snapshot);
     let start = live();
     let mut builder = ZoneBuilder::new(config.clone());

@@ -82,6 +82,11 @@ impl<'a> PreparedAnswer<'a> {
         }
     }
 
+    /// Bytes of the records as stored (the rest is their counts and bounds).
+    pub(crate) fn stored_records_len(&self) -> usize {
+        self.records().len()
+    }
+
     fn u16_at(&self, i: usize) -> usize {
         u16::from_le_bytes([self.bytes[2 * i], self.bytes[2 * i + 1]]) as usize
     }

@@ -40,6 +40,8 @@ pub use names::{MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError, is_subdomain, suff
 pub use publish::{ZoneGuard, ZoneReader, ZoneWriter, pair};
 pub use records::{RData, RRset, RType, SPEC_VERSION, Skipped, Soa};
 pub use snapshot::{Lookup, ZoneSnapshot, build, build_with_serial};
+#[doc(hidden)]
+pub use snapshot::Footprint;
 
 /// Errors of this crate: a configuration that cannot describe a zone.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -52,6 +52,8 @@ use crate::builder::ZoneBuilder;
 use crate::names::{self, Name, suffix_offset};
 use crate::records::Skipped;
 
+pub use self::footprint::Footprint;
+
 /// Number of shards (a power of two). More shards make a small update cheaper to publish (a
 /// touched shard holds fewer other names) and cost a pointer each per snapshot; 4,096 keeps a
 /// 100k-endpoint zone at ~60 names per shard and the root at 32 KiB.
@@ -337,6 +339,9 @@ fn hash_name(name: &[u8]) -> u64 {
 }
 
 impl Shard {
+    /// Bytes that frame each node in a shard's buffer.
+    const FRAME: usize = 4;
+
     /// The node stored at `at`.
     #[inline(always)]
     fn node_at(bytes: &[u8], at: u32) -> Node<'_> {
@@ -556,6 +561,11 @@ impl Clone for Shard {
 // === impl Node ===
 
 impl<'a> Node<'a> {
+    /// The node's bytes.
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        self.0
+    }
+
     /// The owner name (wire form).
     pub(crate) fn name(self) -> &'a [u8] {
         &self.0[1..1 + self.0[0] as usize]
@@ -779,6 +789,7 @@ impl ZoneSnapshot {
     }
 }
 
+mod footprint;
 #[cfg(test)]
 pub(crate) mod reference;
 #[cfg(test)]
