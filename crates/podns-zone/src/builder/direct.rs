@@ -729,8 +729,12 @@ fn push_host_node(
     v6: &[IpAddr],
     ttl: u32,
 ) {
-    // A prepared answer: two counts, a bound per record and one more, the records.
-    let answer_len = |n: usize, rdata: usize| 4 + 2 * (n + 1) + n * (12 + rdata);
+    // A prepared answer: the record alone (`answer::SINGLE`), or two counts, a bound per
+    // record and one more, and the records.
+    let answer_len = |n: usize, rdata: usize| match n {
+        1 => 12 + rdata,
+        _ => 4 + 2 * (n + 1) + n * (12 + rdata),
+    };
     let sets = [(v4, RType::A, 4), (v6, RType::AAAA, 16)];
     let types = sets.iter().filter(|(set, _, _)| !set.is_empty()).count();
     let wire_len = 1 + label.len() + root.len();
@@ -756,11 +760,13 @@ fn push_host_node(
         }
         for (set, rtype, rdata) in sets.iter().filter(|(set, _, _)| !set.is_empty()) {
             let n = set.len() as u16;
-            b.extend_from_slice(&n.to_le_bytes());
-            b.extend_from_slice(&n.to_le_bytes());
             let record = 12 + *rdata as u16;
-            for k in 0..=n {
-                b.extend_from_slice(&(k * record).to_le_bytes());
+            if n > 1 {
+                b.extend_from_slice(&n.to_be_bytes());
+                b.extend_from_slice(&n.to_be_bytes());
+                for k in 0..=n {
+                    b.extend_from_slice(&(k * record).to_be_bytes());
+                }
             }
             for ip in *set {
                 let mut r = [0u8; 28];
