@@ -29,15 +29,19 @@ const CLASS_IN: u16 = 1;
 pub(crate) const SINGLE: u8 = 0xC0;
 
 /// The length of the prepared answer `bytes` starts with (either form, [`PreparedAnswer`]).
-#[inline]
+#[inline(always)]
 pub(crate) fn stored_len(bytes: &[u8]) -> usize {
-    let u16_at = |i: usize| usize::from(u16::from_be_bytes([bytes[i], bytes[i + 1]]));
-    if bytes[0] == SINGLE {
+    let u16_at = |i: usize| match bytes.get(i..i + 2) {
+        Some(&[high, low]) => usize::from(u16::from_be_bytes([high, low])),
+        _ => 0,
+    };
+    match bytes.first() {
         // Owner pointer, TYPE, CLASS, TTL, RDLENGTH, then RDATA.
-        12 + u16_at(10)
-    } else {
-        let records = u16_at(2);
-        2 * (3 + records) + u16_at(2 * (2 + records))
+        Some(&SINGLE) => 12 + u16_at(10),
+        _ => {
+            let records = u16_at(2);
+            2 * (3 + records) + u16_at(2 * (2 + records))
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use crate::ZoneConfig;
 use crate::answer::{Preparing, write_tail_with};
 use crate::names::{self, MAX_LABEL_LEN, MAX_NAME_LEN, Name};
 use crate::records::RType;
-use crate::snapshot::{FxHasher, LINK, NodeBatch, NodeBuf};
+use crate::snapshot::{FxHasher, NodeBatch, NodeBuf, write_link};
 
 /// One Service read for encoding; buffers are kept across updates (the builder owns one).
 #[derive(Debug, Default)]
@@ -361,9 +361,14 @@ impl Direct {
             match linked {
                 // The port name's answer, moved, is this one (`snapshot::LINK`).
                 Some(port) => {
-                    self.body.extend_from_slice(&LINK);
-                    put_label(&mut self.body, &port.port_label);
-                    put_label(&mut self.body, port.proto_label.as_bytes());
+                    let mut prefix = [0u8; 2 * (1 + MAX_LABEL_LEN)];
+                    let (port_label, proto) = (&port.port_label, port.proto_label.as_bytes());
+                    let len = 2 + port_label.len() + proto.len();
+                    prefix[0] = port_label.len() as u8;
+                    prefix[1..1 + port_label.len()].copy_from_slice(port_label);
+                    prefix[1 + port_label.len()] = proto.len() as u8;
+                    prefix[2 + port_label.len()..len].copy_from_slice(proto);
+                    write_link(&mut self.body, &prefix[..len]);
                 }
                 None => self.srv_answer(root, self.srvs.len() - 1, root),
             }
@@ -738,7 +743,7 @@ fn push_host_node(
     let sets = [(v4, RType::A, 4), (v6, RType::AAAA, 16)];
     let types = sets.iter().filter(|(set, _, _)| !set.is_empty()).count();
     let wire_len = 1 + label.len() + root.len();
-    let head = 1 + wire_len + 2 + 6 * types;
+    let head = 1 + wire_len + 2 + 2 * types;
     let len = head
         + sets
             .iter()
@@ -752,11 +757,8 @@ fn push_host_node(
         b.extend_from_slice(root);
         b.push(0);
         b.push(types as u8);
-        let mut end = head;
-        for (set, rtype, rdata) in sets.iter().filter(|(set, _, _)| !set.is_empty()) {
-            end += answer_len(set.len(), *rdata);
+        for (_, rtype, _) in sets.iter().filter(|(set, _, _)| !set.is_empty()) {
             b.extend_from_slice(&rtype.0.to_le_bytes());
-            b.extend_from_slice(&(end as u32).to_le_bytes());
         }
         for (set, rtype, rdata) in sets.iter().filter(|(set, _, _)| !set.is_empty()) {
             let n = set.len() as u16;

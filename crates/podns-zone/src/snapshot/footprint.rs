@@ -27,8 +27,6 @@ struct Parts {
     nodes: usize,
     /// Length byte and wire name.
     name: usize,
-    /// What frames a node in its shard's buffer.
-    frame: usize,
     /// Flags, type count and type table.
     types: usize,
     /// Prepared answers: their counts and bounds, and their records; links.
@@ -85,7 +83,6 @@ impl Parts {
         let bytes = node.bytes();
         self.nodes += 1;
         self.name += 1 + node.name().len();
-        self.frame += Shard::FRAME;
         let mut answers = 0;
         for (_, answer) in node.types() {
             answers += answer.len();
@@ -101,7 +98,7 @@ impl Parts {
     }
 
     fn total(&self) -> usize {
-        self.name + self.frame + self.types + self.header + self.records + self.links
+        self.name + self.types + self.header + self.records + self.links
     }
 }
 
@@ -110,17 +107,16 @@ impl fmt::Display for Footprint {
         let mb = |b: usize| b as f64 / 1e6;
         writeln!(
             f,
-            "{:<18} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}",
-            "class (MB)", "nodes", "total", "name", "frame", "types", "header", "records", "links"
+            "{:<18} {:>7} {:>7} {:>6} {:>6} {:>6} {:>7} {:>6}",
+            "class (MB)", "nodes", "total", "name", "types", "header", "records", "links"
         )?;
         for (label, p) in CLASSES.iter().zip(&self.classes) {
             writeln!(
                 f,
-                "{label:<18} {:>7} {:>7.2} {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>7.2} {:>6.2}",
+                "{label:<18} {:>7} {:>7.2} {:>6.2} {:>6.2} {:>6.2} {:>7.2} {:>6.2}",
                 p.nodes,
                 mb(p.total()),
                 mb(p.name),
-                mb(p.frame),
                 mb(p.types),
                 mb(p.header),
                 mb(p.records),
