@@ -102,10 +102,12 @@ pub(crate) struct Shard {
 
 /// Everything about one existing name, borrowed from its shard (from where it starts to the
 /// end of the shard's buffer: its own end is found from its bytes, [`Node::len`]). Layout:
-/// name length (`u8`), the name (wire form), flags (`u8`), number of types (`u8`), per type
-/// its qtype (`u16` LE), then one entry per type in table order: a prepared answer or a
-/// [`LINK`], each of which says its own length (`answer::stored_len`). The first entry is the
-/// one ANY gets (RFC 8482 §4.1, chosen at build time), so ANY needs no entry of its own.
+/// name length (`u8`), the name (wire form), flags and number of types in one byte (flags in
+/// the high four bits: a name has at most the eight types of `records.rs`), per type its qtype
+/// (`u8`: every type this crate makes is below 256), then one entry per type in table order: a
+/// prepared answer or a [`LINK`], each of which says its own length (`answer::stored_len`).
+/// The first entry is the one ANY gets (RFC 8482 §4.1, chosen at build time), so ANY needs no
+/// entry of its own.
 ///
 /// Nothing in a node or around it repeats what its bytes already say: a `u32` frame per node
 /// and a `u32` end per type were 2.8 MB at 100k endpoints; finding the answer of the second
@@ -580,8 +582,8 @@ impl<'a> Node<'a> {
     /// The node's length: its table, then its entries, each of which says its own length.
     pub(crate) fn len(self) -> usize {
         let t = self.tail();
-        let count = self.0[t + 1] as usize;
-        let mut end = t + 2 + 2 * count;
+        let count = self.count();
+        let mut end = t + 1 + count;
         for _ in 0..count {
             end += entry_len(&self.0[end..]);
         }
@@ -598,17 +600,21 @@ impl<'a> Node<'a> {
     }
 
     pub(crate) fn flags(self) -> u8 {
-        self.0[self.tail()]
+        self.0[self.tail()] >> 4
+    }
+
+    fn count(self) -> usize {
+        usize::from(self.0[self.tail()] & 0x0F)
     }
 
     /// The `(qtype, entry)` pairs of this name, the one ANY gets first; an entry starting
     /// with [`LINK`] is a link.
     pub(crate) fn types(self) -> impl Iterator<Item = (u16, &'a [u8])> {
         let t = self.tail();
-        let count = self.0[t + 1] as usize;
-        let mut start = t + 2 + 2 * count;
+        let count = self.count();
+        let mut start = t + 1 + count;
         (0..count).map(move |k| {
-            let qtype = u16::from_le_bytes([self.0[t + 2 + 2 * k], self.0[t + 3 + 2 * k]]);
+            let qtype = u16::from(self.0[t + 1 + k]);
             let len = entry_len(&self.0[start..]);
             let answer = &self.0[start..start + len];
             start += len;
@@ -618,17 +624,19 @@ impl<'a> Node<'a> {
 
     fn answer(self, qtype: u16) -> Option<&'a [u8]> {
         let t = self.tail();
-        let count = self.0[t + 1] as usize;
-        let table = &self.0[t + 2..t + 2 + 2 * count];
-        let k = if self.flags() & FLAG_CNAME != 0 || qtype == crate::RType::ANY.0 {
+        let head = self.0[t];
+        let count = usize::from(head & 0x0F);
+        let table = &self.0[t + 1..t + 1 + count];
+        let k = if (head >> 4) & FLAG_CNAME != 0 || qtype == crate::RType::ANY.0 {
             // RFC 1034 §3.6.2: a CNAME owner has no other data; every type gets the CNAME.
             // RFC 8482 §4.1: ANY gets one RRset, the first.
             (count > 0).then_some(0)?
         } else {
-            let want = qtype.to_le_bytes();
-            table.chunks_exact(2).position(|e| e == want)?
+            // No stored type is 256 or above.
+            let want = u8::try_from(qtype).ok()?;
+            table.iter().position(|&e| e == want)?
         };
-        let mut rest = &self.0[t + 2 + 2 * count..];
+        let mut rest = &self.0[t + 1 + count..];
         for _ in 0..k {
             rest = rest.get(entry_len(rest)..)?;
         }
@@ -672,13 +680,16 @@ impl NodeBuf {
         body: &[u8],
         blob: &mut Vec<u8>,
     ) {
-        let head = 1 + wire.len() + 2 + 2 * types.len();
+        let head = 1 + wire.len() + 1 + types.len();
         blob.clear();
         blob.reserve(head + body.len());
         blob.push(wire.len() as u8);
         blob.extend_from_slice(wire);
-        blob.push(flags);
-        blob.push(types.len() as u8);
+        debug_assert!(
+            flags < 16 && types.len() < 16,
+            "flags and count share a byte"
+        );
+        blob.push(flags << 4 | types.len() as u8);
         let order = || {
             types.get(first).into_iter().chain(
                 types
@@ -689,7 +700,7 @@ impl NodeBuf {
             )
         };
         for &(qtype, _, _) in order() {
-            blob.extend_from_slice(&qtype.to_le_bytes());
+            blob.push(u8::try_from(qtype).expect("every type records.rs makes is below 256"));
         }
         for &(_, start, stop) in order() {
             blob.extend_from_slice(&body[start..stop]);

@@ -743,7 +743,7 @@ fn push_host_node(
     let sets = [(v4, RType::A, 4), (v6, RType::AAAA, 16)];
     let types = sets.iter().filter(|(set, _, _)| !set.is_empty()).count();
     let wire_len = 1 + label.len() + root.len();
-    let head = 1 + wire_len + 2 + 2 * types;
+    let head = 1 + wire_len + 1 + types;
     let len = head
         + sets
             .iter()
@@ -755,10 +755,10 @@ fn push_host_node(
         b.push(label.len() as u8);
         b.extend_from_slice(label);
         b.extend_from_slice(root);
-        b.push(0);
+        // No flags, and the number of types (`snapshot::Node`).
         b.push(types as u8);
         for (_, rtype, _) in sets.iter().filter(|(set, _, _)| !set.is_empty()) {
-            b.extend_from_slice(&rtype.0.to_le_bytes());
+            b.push(rtype.0 as u8);
         }
         for (set, rtype, rdata) in sets.iter().filter(|(set, _, _)| !set.is_empty()) {
             let n = set.len() as u16;

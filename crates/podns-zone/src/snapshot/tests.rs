@@ -538,6 +538,25 @@ fn links_and_answers_of_either_form_say_their_length() {
     assert_eq!(node.answer(1), Some(&single[..]));
     assert_eq!(node.answer(33), Some(&b"\xFF\xFF\x0B\x05_http\x04_tcp"[..]));
     assert_eq!(node.answer(16).map(<[u8]>::len), Some(6));
+    // Types are stored in a byte: 257 (CAA) is not A, whose low byte it shares.
+    assert_eq!(node.answer(1 + 256), None);
+    // Flags share a byte with the count.
+    let flags = FLAG_CNAME | FLAG_INSECURE_PODS;
+    let n = NodeBuf::encode(
+        wire.as_wire(),
+        flags,
+        &types[..1],
+        0,
+        &body,
+        &mut Vec::new(),
+    );
+    let node = Node(n.as_bytes());
+    assert_eq!((node.flags(), node.types().count()), (flags, 1));
+    assert_eq!(
+        node.answer(28),
+        Some(&single[..]),
+        "a CNAME owner answers every type"
+    );
 }
 
 #[test]
