@@ -53,14 +53,14 @@ pub(crate) fn stored_len(bytes: &[u8]) -> usize {
 /// apart by the first byte:
 ///
 /// - *single*: one answer record and nothing additional (a pod's A, a PTR: most answers of a
-///   zone) is the record alone. It starts with the owner pointer `0xC00C` ([`SINGLE`] is its
+///   zone) is the record alone. It starts with the owner pointer `0xC00C` (`SINGLE` is its
 ///   first byte); its counts and bounds would have been 8 bytes on a 16-byte A record;
 /// - *general*: `answers: u16`, `records: u16`, `records + 1` record bounds (`u16`, relative
 ///   to the first record, the last one being the total length), then the records. Integers are
 ///   big-endian, so the first byte is the high byte of a count below `0x40` (an answer holds
-///   fewer than 5,500 records, [`MAX_PREPARED_LEN`]).
+///   fewer than 5,500 records, `MAX_PREPARED_LEN`).
 ///
-/// Either way an answer's length follows from its first bytes ([`stored_len`]). A `Copy` pair
+/// Either way an answer's length follows from its first bytes (`stored_len`). A `Copy` pair
 /// of pointer and length, so handing one out costs what a `&[u8]` costs, without any `unsafe`
 /// cast.
 ///

@@ -8,7 +8,7 @@ use super::{BLOCK, Node, Shard, ZoneSnapshot, zone_of};
 use crate::answer::PreparedAnswer;
 use crate::names::Name;
 
-/// The bytes of a snapshot, by name class ([`Class`]) and part; see [`ZoneSnapshot::footprint`].
+/// The bytes of a snapshot, by name class (`CLASSES`) and part; see [`ZoneSnapshot::footprint`].
 #[derive(Clone, Debug, Default)]
 pub struct Footprint {
     classes: [Parts; 3],
