@@ -17,8 +17,9 @@
 //! The previous snapshot stays alive while the next is built, as the published one does, so
 //! copy-on-write costs are included. Before the timings, the bench prints the heap held by a
 //! snapshot and by the builder, counted by the counting allocator below (bytes requested; the
-//! allocator's own per-allocation overhead is not included), `heap_size()` estimates, and the
-//! heap peak during the full build.
+//! allocator's own per-allocation overhead is not included), `heap_size()` estimates, the
+//! heap peak during the full build, and where the snapshot's bytes go by name class and part
+//! of a node (`ZoneSnapshot::footprint`).
 //!
 //! Run with `cargo bench -p podns-zone --bench update`.
 
@@ -124,6 +125,7 @@ fn report_sizes(config: &ZoneConfig, view: &ClusterView) {
         mb(snapshot.heap_size() as isize),
         mb(build_peak),
     );
+    eprintln!("{}", snapshot.footprint());
     drop(snapshot);
     let start = live();
     let mut builder = ZoneBuilder::new(config.clone());

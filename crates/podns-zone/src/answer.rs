@@ -25,15 +25,44 @@ const QUESTION_OFFSET: usize = 12;
 const MAX_PREPARED_LEN: usize = 65535 - 12 - 259 - 11;
 /// RFC 1035 §3.2.4: class IN.
 const CLASS_IN: u16 = 1;
+/// The first byte of a single-record answer: its owner is the pointer `0xC00C`.
+pub(crate) const SINGLE: u8 = 0xC0;
+
+/// The length of the prepared answer `bytes` starts with (either form, [`PreparedAnswer`]).
+#[inline(always)]
+pub(crate) fn stored_len(bytes: &[u8]) -> usize {
+    let u16_at = |i: usize| match bytes.get(i..i + 2) {
+        Some(&[high, low]) => usize::from(u16::from_be_bytes([high, low])),
+        _ => 0,
+    };
+    match bytes.first() {
+        // Owner pointer, TYPE, CLASS, TTL, RDLENGTH, then RDATA.
+        Some(&SINGLE) => 12 + u16_at(10),
+        _ => {
+            let records = u16_at(2);
+            2 * (3 + records) + u16_at(2 * (2 + records))
+        }
+    }
+}
 
 /// The answer and additional records of one (name, type), in wire form.
 ///
 /// A borrowed view over bytes that live inside the snapshot's per-name node (`snapshot.rs`
 /// keeps each name's node, with its type table and every prepared answer back to back, in its
-/// shard's one buffer, which is most of what makes the snapshot compact). Layout, all integers little-endian:
-/// `answers: u16`, `records: u16`, `records + 1` record bounds (`u16`, relative to the first
-/// record, the last one being the total length), then the records. A `Copy` pair of pointer
-/// and length, so handing one out costs what a `&[u8]` costs, without any `unsafe` cast.
+/// shard's one buffer, which is most of what makes the snapshot compact). Two forms, told
+/// apart by the first byte:
+///
+/// - *single*: one answer record and nothing additional (a pod's A, a PTR: most answers of a
+///   zone) is the record alone. It starts with the owner pointer `0xC00C` (`SINGLE` is its
+///   first byte); its counts and bounds would have been 8 bytes on a 16-byte A record;
+/// - *general*: `answers: u16`, `records: u16`, `records + 1` record bounds (`u16`, relative
+///   to the first record, the last one being the total length), then the records. Integers are
+///   big-endian, so the first byte is the high byte of a count below `0x40` (an answer holds
+///   fewer than 5,500 records, `MAX_PREPARED_LEN`).
+///
+/// Either way an answer's length follows from its first bytes (`stored_len`). A `Copy` pair
+/// of pointer and length, so handing one out costs what a `&[u8]` costs, without any `unsafe`
+/// cast.
 ///
 /// An answer may be stored once for two question names (`snapshot.rs`: the SRV answer of
 /// `<svc>` is the one of `_<port>._<proto>.<svc>` when they hold the same records): `shift` is
@@ -61,7 +90,7 @@ impl std::fmt::Debug for PreparedAnswer<'_> {
 impl<'a> PreparedAnswer<'a> {
     /// Views bytes written by [`PreparedAnswer::prepare`] as a prepared answer.
     pub(crate) fn from_bytes(bytes: &'a [u8]) -> Self {
-        debug_assert!(bytes.len() >= 6, "a prepared answer has a header");
+        debug_assert_eq!(bytes.len(), stored_len(bytes), "one whole prepared answer");
         Self { bytes, shift: 0 }
     }
 
@@ -82,27 +111,44 @@ impl<'a> PreparedAnswer<'a> {
         }
     }
 
+    /// Bytes of the records as stored (the rest is their counts and bounds).
+    pub(crate) fn stored_records_len(&self) -> usize {
+        self.records().len()
+    }
+
+    fn is_single(&self) -> bool {
+        self.bytes[0] == SINGLE
+    }
+
+    /// The general form's `i`-th integer.
     fn u16_at(&self, i: usize) -> usize {
-        u16::from_le_bytes([self.bytes[2 * i], self.bytes[2 * i + 1]]) as usize
+        u16::from_be_bytes([self.bytes[2 * i], self.bytes[2 * i + 1]]) as usize
     }
 
     /// Total number of records (answer and additional).
     fn record_count(&self) -> usize {
-        self.u16_at(1)
+        if self.is_single() { 1 } else { self.u16_at(1) }
     }
 
     /// Start of record `i` (or the end, for `i == record_count()`) within `records()`.
     fn bound(&self, i: usize) -> usize {
-        self.u16_at(2 + i)
+        match (self.is_single(), i) {
+            (true, 0) => 0,
+            (true, _) => self.bytes.len(),
+            (false, _) => self.u16_at(2 + i),
+        }
     }
 
     fn records(&self) -> &'a [u8] {
+        if self.is_single() {
+            return self.bytes;
+        }
         &self.bytes[2 * (3 + self.record_count())..]
     }
 
     /// Number of records in the answer section.
     pub fn answer_count(&self) -> usize {
-        self.u16_at(0)
+        if self.is_single() { 1 } else { self.u16_at(0) }
     }
 
     /// Number of records for the additional section.
@@ -240,17 +286,10 @@ impl<'b> Preparing<'b> {
         if self.answers_full {
             return;
         }
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(&[0xC0, QUESTION_OFFSET as u8]);
-        tail(self.bytes);
-        if self.bytes.len() > MAX_PREPARED_LEN {
-            // Not even TCP could carry more (RFC 1035 §4.2.2: 16-bit length); the records
-            // that fit are still a correct, if partial, RRset answer.
-            self.bytes.truncate(start);
-            self.answers_full = true;
-            return;
-        }
-        self.bounds.push(start as u16);
+        self.answers_full = !self.record(|b| {
+            b.extend_from_slice(&[0xC0, QUESTION_OFFSET as u8]);
+            tail(b);
+        });
     }
 
     /// Closes the answer section.
@@ -270,49 +309,60 @@ impl<'b> Preparing<'b> {
         qname: &[u8],
         tail: impl FnOnce(&mut Vec<u8>),
     ) {
-        debug_assert!(self.answers.is_some());
-        if self.full {
-            return;
-        }
-        let start = self.bytes.len();
-        write_name(self.bytes, owner, Some(qname));
-        tail(self.bytes);
-        if self.bytes.len() > MAX_PREPARED_LEN {
-            self.bytes.truncate(start);
-            self.full = true;
-            return;
-        }
-        self.bounds.push(start as u16);
+        self.additional_compressed_with(|b| write_name(b, owner, Some(qname)), tail);
     }
 
     /// [`Preparing::additional`] with the owner already compressed (the caller knows which
     /// suffix of the question it shares).
     pub(crate) fn additional_compressed(&mut self, owner: &[u8], tail: impl FnOnce(&mut Vec<u8>)) {
+        self.additional_compressed_with(|b| b.extend_from_slice(owner), tail);
+    }
+
+    fn additional_compressed_with(
+        &mut self,
+        owner: impl FnOnce(&mut Vec<u8>),
+        tail: impl FnOnce(&mut Vec<u8>),
+    ) {
         debug_assert!(self.answers.is_some());
         if self.full {
             return;
         }
+        self.full = !self.record(|b| {
+            owner(b);
+            tail(b);
+        });
+    }
+
+    /// Appends the record `write` writes, unless the answer would then be too long; whether
+    /// it was kept.
+    fn record(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
         let start = self.bytes.len();
-        self.bytes.extend_from_slice(owner);
-        tail(self.bytes);
+        write(self.bytes);
         if self.bytes.len() > MAX_PREPARED_LEN {
+            // Not even TCP could carry more (RFC 1035 §4.2.2: 16-bit length); the records
+            // that fit are still a correct, if partial, answer.
             self.bytes.truncate(start);
-            self.full = true;
-            return;
+            return false;
         }
         self.bounds.push(start as u16);
+        true
     }
 
     /// Appends the prepared answer to `out`.
     pub(crate) fn finish(self, out: &mut Vec<u8>) {
         let answers = self.answers.unwrap_or(self.bounds.len() as u16);
         let records = self.bounds.len() as u16;
+        if (answers, records) == (1, 1) {
+            // The single form: the answer record (its first byte is `SINGLE`).
+            out.extend_from_slice(self.bytes);
+            return;
+        }
         self.bounds.push(self.bytes.len() as u16);
         out.reserve(4 + 2 * self.bounds.len() + self.bytes.len());
-        out.extend_from_slice(&answers.to_le_bytes());
-        out.extend_from_slice(&records.to_le_bytes());
+        out.extend_from_slice(&answers.to_be_bytes());
+        out.extend_from_slice(&records.to_be_bytes());
         for b in self.bounds.iter() {
-            out.extend_from_slice(&b.to_le_bytes());
+            out.extend_from_slice(&b.to_be_bytes());
         }
         out.extend_from_slice(self.bytes);
     }
@@ -444,4 +494,83 @@ fn write_record_tail(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(name: &str, rtype: RType, rdata: Vec<RData>) -> RRset {
+        RRset {
+            name: Name::from_dotted(name).unwrap(),
+            rtype,
+            ttl: 5,
+            rdata,
+        }
+    }
+
+    fn a(last: u8) -> RData {
+        RData::A([10, 0, 0, last].into())
+    }
+
+    #[test]
+    fn one_record_without_additional_is_stored_alone() {
+        let q = Name::from_dotted("p.s.ns.svc.cluster.local").unwrap();
+        let mut out = Vec::new();
+        PreparedAnswer::prepare(
+            &mut out,
+            &q,
+            &set("p.s.ns.svc.cluster.local", RType::A, vec![a(1)]),
+            &[],
+        );
+        assert_eq!(out.len(), 16, "the A record alone");
+        assert_eq!(out[0], SINGLE);
+        assert_eq!(stored_len(&out), out.len());
+        let p = PreparedAnswer::from_bytes(&out);
+        assert_eq!(
+            (p.answer_count(), p.additional_count(), p.answer_len()),
+            (1, 0, 16)
+        );
+        assert_eq!(p.rotated_answers(7), (&out[..], &[][..]));
+        let mut again = Vec::new();
+        p.write_prepared(&mut again);
+        assert_eq!(again, out);
+    }
+
+    #[test]
+    fn more_records_or_additional_ones_take_the_general_form() {
+        let q = Name::from_dotted("s.ns.svc.cluster.local").unwrap();
+        let two = set("s.ns.svc.cluster.local", RType::A, vec![a(1), a(2)]);
+        let mut out = Vec::new();
+        PreparedAnswer::prepare(&mut out, &q, &two, &[]);
+        assert!(out[0] < 0x40, "the high byte of the answer count");
+        assert_eq!(stored_len(&out), out.len());
+        let p = PreparedAnswer::from_bytes(&out);
+        assert_eq!(
+            (p.answer_count(), p.additional_count(), p.answer_len()),
+            (2, 0, 32)
+        );
+        let (first, second) = p.rotated_answers(1);
+        assert_eq!(
+            [first, second].concat(),
+            [&out[out.len() - 16..], &out[out.len() - 32..out.len() - 16]].concat()
+        );
+
+        let glue = set("t.s.ns.svc.cluster.local", RType::A, vec![a(3)]);
+        let cname = set(
+            "s.ns.svc.cluster.local",
+            RType::CNAME,
+            vec![RData::Cname(glue.name.clone())],
+        );
+        out.clear();
+        PreparedAnswer::prepare(&mut out, &q, &cname, &[&glue]);
+        assert_eq!(stored_len(&out), out.len());
+        let p = PreparedAnswer::from_bytes(&out);
+        assert_eq!((p.answer_count(), p.additional_count()), (1, 1));
+        assert_eq!(
+            p.additional(0).len(),
+            2 + 2 + 10 + 4,
+            "label, pointer, tail, address"
+        );
+    }
 }

@@ -60,8 +60,8 @@ use crate::answer::{Negative, PreparedAnswer, Preparing, write_name, write_tail_
 use crate::names::{self, Name};
 use crate::records::{self, LocalName, NameMap, RData, RRset, RType, Records, Skipped, Zones};
 use crate::snapshot::{
-    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, LINK, NodeBatch, NodeBuf, SHARDS, ServedZone,
-    Shard, Shards, ZoneSnapshot, shard_index, unix_serial, zone_of,
+    BLOCK, FLAG_CNAME, FLAG_INSECURE_PODS, FxHasher, NodeBatch, NodeBuf, SHARDS, ServedZone, Shard,
+    Shards, ZoneSnapshot, shard_index, unix_serial, write_link, zone_of,
 };
 
 /// Maps and sets of the builder: keys are cluster data, so FxHash is safe and much cheaper
@@ -1504,8 +1504,7 @@ impl Ctx {
                         .write_prepared(records);
                     if records[..] == body[start..] {
                         body.truncate(start);
-                        body.extend_from_slice(&LINK);
-                        body.extend_from_slice(&port.name.as_wire()[..up]);
+                        write_link(body, &port.name.as_wire()[..up]);
                     }
                 }
                 if set.rtype == RType::CNAME {

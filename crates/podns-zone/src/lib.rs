@@ -39,6 +39,8 @@ pub use builder::ZoneBuilder;
 pub use names::{MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError, is_subdomain, suffix_offset};
 pub use publish::{ZoneGuard, ZoneReader, ZoneWriter, pair};
 pub use records::{RData, RRset, RType, SPEC_VERSION, Skipped, Soa};
+#[doc(hidden)]
+pub use snapshot::Footprint;
 pub use snapshot::{Lookup, ZoneSnapshot, build, build_with_serial};
 
 /// Errors of this crate: a configuration that cannot describe a zone.

@@ -47,10 +47,12 @@ use hashbrown::HashTable;
 use podns_view::ClusterView;
 
 use crate::ZoneConfig;
-use crate::answer::{Negative, PreparedAnswer};
+use crate::answer::{self, Negative, PreparedAnswer};
 use crate::builder::ZoneBuilder;
 use crate::names::{self, Name, suffix_offset};
 use crate::records::Skipped;
+
+pub use self::footprint::Footprint;
 
 /// Number of shards (a power of two). More shards make a small update cheaper to publish (a
 /// touched shard holds fewer other names) and cost a pointer each per snapshot; 4,096 keeps a
@@ -92,19 +94,24 @@ pub(crate) struct ServedZone {
 pub(crate) struct Shard {
     /// Where each node starts in `bytes`, found by the hash of its name ([`hash_name`]).
     table: HashTable<u32>,
-    /// The nodes back to back, each as its length (`u32` LE) and then its bytes ([`Node`]).
+    /// The nodes back to back ([`Node`]: each one's length follows from its bytes).
     bytes: Vec<u8>,
     /// Bytes of `bytes` held by nodes removed or replaced since the last compaction.
     dead: usize,
 }
 
-/// Everything about one existing name, borrowed from its shard. Layout: name length (`u8`),
-/// the name (wire form), flags (`u8`), number of types (`u8`), per type `(qtype u16, end u32)`
-/// LE (the offset in the node where its answer ends; it starts where the previous one ended,
-/// the first right after the table), then the prepared answers in table order. The first
-/// entry is the one ANY gets (RFC 8482 §4.1, chosen at build time), so ANY needs no entry of
-/// its own: 6 bytes per type instead of 10, and no ANY entry, save about 3 MB at 100k
-/// endpoints.
+/// Everything about one existing name, borrowed from its shard (from where it starts to the
+/// end of the shard's buffer: its own end is found from its bytes, [`Node::len`]). Layout:
+/// name length (`u8`), the name (wire form), flags and number of types in one byte (flags in
+/// the high four bits: a name has at most the eight types of `records.rs`), per type its qtype
+/// (`u8`: every type this crate makes is below 256), then one entry per type in table order: a
+/// prepared answer or a [`LINK`], each of which says its own length (`answer::stored_len`).
+/// The first entry is the one ANY gets (RFC 8482 §4.1, chosen at build time), so ANY needs no
+/// entry of its own.
+///
+/// Nothing in a node or around it repeats what its bytes already say: a `u32` frame per node
+/// and a `u32` end per type were 2.8 MB at 100k endpoints; finding the answer of the second
+/// type now reads the first one's length (two integers) instead.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Node<'a>(&'a [u8]);
 
@@ -112,22 +119,39 @@ pub(crate) struct Node<'a>(&'a [u8]);
 #[derive(Debug)]
 pub(crate) struct NodeBuf(Box<[u8]>);
 
-/// Nodes as the builder encodes them, back to back in a shard's own framing (length, node),
-/// for [`Shard::rewritten`]: one buffer for a Service's private names, not one box per name.
+/// Nodes as the builder encodes them, back to back as in a shard, for [`Shard::rewritten`]:
+/// one buffer for a Service's private names, not one box per name.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct NodeBatch {
     bytes: Vec<u8>,
     count: usize,
 }
 
-/// How a *link* starts: a type entry stored as `FF FF` and a name prefix (wire labels)
-/// instead of a prepared answer, whose answer count is never `0xFFFF`. The answer is the SRV
+/// How a *link* starts: a type entry stored as `FF FF`, the length of a name prefix (`u8`) and
+/// the prefix (wire labels) instead of a prepared answer, which never starts with `0xFF`
+/// (`answer.rs`: its first byte is `0xC0` or below `0x40`). The answer is the SRV
 /// answer of prefix + the name, with its additional owners' pointers moved back by the
 /// prefix's length (`PreparedAnswer::shifted`). The builder stores one at `<svc>` when it would
 /// hold exactly the answer of `_<port>._<proto>.<svc>` (a Service with one named port): at 10k
 /// Services × 10 endpoints that was 9.4 MB of the snapshot. The port name keeps its own copy,
 /// since clients ask it (RFC 2782), and pays nothing; the bare name pays a second probe.
 pub(crate) const LINK: [u8; 2] = [0xFF, 0xFF];
+
+/// Appends a link to the SRV answer of `prefix` + the name ([`LINK`]).
+pub(crate) fn write_link(out: &mut Vec<u8>, prefix: &[u8]) {
+    out.extend_from_slice(&LINK);
+    out.push(prefix.len() as u8);
+    out.extend_from_slice(prefix);
+}
+
+/// The length of the type entry (a prepared answer or a link) `bytes` starts with.
+#[inline(always)]
+fn entry_len(bytes: &[u8]) -> usize {
+    match bytes {
+        [0xFF, 0xFF, len, ..] => 3 + *len as usize,
+        _ => answer::stored_len(bytes),
+    }
+}
 
 /// The name owns a CNAME: its one type entry answers every type.
 pub(crate) const FLAG_CNAME: u8 = 1;
@@ -246,7 +270,7 @@ impl ZoneSnapshot {
             return Lookup::NxDomain(negative);
         };
         match node.answer(qtype) {
-            Some([0xFF, 0xFF, prefix @ ..]) => match self.linked(zone, qname, prefix) {
+            Some([0xFF, 0xFF, _, prefix @ ..]) => match self.linked(zone, qname, prefix) {
                 Some(answer) => Lookup::Answer(answer),
                 // The builder links only to an SRV answer it has just written.
                 None => Lookup::NoData(negative),
@@ -340,9 +364,7 @@ impl Shard {
     /// The node stored at `at`.
     #[inline(always)]
     fn node_at(bytes: &[u8], at: u32) -> Node<'_> {
-        let at = at as usize;
-        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        Node(&bytes[at + 4..at + 4 + len as usize])
+        Node(&bytes[at as usize..])
     }
 
     /// The node of `name` (wire form), if stored.
@@ -352,9 +374,9 @@ impl Shard {
             return None;
         }
         let bytes = &self.bytes;
-        // Only the name is read to compare (a node starts with it, after the 4-byte length).
+        // Only the name is read to compare (a node starts with it).
         let name_at = |at: u32| {
-            let rest = &bytes[at as usize + 4..];
+            let rest = &bytes[at as usize..];
             &rest[1..1 + rest[0] as usize]
         };
         self.table
@@ -373,7 +395,8 @@ impl Shard {
 
     /// Stores `node`, replacing the node of the same name; whether the name is new.
     pub(crate) fn insert(&mut self, node: &[u8]) -> bool {
-        let need = 4 + node.len();
+        debug_assert_eq!(Node(node).len(), node.len(), "one whole node");
+        let need = node.len();
         if self.bytes.capacity() - self.bytes.len() < need {
             // A quarter more, not double: shards are small (a realloc copies a few kB), and
             // while a zone is first built every shard grows at once, so doubling's slack was
@@ -381,15 +404,13 @@ impl Shard {
             self.bytes.reserve_exact(need.max(self.bytes.len() / 4));
         }
         let at = self.bytes.len() as u32;
-        self.bytes
-            .extend_from_slice(&(node.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(node);
         let name = Node(node).name();
         let Self { table, bytes, dead } = self;
         let hash = hash_name(name);
         let fresh = match table.find_mut(hash, |&old| Self::node_at(bytes, old).name() == name) {
             Some(old) => {
-                *dead += 4 + Self::node_at(bytes, *old).0.len();
+                *dead += Self::node_at(bytes, *old).len();
                 *old = at;
                 false
             }
@@ -411,7 +432,7 @@ impl Shard {
             return false;
         };
         let (at, _) = entry.remove();
-        *dead += 4 + Self::node_at(bytes, at).0.len();
+        *dead += Self::node_at(bytes, at).len();
         self.compact_if_wasteful();
         true
     }
@@ -427,7 +448,7 @@ impl Shard {
         let mut kept_bytes = 0;
         for node in self.iter().filter(|n| keep(n.name())) {
             kept += 1;
-            kept_bytes += 4 + node.0.len();
+            kept_bytes += node.len();
         }
         let mut shard = Self {
             table: HashTable::with_capacity(kept + nodes.count),
@@ -435,11 +456,11 @@ impl Shard {
             dead: 0,
         };
         for node in self.iter().filter(|n| keep(n.name())) {
-            shard.push_unique(node.0);
+            shard.push_unique(node.bytes());
         }
         for node in nodes.iter() {
             debug_assert!(!keep(node.name()));
-            shard.push_unique(node.0);
+            shard.push_unique(node.bytes());
         }
         (shard, self.table.len() - kept)
     }
@@ -470,7 +491,7 @@ impl Shard {
         let mut kept_bytes = 0;
         for &at in self.table.iter().filter(|at| !gone(at)) {
             kept += 1;
-            kept_bytes += 4 + Self::node_at(bytes, at).0.len();
+            kept_bytes += Self::node_at(bytes, at).len();
         }
         let mut shard = Self {
             table: HashTable::with_capacity(kept + nodes.count),
@@ -478,10 +499,10 @@ impl Shard {
             dead: 0,
         };
         for &at in self.table.iter().filter(|at| !gone(at)) {
-            shard.push_unique(Self::node_at(bytes, at).0);
+            shard.push_unique(Self::node_at(bytes, at).bytes());
         }
         for node in nodes.iter() {
-            shard.push_unique(node.0);
+            shard.push_unique(node.bytes());
         }
         (shard, dropped.len())
     }
@@ -489,8 +510,6 @@ impl Shard {
     /// Appends a node whose name the shard does not hold.
     fn push_unique(&mut self, node: &[u8]) {
         let at = self.bytes.len() as u32;
-        self.bytes
-            .extend_from_slice(&(node.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(node);
         let bytes = &self.bytes;
         let hash = hash_name(Node(node).name());
@@ -534,8 +553,7 @@ impl Shard {
         for at in table.iter_mut() {
             let node = Self::node_at(&self.bytes, *at);
             *at = bytes.len() as u32;
-            bytes.extend_from_slice(&(node.0.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(node.0);
+            bytes.extend_from_slice(node.bytes());
         }
         Self {
             table,
@@ -556,6 +574,22 @@ impl Clone for Shard {
 // === impl Node ===
 
 impl<'a> Node<'a> {
+    /// The node's bytes.
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        &self.0[..self.len()]
+    }
+
+    /// The node's length: its table, then its entries, each of which says its own length.
+    pub(crate) fn len(self) -> usize {
+        let t = self.tail();
+        let count = self.count();
+        let mut end = t + 1 + count;
+        for _ in 0..count {
+            end += entry_len(&self.0[end..]);
+        }
+        end
+    }
+
     /// The owner name (wire form).
     pub(crate) fn name(self) -> &'a [u8] {
         &self.0[1..1 + self.0[0] as usize]
@@ -566,32 +600,47 @@ impl<'a> Node<'a> {
     }
 
     pub(crate) fn flags(self) -> u8 {
-        self.0[self.tail()]
+        self.0[self.tail()] >> 4
     }
 
-    /// The `(qtype, answer)` pairs of this name, the one ANY gets first; an answer of
-    /// [`LINK_LEN`] bytes is a link.
+    fn count(self) -> usize {
+        usize::from(self.0[self.tail()] & 0x0F)
+    }
+
+    /// The `(qtype, entry)` pairs of this name, the one ANY gets first; an entry starting
+    /// with [`LINK`] is a link.
     pub(crate) fn types(self) -> impl Iterator<Item = (u16, &'a [u8])> {
         let t = self.tail();
-        let count = self.0[t + 1] as usize;
-        let mut start = t + 2 + 6 * count;
+        let count = self.count();
+        let mut start = t + 1 + count;
         (0..count).map(move |k| {
-            let e = &self.0[t + 2 + 6 * k..t + 8 + 6 * k];
-            let qtype = u16::from_le_bytes([e[0], e[1]]);
-            let end = u32::from_le_bytes([e[2], e[3], e[4], e[5]]) as usize;
-            let answer = &self.0[start..end];
-            start = end;
+            let qtype = u16::from(self.0[t + 1 + k]);
+            let len = entry_len(&self.0[start..]);
+            let answer = &self.0[start..start + len];
+            start += len;
             (qtype, answer)
         })
     }
 
     fn answer(self, qtype: u16) -> Option<&'a [u8]> {
-        if self.flags() & FLAG_CNAME != 0 || qtype == crate::RType::ANY.0 {
+        let t = self.tail();
+        let head = self.0[t];
+        let count = usize::from(head & 0x0F);
+        let table = &self.0[t + 1..t + 1 + count];
+        let k = if (head >> 4) & FLAG_CNAME != 0 || qtype == crate::RType::ANY.0 {
             // RFC 1034 §3.6.2: a CNAME owner has no other data; every type gets the CNAME.
             // RFC 8482 §4.1: ANY gets one RRset, the first.
-            return self.types().next().map(|(_, a)| a);
+            (count > 0).then_some(0)?
+        } else {
+            // No stored type is 256 or above.
+            let want = u8::try_from(qtype).ok()?;
+            table.iter().position(|&e| e == want)?
+        };
+        let mut rest = &self.0[t + 1 + count..];
+        for _ in 0..k {
+            rest = rest.get(entry_len(rest)..)?;
         }
-        self.types().find(|(t, _)| *t == qtype).map(|(_, a)| a)
+        rest.get(..entry_len(rest))
     }
 }
 
@@ -631,13 +680,16 @@ impl NodeBuf {
         body: &[u8],
         blob: &mut Vec<u8>,
     ) {
-        let head = 1 + wire.len() + 2 + 6 * types.len();
+        let head = 1 + wire.len() + 1 + types.len();
         blob.clear();
         blob.reserve(head + body.len());
         blob.push(wire.len() as u8);
         blob.extend_from_slice(wire);
-        blob.push(flags);
-        blob.push(types.len() as u8);
+        debug_assert!(
+            flags < 16 && types.len() < 16,
+            "flags and count share a byte"
+        );
+        blob.push(flags << 4 | types.len() as u8);
         let order = || {
             types.get(first).into_iter().chain(
                 types
@@ -647,11 +699,8 @@ impl NodeBuf {
                     .map(|(_, t)| t),
             )
         };
-        let mut end = head;
-        for &(qtype, start, stop) in order() {
-            end += stop - start;
-            blob.extend_from_slice(&qtype.to_le_bytes());
-            blob.extend_from_slice(&(end as u32).to_le_bytes());
+        for &(qtype, _, _) in order() {
+            blob.push(u8::try_from(qtype).expect("every type records.rs makes is below 256"));
         }
         for &(_, start, stop) in order() {
             blob.extend_from_slice(&body[start..stop]);
@@ -664,8 +713,7 @@ impl NodeBuf {
 impl NodeBatch {
     /// Appends a node (bytes as [`NodeBuf::write`] leaves them).
     pub(crate) fn push(&mut self, node: &[u8]) {
-        self.bytes
-            .extend_from_slice(&(node.len() as u32).to_le_bytes());
+        debug_assert_eq!(Node(node).len(), node.len(), "one whole node");
         self.bytes.extend_from_slice(node);
         self.count += 1;
     }
@@ -677,7 +725,7 @@ impl NodeBatch {
     /// Appends a node of `len` bytes written by `write` (bytes as [`NodeBuf::write`] leaves
     /// them), without a buffer of its own on the way.
     pub(crate) fn push_with(&mut self, len: usize, write: impl FnOnce(&mut Vec<u8>)) {
-        self.bytes.extend_from_slice(&(len as u32).to_le_bytes());
+        self.bytes.reserve(len);
         let start = self.bytes.len();
         write(&mut self.bytes);
         debug_assert_eq!(
@@ -685,6 +733,7 @@ impl NodeBatch {
             len,
             "the node's length as announced"
         );
+        debug_assert_eq!(Node(&self.bytes[start..]).len(), len, "one whole node");
         self.count += 1;
     }
 
@@ -703,7 +752,7 @@ impl NodeBatch {
         std::iter::from_fn(move || {
             (at < self.bytes.len()).then(|| {
                 let node = Shard::node_at(&self.bytes, at as u32);
-                at += 4 + node.0.len();
+                at += node.len();
                 node
             })
         })
@@ -779,6 +828,7 @@ impl ZoneSnapshot {
     }
 }
 
+mod footprint;
 #[cfg(test)]
 pub(crate) mod reference;
 #[cfg(test)]

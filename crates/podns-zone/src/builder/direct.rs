@@ -26,7 +26,7 @@ use crate::ZoneConfig;
 use crate::answer::{Preparing, write_tail_with};
 use crate::names::{self, MAX_LABEL_LEN, MAX_NAME_LEN, Name};
 use crate::records::RType;
-use crate::snapshot::{FxHasher, LINK, NodeBatch, NodeBuf};
+use crate::snapshot::{FxHasher, NodeBatch, NodeBuf, write_link};
 
 /// One Service read for encoding; buffers are kept across updates (the builder owns one).
 #[derive(Debug, Default)]
@@ -361,9 +361,14 @@ impl Direct {
             match linked {
                 // The port name's answer, moved, is this one (`snapshot::LINK`).
                 Some(port) => {
-                    self.body.extend_from_slice(&LINK);
-                    put_label(&mut self.body, &port.port_label);
-                    put_label(&mut self.body, port.proto_label.as_bytes());
+                    let mut prefix = [0u8; 2 * (1 + MAX_LABEL_LEN)];
+                    let (port_label, proto) = (&port.port_label, port.proto_label.as_bytes());
+                    let len = 2 + port_label.len() + proto.len();
+                    prefix[0] = port_label.len() as u8;
+                    prefix[1..1 + port_label.len()].copy_from_slice(port_label);
+                    prefix[1 + port_label.len()] = proto.len() as u8;
+                    prefix[2 + port_label.len()..len].copy_from_slice(proto);
+                    write_link(&mut self.body, &prefix[..len]);
                 }
                 None => self.srv_answer(root, self.srvs.len() - 1, root),
             }
@@ -729,12 +734,16 @@ fn push_host_node(
     v6: &[IpAddr],
     ttl: u32,
 ) {
-    // A prepared answer: two counts, a bound per record and one more, the records.
-    let answer_len = |n: usize, rdata: usize| 4 + 2 * (n + 1) + n * (12 + rdata);
+    // A prepared answer: the record alone (`answer::SINGLE`), or two counts, a bound per
+    // record and one more, and the records.
+    let answer_len = |n: usize, rdata: usize| match n {
+        1 => 12 + rdata,
+        _ => 4 + 2 * (n + 1) + n * (12 + rdata),
+    };
     let sets = [(v4, RType::A, 4), (v6, RType::AAAA, 16)];
     let types = sets.iter().filter(|(set, _, _)| !set.is_empty()).count();
     let wire_len = 1 + label.len() + root.len();
-    let head = 1 + wire_len + 2 + 6 * types;
+    let head = 1 + wire_len + 1 + types;
     let len = head
         + sets
             .iter()
@@ -746,21 +755,20 @@ fn push_host_node(
         b.push(label.len() as u8);
         b.extend_from_slice(label);
         b.extend_from_slice(root);
-        b.push(0);
+        // No flags, and the number of types (`snapshot::Node`).
         b.push(types as u8);
-        let mut end = head;
-        for (set, rtype, rdata) in sets.iter().filter(|(set, _, _)| !set.is_empty()) {
-            end += answer_len(set.len(), *rdata);
-            b.extend_from_slice(&rtype.0.to_le_bytes());
-            b.extend_from_slice(&(end as u32).to_le_bytes());
+        for (_, rtype, _) in sets.iter().filter(|(set, _, _)| !set.is_empty()) {
+            b.push(rtype.0 as u8);
         }
         for (set, rtype, rdata) in sets.iter().filter(|(set, _, _)| !set.is_empty()) {
             let n = set.len() as u16;
-            b.extend_from_slice(&n.to_le_bytes());
-            b.extend_from_slice(&n.to_le_bytes());
             let record = 12 + *rdata as u16;
-            for k in 0..=n {
-                b.extend_from_slice(&(k * record).to_le_bytes());
+            if n > 1 {
+                b.extend_from_slice(&n.to_be_bytes());
+                b.extend_from_slice(&n.to_be_bytes());
+                for k in 0..=n {
+                    b.extend_from_slice(&(k * record).to_be_bytes());
+                }
             }
             for ip in *set {
                 let mut r = [0u8; 28];

@@ -199,7 +199,7 @@ fn one_named_port_shares_the_service_srv_answer_and_answers_as_before() {
     b.replace_all(&view);
     let snapshot = b.snapshot();
     assert_equivalent(&config, &view, &snapshot);
-    let link = b"\xFF\xFF\x05_http\x04_tcp";
+    let link = b"\xFF\xFF\x0B\x05_http\x04_tcp";
     let bare = stored_srv(&snapshot, "one.default.svc.cluster.local");
     assert_eq!(bare, link, "a link to the port name");
     assert!(stored_srv(&snapshot, "_http._tcp.one.default.svc.cluster.local").len() > 12 * 40);

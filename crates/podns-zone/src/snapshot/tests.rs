@@ -462,9 +462,10 @@ fn validate_checks_ttl_range_zones_and_cidrs() {
 }
 
 /// A node whose whole content is its name and `payload` (enough for the shard's bookkeeping).
+/// A node of one type whose answer is `payload` bytes (at least 6) of no records.
 fn node(dotted: &str, payload: usize) -> NodeBuf {
     let name = Name::from_dotted(dotted).unwrap();
-    let body = vec![0xAB; payload];
+    let body = opaque(payload);
     NodeBuf::encode(
         name.as_wire(),
         0,
@@ -473,6 +474,89 @@ fn node(dotted: &str, payload: usize) -> NodeBuf {
         &body,
         &mut Vec::new(),
     )
+}
+
+/// A prepared answer of `len` bytes (at least 6): the general form without records, then
+/// filler its last bound covers.
+fn opaque(len: usize) -> Vec<u8> {
+    let mut body = vec![0, 0, 0, 0];
+    body.extend_from_slice(&((len - 6) as u16).to_be_bytes());
+    body.resize(len, 0xAB);
+    body
+}
+
+#[test]
+fn a_node_beyond_64_kib_keeps_its_answers_apart() {
+    // Two answers near the limit of one (a 16-bit length each): the node's own length no
+    // longer fits 16 bits, and nothing in it needs to.
+    let wire = Name::from_dotted("big.example").unwrap();
+    let (a, b) = (opaque(60_000), opaque(50_000));
+    let body = [&a[..], &b[..]].concat();
+    let big = NodeBuf::encode(
+        wire.as_wire(),
+        0,
+        &[(1, 0, a.len()), (28, a.len(), body.len())],
+        1,
+        &body,
+        &mut Vec::new(),
+    );
+    let mut shard = Shard::default();
+    for i in 0..3 {
+        shard.insert(node(&format!("n{i}.example"), 40).as_bytes());
+    }
+    shard.insert(big.as_bytes());
+    shard.insert(node("after.example", 9).as_bytes());
+    for copy in [shard.clone(), shard.compacted(0)] {
+        let found = copy.get(wire.as_wire()).expect("stored");
+        assert_eq!(found.len(), big.as_bytes().len());
+        let types: Vec<(u16, usize)> = found.types().map(|(t, a)| (t, a.len())).collect();
+        assert_eq!(types, [(28, 50_000), (1, 60_000)], "the ANY answer first");
+        assert_eq!(found.answer(1).map(<[u8]>::len), Some(60_000));
+        assert_eq!(found.answer(255).map(<[u8]>::len), Some(50_000));
+        assert_eq!(found.answer(16), None);
+        let after = copy.get(&name("after.example")).expect("the next node");
+        assert_eq!(after.answer(1).map(<[u8]>::len), Some(9));
+    }
+}
+
+#[test]
+fn links_and_answers_of_either_form_say_their_length() {
+    let wire = Name::from_dotted("s.example").unwrap();
+    let mut body = Vec::new();
+    let single = [0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 1];
+    body.extend_from_slice(&single);
+    write_link(&mut body, b"\x05_http\x04_tcp");
+    body.extend_from_slice(&opaque(6));
+    let types = [
+        (1, 0, 16),
+        (33, 16, body.len() - 6),
+        (16, body.len() - 6, body.len()),
+    ];
+    let n = NodeBuf::encode(wire.as_wire(), 0, &types, 0, &body, &mut Vec::new());
+    let node = Node(n.as_bytes());
+    assert_eq!(node.len(), n.as_bytes().len());
+    assert_eq!(node.answer(1), Some(&single[..]));
+    assert_eq!(node.answer(33), Some(&b"\xFF\xFF\x0B\x05_http\x04_tcp"[..]));
+    assert_eq!(node.answer(16).map(<[u8]>::len), Some(6));
+    // Types are stored in a byte: 257 (CAA) is not A, whose low byte it shares.
+    assert_eq!(node.answer(1 + 256), None);
+    // Flags share a byte with the count.
+    let flags = FLAG_CNAME | FLAG_INSECURE_PODS;
+    let n = NodeBuf::encode(
+        wire.as_wire(),
+        flags,
+        &types[..1],
+        0,
+        &body,
+        &mut Vec::new(),
+    );
+    let node = Node(n.as_bytes());
+    assert_eq!((node.flags(), node.types().count()), (flags, 1));
+    assert_eq!(
+        node.answer(28),
+        Some(&single[..]),
+        "a CNAME owner answers every type"
+    );
 }
 
 #[test]
@@ -490,7 +574,7 @@ fn shards_replace_remove_and_compact_without_losing_nodes() {
                 "{n} replaced, not added"
             );
         }
-        let live: usize = shard.iter().map(|n| 4 + n.0.len()).sum();
+        let live: usize = shard.iter().map(|n| n.len()).sum();
         assert_eq!(live + shard.dead, shard.bytes.len());
         assert!(
             shard.bytes.len() <= 2 * live + 4096,
