@@ -398,10 +398,11 @@ impl Shard {
         debug_assert_eq!(Node(node).len(), node.len(), "one whole node");
         let need = node.len();
         if self.bytes.capacity() - self.bytes.len() < need {
-            // A quarter more, not double: shards are small (a realloc copies a few kB), and
-            // while a zone is first built every shard grows at once, so doubling's slack was
-            // most of the build's heap peak.
-            self.bytes.reserve_exact(need.max(self.bytes.len() / 4));
+            // An eighth more, not double: shards are small (a realloc copies a few kB), and
+            // while a zone is first built every shard grows at once, so the slack is the
+            // build's peak. `serve` on 10k Services × 10 replicas (standalone), VmHWM: double
+            // 92.6 MiB, a quarter 82.0, an eighth 80.3.
+            self.bytes.reserve_exact(need.max(self.bytes.len() / 8));
         }
         let at = self.bytes.len() as u32;
         self.bytes.extend_from_slice(node);
