@@ -128,6 +128,9 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }));
 
     let mut config_watch = reload::ConfigWatch::new(args.config.clone());
+    // A configuration refused because the manifests it must be rebuilt from were broken is
+    // tried again once they load.
+    let mut config_retry = false;
     let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -138,14 +141,21 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 config_watch.force();
             }
             () = config_watch.changed() => {
+                config_retry = false;
                 match reconfigure(&args, &mut settings, &mut pipeline, &mut source, &forward).await {
                     Ok(()) => publish(&mut pipeline, &zone_writer, &metrics, &[]),
-                    Err(err) => error!("configuration rejected, keeping the last good one: {err:#}"),
+                    Err(err) => {
+                        error!("configuration rejected, keeping the last good one: {err:#}");
+                        config_retry = err.downcast_ref::<source::ManifestsUnreadable>().is_some();
+                    }
                 }
             }
             update = source.next(&mut pipeline) => match update {
                 Some(SourceUpdate::Changed { started }) => {
                     publish(&mut pipeline, &zone_writer, &metrics, &started);
+                    if std::mem::take(&mut config_retry) {
+                        config_watch.force();
+                    }
                 }
                 Some(SourceUpdate::Unchanged) => {}
                 None => {

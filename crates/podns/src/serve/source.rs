@@ -6,6 +6,7 @@
 //! the previous zone was being built goes into the next build, so a burst of API events costs
 //! one rebuild, not one per event.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
@@ -45,12 +46,31 @@ fn service_kind(slice: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Servi
     }
 }
 
+/// A configuration change refused because the manifests it must be rebuilt from did not
+/// load (the pipeline no longer holds them): worth trying again once they do.
+#[derive(Debug)]
+pub(super) struct ManifestsUnreadable(String);
+
+impl std::fmt::Display for ManifestsUnreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "reading the manifests for the new configuration: {}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ManifestsUnreadable {}
+
 /// Where cluster state comes from.
 pub(super) enum Source {
     /// Manifest files, re-read in full on every change.
     Manifests {
         watch: ManifestWatch,
         initial: Option<ClusterStore>,
+        /// The files and folders watched, read again for a configuration change.
+        paths: Vec<PathBuf>,
     },
     /// An API server.
     Kube(Box<KubeSource>),
@@ -132,6 +152,7 @@ impl Source {
         let source = Self::Manifests {
             watch,
             initial: Some(objects),
+            paths: args.manifests.clone(),
         };
         Ok((source, Pipeline::serving(settings)))
     }
@@ -290,8 +311,23 @@ impl Source {
         settings: &Settings,
         pipeline: &mut Pipeline,
     ) -> anyhow::Result<()> {
-        let Self::Kube(kube) = self else {
-            return Ok(());
+        let kube = match self {
+            Self::Manifests { paths, .. } => {
+                if pipeline.needs_manifests() {
+                    // The pipeline keeps the zone, not the manifests; a rebuild with the new
+                    // settings starts from the files. Broken files refuse the configuration
+                    // (the zone and the settings stay as they are) until they are fixed.
+                    let paths = paths.clone();
+                    let store =
+                        tokio::task::spawn_blocking(move || podns_cluster::load_store(&paths))
+                            .await
+                            .context("reading the manifests")?
+                            .map_err(|errors| ManifestsUnreadable(errors.to_string()))?;
+                    pipeline.replace_store(store);
+                }
+                return Ok(());
+            }
+            Self::Kube(kube) => kube,
         };
         let config = watch_config(settings);
         if config == kube.config {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::harness::{Server, example};
+use crate::harness::{Server, example, write_redis};
 
 /// Writes `text` to `path` by rename, as a ConfigMap update or an editor does.
 fn write_config(path: &std::path::Path, text: &str) {
@@ -123,6 +123,49 @@ fn a_config_file_reload_applies_without_dropping_queries() {
         unanswered, 0,
         "{unanswered} queries unanswered during reloads"
     );
+}
+
+#[test]
+fn a_config_change_is_rebuilt_from_the_files_and_waits_out_broken_manifests() {
+    // `serve` keeps the zone, not the manifests, so a new configuration is applied by reading
+    // the files again; while they are broken it is refused, the zone stays, and it is applied
+    // once they load.
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    write_redis(&manifests, 3);
+    let config = dir.path().join("podns.yaml");
+    write_config(&config, "ttl: 30\n");
+    let server = Server::start(&[&manifests], &["--config", config.to_str().unwrap()]);
+    let name = "redis-headless.default.svc.cluster.local";
+    server.dig(&[name]).assert_answers("A", 3, 30);
+
+    // Edited manifests and a new configuration together: both are in the next zone.
+    write_redis(&manifests, 2);
+    server.eventually("2 redis pods", || server.dig_short(&[name]).len() == 2);
+    write_config(&config, "ttl: 12\n");
+    server.eventually("the new TTL", || server.dig(&[name]).answer[0].ttl == 12);
+    server.dig(&[name]).assert_answers("A", 2, 12);
+
+    let wrong = std::fs::read_to_string(example("redis-statefulset").join("redis.yaml"))
+        .unwrap()
+        .replace("replicas: 3", "replicas: three");
+    std::fs::write(manifests.join("redis.yaml"), wrong).unwrap();
+    server.wait_for_log("manifests rejected", 1);
+    write_config(&config, "ttl: 7\n");
+    server.wait_for_log("configuration rejected", 1);
+    assert!(
+        server.log().contains("reading the manifests for the new configuration"),
+        "{}",
+        server.log()
+    );
+    server.dig(&[name]).assert_answers("A", 2, 12);
+
+    write_redis(&manifests, 4);
+    server.eventually("4 redis pods with the waiting TTL", || {
+        let answer = server.dig(&[name]);
+        answer.answer.len() == 4 && answer.answer.iter().all(|r| r.ttl == 7)
+    });
 }
 
 #[test]
