@@ -155,7 +155,9 @@ fn a_config_change_is_rebuilt_from_the_files_and_waits_out_broken_manifests() {
     write_config(&config, "ttl: 7\n");
     server.wait_for_log("configuration rejected", 1);
     assert!(
-        server.log().contains("reading the manifests for the new configuration"),
+        server
+            .log()
+            .contains("reading the manifests for the new configuration"),
         "{}",
         server.log()
     );
