@@ -4,8 +4,7 @@
 #   PODNS_PROG_WRAPPER="$PWD/scripts/bench.d/sample_rss.sh" SAMPLE_OUT=rss.tsv \
 #     cargo bench -p podns --bench programming -- 10000x10:3
 # Each line of $SAMPLE_OUT: seconds since start, VmHWM, RssAnon, RssFile (kB, from
-# /proc/PID/status). As a bench wrapper it is the process the bench reads `VmHWM` of, so use
-# the file's numbers, not the bench's table. SIGTERM/SIGINT are passed on to the command.
+# /proc/PID/status). SIGTERM/SIGINT are passed on to the command.
 set -u
 out=${SAMPLE_OUT:?set SAMPLE_OUT to the file to write}
 "$@" &

@@ -503,10 +503,31 @@ impl Podns {
         }
     }
 
+    /// The podns process: the child, or under `PODNS_PROG_WRAPPER` the first process below it
+    /// that runs the podns binary (a wrapper such as heaptrack runs it as a descendant).
+    fn podns_pid(&self) -> u32 {
+        let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_podns")).ok();
+        let mut queue = std::collections::VecDeque::from([self.child.id()]);
+        while let Some(pid) = queue.pop_front() {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            if exe.is_some() && exe == binary {
+                return pid;
+            }
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            queue.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+        self.child.id()
+    }
+
     /// `VmHWM`, `VmRSS`, and of the latter the anonymous (heap, stacks) and file-backed (the
-    /// binary's and libraries' pages) parts, in MiB.
+    /// binary's and libraries' pages) parts, in MiB, of the podns process.
     fn rss(&self) -> (f64, f64, f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.podns_pid()))
             .expect("read /proc/PID/status");
         let field = |name: &str| {
             status
