@@ -184,9 +184,14 @@ impl Pipeline {
             State::Standalone {
                 store, released, ..
             } => {
-                // Events build on the store; after a release only a whole set can follow.
-                debug_assert!(!*released, "an event applied to a released store");
-                store.apply_event(event)
+                // Events build on the store; after a release only a whole set can follow
+                // (and it changes what the zone holds, even if it is empty).
+                let was_released = std::mem::take(released);
+                debug_assert!(
+                    !was_released || matches!(event, ClusterEvent::Resync(_)),
+                    "an incremental event applied to a released store"
+                );
+                store.apply_event(event) || was_released
             }
             State::Observed { view, pending, .. } => {
                 let delta = view.apply(event);
