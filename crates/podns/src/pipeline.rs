@@ -28,9 +28,8 @@ enum State {
         /// With lean pods, the Services the zone holds, sorted: what the next build removes
         /// when they are gone (the zone is given one view at a time, not a whole view).
         served: Vec<ServiceKey>,
-        /// Serving: the store is emptied once a derivation has read it ([`Pipeline::build`]).
-        release_store: bool,
-        /// The store was emptied that way: a rebuild needs the manifests read again
+        /// Serving (lean pods) empties the store once a derivation has read it
+        /// ([`Pipeline::build`]): a rebuild then needs the manifests read again
         /// ([`Pipeline::needs_manifests`]).
         released: bool,
     },
@@ -73,7 +72,6 @@ impl Pipeline {
                 controller: settings.controller.clone(),
                 view: settings.view.clone(),
                 served: Vec::new(),
-                release_store: false,
                 released: false,
             },
             zone: ZoneBuilder::new(settings.zone.clone()),
@@ -87,14 +85,8 @@ impl Pipeline {
     /// 9.3 MB less, during the zone build (the process's peak) and after.
     pub(crate) fn serving(settings: &Settings) -> Self {
         let mut pipeline = Self::standalone(settings);
-        if let State::Standalone {
-            controller,
-            release_store,
-            ..
-        } = &mut pipeline.state
-        {
+        if let State::Standalone { controller, .. } = &mut pipeline.state {
             controller.lean_pods = true;
-            *release_store = true;
         }
         pipeline
     }
@@ -210,7 +202,6 @@ impl Pipeline {
                 controller,
                 view,
                 served,
-                release_store,
                 released,
             } => {
                 if *released {
@@ -227,12 +218,10 @@ impl Pipeline {
                     let derived =
                         podns_cluster::standalone_view(store, controller, view, with_pods)
                             .context("deriving pods and endpoint slices")?;
-                    if *release_store {
-                        // Everything the zone is built from is in `derived` now. A failed
-                        // derivation (above) keeps the store for a reconfigured retry.
-                        *store = ClusterStore::default();
-                        *released = true;
-                    }
+                    // Everything the zone is built from is in `derived` now. A failed
+                    // derivation (above) keeps the store for a reconfigured retry.
+                    *store = ClusterStore::default();
+                    *released = true;
                     self.zone.set_namespaces(&derived.namespaces);
                     self.zone.set_pods(&derived.pods);
                     // `replace_all`, one view at a time: both key lists are sorted.
