@@ -21,6 +21,14 @@ def round_ratio(m, n, ref="nsd"):
     return statistics.median(x["qps"] / y["qps"] for x, y in zip(a, b))
 
 
+def p99_round_ratio(m, n, ref="nsd"):
+    """Median over latency rounds of p99(n) / p99(ref) within the same round, or None."""
+    rr = m.get("latency_rounds", {})
+    a, b = rr.get(n, []), rr.get(ref, [])
+    ratios = [x["p99"] / y["p99"] for x, y in zip(a, b) if x.get("p99") and y.get("p99")]
+    return statistics.median(ratios) if ratios else None
+
+
 def size_table(res, mix="realistic"):
     m = res["mixes"][mix]
     med = m["qps_median"]
@@ -40,6 +48,8 @@ def size_table(res, mix="realistic"):
         cpu_s = f"{cpu:.2f}" + (f" ({statistics.median(ucpu):.2f})" if ucpu else "")
         lat = m.get("latency", {}).get(n, {})
         pct = (f"{us(lat.get('p50'))} / {us(lat.get('p99'))} / {us(lat.get('p999'))}" if lat else "–")
+        if lat.get("p99_rounds") and len(lat["p99_rounds"]) > 1:
+            pct += " (p99 per round " + " / ".join(us(x) for x in lat["p99_rounds"]) + ")"
         mem = res["memory"][n]
         rss = mib(mem["hwm_max_kb"]) + (f" (tree Σ {mib(mem['hwm_sum_kb'])})" if mem["procs"] > 1 else "")
         lines.append(
@@ -52,8 +62,14 @@ def size_table(res, mix="realistic"):
                       "(`--server-cpu`, a cgroup): the server is the limit, not dnsperf; the fixed-rate "
                       "latency run is uncapped."]
     if m.get("latency_rate"):
+        rounds = len(next(iter(m.get("latency_rounds", {}).values()), [None]))
         lines += ["", f"Fixed-rate latency run: {m['latency_rate']:,} QPS (half the slowest server's median), "
-                  f"percentiles from dnsperf `-v` per-query times."]
+                  f"percentiles from dnsperf `-v` per-query times; {rounds} alternated round(s) per server, "
+                  f"the median round by p99 shown."]
+        ratios = [(n, p99_round_ratio(m, n)) for n in SERVERS if n != "nsd" and n in med]
+        ratios = [f"{n} {r:.2f}" for n, r in ratios if r is not None]
+        if ratios and rounds > 1:
+            lines += ["", "p99 × NSD's, median of per-round ratios: " + ", ".join(ratios) + "."]
     v = m.get("verify")
     if v:
         lines += ["", f"Answer check: {v['queries']} queries asked to every server; "

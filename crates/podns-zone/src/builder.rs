@@ -783,22 +783,22 @@ impl ZoneBuilder {
         let mut old_groups = old_ptrs.groups().peekable();
         let mut new_groups = new_ptrs.groups().peekable();
         loop {
-            let (wire, covered, was, now) = match (old_groups.peek(), new_groups.peek()) {
+            let (ip, wire, covered, was, now) = match (old_groups.peek(), new_groups.peek()) {
                 (None, None) => break,
                 (Some(o), Some(n)) if o.0 == n.0 => {
                     let (o, n) = (
                         old_groups.next().expect("peeked"),
                         new_groups.next().expect("peeked"),
                     );
-                    (o.1, o.3, o.2, n.2)
+                    (o.0, o.1, o.3, o.2, n.2)
                 }
                 (Some(o), n) if n.is_none_or(|n| o.0 < n.0) => {
                     let o = old_groups.next().expect("peeked");
-                    (o.1, o.3, o.2, &[][..])
+                    (o.0, o.1, o.3, o.2, &[][..])
                 }
                 _ => {
                     let n = new_groups.next().expect("peeked");
-                    (n.1, n.3, &[][..], n.2)
+                    (n.0, n.1, n.3, &[][..], n.2)
                 }
             };
             let same = was.len() == now.len()
@@ -814,10 +814,10 @@ impl ZoneBuilder {
             }
             let frags = &self.frags;
             // One probe for the bookkeeping and, when no fragment makes the name exist any
-            // more, its removal (this table is large: each probe is a cache miss or two).
+            // more, its removal; by address, the owner's wire name is not parsed again.
             let held = self
                 .shared
-                .update(wire, !now.is_empty(), |entry| {
+                .update_owner(ip, !now.is_empty(), |entry| {
                     if was.is_empty() {
                         entry.refs += 1;
                     } else {

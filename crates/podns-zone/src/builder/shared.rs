@@ -1,20 +1,29 @@
 //! The builder's bookkeeping of shared names (`builder.rs`, "Fragments"): per name, how many
 //! fragments make it exist and which hold records there.
 //!
-//! There is one entry per PTR owner (about one per endpoint), so the layout is what matters:
-//! the table holds the 16-byte [`Shared`] inline and, in 8 bytes, an IPv4 owner's address or
-//! the offset of any other name, which lives in one buffer with the others. A map keyed by a boxed name spent a 16-byte key, a 24-byte value
-//! and an allocation of its own per name (~48 bytes with the allocator's rounding): at 100k
-//! endpoints that was about 4 MB more. A PTR owner is kept as its address ([`Key`]): 5 bytes
-//! instead of the 26 of `d.c.b.a.in-addr.arpa` (17 instead of 74 in `ip6.arpa`), 2 MB less
-//! at 100k endpoints.
+//! There is one entry per PTR owner (about one per endpoint), so the layout is what matters.
+//! A map keyed by a boxed name spent a 16-byte key, a 24-byte value and an allocation of its
+//! own per name (~48 bytes with the allocator's rounding): at 100k endpoints that was about
+//! 4 MB more. A PTR owner is kept as its address ([`Key`]): 5 bytes instead of the 26 of
+//! `d.c.b.a.in-addr.arpa` (17 instead of 74 in `ip6.arpa`), 2 MB less at 100k endpoints.
+//!
+//! IPv4 owners, most of the entries, are kept by their /24 ([`V4Owners`]): per /24 its last
+//! octets sorted, and their 16-byte [`Shared`] alongside. A Service's endpoints are updated
+//! in address order and crowd in a few /24s (a node's pod range, a StatefulSet's pods), so an
+//! update walks a few blocks that stay in cache, where one hash table of every owner cost a
+//! cache miss or two per address: `perf` put that table at 21 % of publishing a
+//! 1,000-endpoint Service (`benches/update.rs`). Every other name (IPv6 owners, reverse-zone
+//! non-terminals, zone-level names) is in one table of the 16-byte [`Shared`] and, in 8
+//! bytes, the offset of its key, which lives in one buffer with the others.
+
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 
-use super::FragId;
+use super::{FragId, FxMap};
 use crate::snapshot::FxHasher;
-use std::hash::{Hash, Hasher};
 
 /// A shared name's bookkeeping, 16 bytes (the usual single holder inline).
 #[derive(Debug)]
@@ -37,12 +46,31 @@ const NO_HOLDER: FragId = FragId::MAX;
 /// Every shared name with its [`Shared`].
 #[derive(Debug, Default)]
 pub(super) struct SharedNames {
-    /// The names as [`Key`]s (each of which ends itself), back to back.
+    /// The PTR owners of IPv4 addresses.
+    v4: V4Owners,
+    /// Every other name as a [`Key`] (each of which ends itself), back to back.
     names: Vec<u8>,
     /// Bytes of `names` whose entries were removed.
     dead: usize,
     /// `(where the key is, bookkeeping)`, by the hash of the key.
     table: HashTable<(Slot, Shared)>,
+}
+
+/// The PTR owners of IPv4 addresses, by /24.
+#[derive(Debug, Default)]
+struct V4Owners {
+    /// By the address's first three octets.
+    blocks: FxMap<u32, V4Block>,
+}
+
+/// The owners of one /24: `lows` sorted, `shared[k]` the entry of `lows[k]` ([`VACANT`] if
+/// removed). Two vectors, not one of pairs: a pair would pad the 1-byte octet to 8.
+#[derive(Debug, Default)]
+struct V4Block {
+    lows: Vec<u8>,
+    shared: Vec<Shared>,
+    /// Entries not vacant.
+    live: u16,
 }
 
 // === impl Shared ===
@@ -113,38 +141,46 @@ impl Shared {
 impl SharedNames {
     pub(super) fn get(&self, name: &[u8]) -> Option<&Shared> {
         let key = Key::of(name);
-        let (hash, inline) = probe(key.as_bytes());
+        if let Some(addr) = key.v4() {
+            return self.v4.get(addr);
+        }
+        let (hash, key) = (hash(key.as_bytes()), key.as_bytes());
         let names = &self.names;
         self.table
-            .find(hash, |(slot, _)| slot.holds(names, key.as_bytes(), inline))
+            .find(hash, |(slot, _)| is_at(names, slot.0, key))
             .map(|(_, s)| s)
     }
 
     pub(super) fn get_mut(&mut self, name: &[u8]) -> Option<&mut Shared> {
         let key = Key::of(name);
-        let (hash, inline) = probe(key.as_bytes());
+        if let Some(addr) = key.v4() {
+            return self.v4.get_mut(addr);
+        }
+        let (hash, key) = (hash(key.as_bytes()), key.as_bytes());
         let names = &self.names;
         self.table
-            .find_mut(hash, |(slot, _)| slot.holds(names, key.as_bytes(), inline))
+            .find_mut(hash, |(slot, _)| is_at(names, slot.0, key))
             .map(|(_, s)| s)
     }
 
-    /// The entry of `name`, added (empty) if missing; one probe either way (this table is
-    /// a few MB, so each probe is a cache miss or two).
+    /// The entry of `name`, added (empty) if missing; one probe either way.
     pub(super) fn get_or_insert(&mut self, name: &[u8]) -> &mut Shared {
         let key = Key::of(name);
+        if let Some(addr) = key.v4() {
+            return self.v4.get_or_insert(addr);
+        }
         let name = key.as_bytes();
-        let (hash, inline) = probe(name);
+        let hash = hash(name);
         let Self { names, table, .. } = self;
         let entry = table.entry(
             hash,
-            |(slot, _)| slot.holds(names, name, inline),
+            |(slot, _)| is_at(names, slot.0, name),
             |(slot, _)| slot.hash(names),
         );
         match entry {
             Entry::Occupied(entry) => &mut entry.into_mut().1,
             Entry::Vacant(entry) => {
-                let slot = inline.unwrap_or_else(|| store(names, name));
+                let slot = store(names, name);
                 &mut entry.insert((slot, Shared::default())).into_mut().1
             }
         }
@@ -159,16 +195,40 @@ impl SharedNames {
         insert: bool,
         f: impl FnOnce(&mut Shared) -> R,
     ) -> Option<R> {
-        let key = Key::of(name);
+        self.update_key(Key::of(name), insert, f)
+    }
+
+    /// [`SharedNames::update`] of the PTR owner of `ip` (whose wire name the caller need not
+    /// have parsed: the direct path knows the address).
+    pub(super) fn update_owner<R>(
+        &mut self,
+        ip: IpAddr,
+        insert: bool,
+        f: impl FnOnce(&mut Shared) -> R,
+    ) -> Option<R> {
+        self.update_key(Key::owner(ip), insert, f)
+    }
+
+    fn update_key<R>(
+        &mut self,
+        key: Key<'_>,
+        insert: bool,
+        f: impl FnOnce(&mut Shared) -> R,
+    ) -> Option<R> {
+        if let Some(addr) = key.v4() {
+            return self.v4.update(addr, insert, f);
+        }
         let name = key.as_bytes();
-        let (hash, inline) = probe(name);
-        let Self { names, table, dead } = self;
-        let eq = |(slot, _): &(Slot, Shared)| slot.holds(names, name, inline);
+        let hash = hash(name);
+        let Self {
+            names, table, dead, ..
+        } = self;
+        let eq = |(slot, _): &(Slot, Shared)| is_at(names, slot.0, name);
         let mut entry = if insert {
             match table.entry(hash, eq, |(slot, _)| slot.hash(names)) {
                 Entry::Occupied(entry) => entry,
                 Entry::Vacant(entry) => {
-                    let slot = inline.unwrap_or_else(|| store(names, name));
+                    let slot = store(names, name);
                     entry.insert((slot, Shared::default()))
                 }
             }
@@ -178,28 +238,27 @@ impl SharedNames {
         let out = f(&mut entry.get_mut().1);
         if entry.get().1.refs == 0 {
             entry.remove();
-            if inline.is_none() {
-                *dead += name.len();
-                self.compact_if_wasteful();
-            }
+            *dead += name.len();
+            self.compact_if_wasteful();
         }
         Some(out)
     }
 
     pub(super) fn remove(&mut self, name: &[u8]) {
         let key = Key::of(name);
+        if let Some(addr) = key.v4() {
+            self.v4.update(addr, false, |s| s.refs = 0);
+            return;
+        }
         let name = key.as_bytes();
-        let (hash, inline) = probe(name);
         let names = &self.names;
         if let Ok(entry) = self
             .table
-            .find_entry(hash, |(slot, _)| slot.holds(names, name, inline))
+            .find_entry(hash(name), |(slot, _)| is_at(names, slot.0, name))
         {
             entry.remove();
-            if inline.is_none() {
-                self.dead += name.len();
-                self.compact_if_wasteful();
-            }
+            self.dead += name.len();
+            self.compact_if_wasteful();
         }
     }
 
@@ -210,9 +269,7 @@ impl SharedNames {
         }
         let mut names = Vec::with_capacity(self.names.len() - self.dead);
         for (slot, _) in self.table.iter_mut() {
-            if let Some(at) = slot.offset() {
-                *slot = store(&mut names, name_at(&self.names, at));
-            }
+            *slot = store(&mut names, name_at(&self.names, slot.0));
         }
         self.names = names;
         self.dead = 0;
@@ -220,14 +277,148 @@ impl SharedNames {
 
     /// Heap bytes held.
     pub(super) fn heap_size(&self) -> usize {
-        self.names.capacity()
+        self.v4.heap_size()
+            + self.names.capacity()
             + self.table.allocation_size()
             + self.table.iter().map(|(_, s)| s.heap_size()).sum::<usize>()
     }
 
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.table.len()
+        self.table.len() + self.v4.len()
+    }
+}
+
+// === impl V4Owners ===
+
+impl V4Owners {
+    fn get(&self, addr: u32) -> Option<&Shared> {
+        let block = self.blocks.get(&(addr >> 8))?;
+        let k = block.find(addr as u8)?;
+        Some(&block.shared[k])
+    }
+
+    fn get_mut(&mut self, addr: u32) -> Option<&mut Shared> {
+        let block = self.blocks.get_mut(&(addr >> 8))?;
+        let k = block.find(addr as u8)?;
+        Some(&mut block.shared[k])
+    }
+
+    fn get_or_insert(&mut self, addr: u32) -> &mut Shared {
+        let block = self.blocks.entry(addr >> 8).or_default();
+        let k = block.find_or_insert(addr as u8);
+        &mut block.shared[k]
+    }
+
+    /// As [`SharedNames::update`].
+    fn update<R>(
+        &mut self,
+        addr: u32,
+        insert: bool,
+        f: impl FnOnce(&mut Shared) -> R,
+    ) -> Option<R> {
+        let prefix = addr >> 8;
+        let block = if insert {
+            self.blocks.entry(prefix).or_default()
+        } else {
+            self.blocks.get_mut(&prefix)?
+        };
+        let k = if insert {
+            block.find_or_insert(addr as u8)
+        } else {
+            block.find(addr as u8)?
+        };
+        let out = f(&mut block.shared[k]);
+        if block.shared[k].refs == 0 {
+            block.vacate(k);
+            if block.live == 0 {
+                self.blocks.remove(&prefix);
+            }
+        }
+        Some(out)
+    }
+
+    fn heap_size(&self) -> usize {
+        self.blocks.capacity() * (size_of::<(u32, V4Block)>() + 1)
+            + self
+                .blocks
+                .values()
+                .map(|b| {
+                    b.lows.capacity()
+                        + b.shared.capacity() * size_of::<Shared>()
+                        + b.shared.iter().map(Shared::heap_size).sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.blocks.values().map(|b| usize::from(b.live)).sum()
+    }
+}
+
+/// [`Shared::refs`] of a removed entry of a [`V4Block`] (a live entry's refs are far below).
+const VACANT: u32 = u32::MAX;
+
+impl V4Block {
+    /// Where the live entry of `low` is.
+    fn find(&self, low: u8) -> Option<usize> {
+        let k = self.lows.binary_search(&low).ok()?;
+        (self.shared[k].refs != VACANT).then_some(k)
+    }
+
+    /// Where `low` is, added (empty) if missing.
+    fn find_or_insert(&mut self, low: u8) -> usize {
+        // Updates come in address order: the new octet usually goes last.
+        let k = if self.lows.last().is_none_or(|&last| last < low) {
+            self.reserve();
+            self.lows.push(low);
+            self.shared.push(Shared::default());
+            self.lows.len() - 1
+        } else {
+            match self.lows.binary_search(&low) {
+                Ok(k) if self.shared[k].refs == VACANT => {
+                    self.shared[k].refs = 0;
+                    k
+                }
+                Ok(k) => return k,
+                Err(k) => {
+                    self.reserve();
+                    self.lows.insert(k, low);
+                    self.shared.insert(k, Shared::default());
+                    k
+                }
+            }
+        };
+        self.live += 1;
+        k
+    }
+
+    /// Removes the entry at `k`. It stays in place, vacant, until vacant entries are half
+    /// of the block: a Service's addresses leave a /24 in address order, and removing each
+    /// from the front moved the rest of the block each time (4 kB per address).
+    fn vacate(&mut self, k: usize) {
+        self.shared[k] = Shared {
+            refs: VACANT,
+            ..Shared::default()
+        };
+        self.live -= 1;
+        let vacant = self.lows.len() - usize::from(self.live);
+        if vacant > 8 && vacant * 2 > self.lows.len() && self.live > 0 {
+            let mut keep = self.shared.iter().map(|s| s.refs != VACANT);
+            self.lows.retain(|_| keep.next().expect("one per octet"));
+            self.shared.retain(|s| s.refs != VACANT);
+        }
+    }
+
+    /// Room for one more: a quarter more (at least 8), not double, as the other buffers of
+    /// this table (a /24 holds at most 256).
+    fn reserve(&mut self) {
+        if self.lows.len() == self.lows.capacity() {
+            let more = (self.lows.len() / 4).max(8);
+            self.lows.reserve_exact(more);
+            self.shared.reserve_exact(more);
+        }
     }
 }
 
@@ -239,6 +430,7 @@ const V6: u8 = 0xFE;
 /// address, any other name as it is. Packing is a function of the bytes, and only canonical
 /// owners pack (decimal octets without leading zeros, lower-case nibbles), so two names never
 /// share a key.
+#[derive(Clone, Copy)]
 enum Key<'a> {
     Packed([u8; 17], usize),
     Wire(&'a [u8]),
@@ -253,10 +445,35 @@ impl<'a> Key<'a> {
         }
     }
 
+    /// The key of the PTR owner of `ip`: what [`Key::of`] makes of its canonical owner name.
+    fn owner(ip: IpAddr) -> Self {
+        let mut packed = [0u8; 17];
+        match ip {
+            IpAddr::V4(v4) => {
+                packed[0] = V4;
+                packed[1..5].copy_from_slice(&v4.octets());
+                Self::Packed(packed, 5)
+            }
+            IpAddr::V6(v6) => {
+                packed[0] = V6;
+                packed[1..].copy_from_slice(&v6.octets());
+                Self::Packed(packed, 17)
+            }
+        }
+    }
+
     fn as_bytes(&self) -> &[u8] {
         match self {
             Self::Packed(bytes, len) => &bytes[..*len],
             Self::Wire(name) => name,
+        }
+    }
+
+    /// The address, if this is an IPv4 owner.
+    fn v4(&self) -> Option<u32> {
+        match *self {
+            Self::Packed([V4, a, b, c, d, ..], 5) => Some(u32::from_be_bytes([a, b, c, d])),
+            _ => None,
         }
     }
 }
@@ -306,54 +523,15 @@ fn pack(name: &[u8], out: &mut [u8; 17]) -> Option<usize> {
     (name.len() == p + V4_ZONE.len()).then_some(5)
 }
 
-/// Where a table entry's key is: an IPv4 PTR owner's address inline (its key compares
-/// without reading `names`, one cache miss fewer per lookup in a table of ~100k entries, and
-/// costs no more: the entry is 24 bytes either way), or an offset into `names`.
+/// Where a table entry's key is in `names` (a `u32` would do; the entry is 24 bytes either way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Slot(u64);
-
-/// [`Slot`]'s tag of an inline address.
-const INLINE: u64 = 1 << 63;
+struct Slot(u32);
 
 impl Slot {
-    /// The inline slot of `key`, if it is a packed IPv4 owner.
-    fn inline(key: &[u8]) -> Option<Self> {
-        match *key {
-            [V4, a, b, c, d] => Some(Self(INLINE | u64::from(u32::from_be_bytes([a, b, c, d])))),
-            _ => None,
-        }
-    }
-
-    /// Where in `names` the key is, unless it is inline.
-    fn offset(self) -> Option<u32> {
-        (self.0 & INLINE == 0).then_some(self.0 as u32)
-    }
-
-    /// Whether this slot holds `key`, whose inline slot is `inline`.
-    #[inline(always)]
-    fn holds(self, names: &[u8], key: &[u8], inline: Option<Self>) -> bool {
-        match (inline, self.offset()) {
-            (Some(inline), _) => self == inline,
-            (None, Some(at)) => is_at(names, at, key),
-            (None, None) => false,
-        }
-    }
-
     /// The hash of the key held (for the table's growth).
     fn hash(self, names: &[u8]) -> u64 {
-        match self.offset() {
-            Some(at) => hash(name_at(names, at)),
-            None => {
-                let [a, b, c, d] = (self.0 as u32).to_be_bytes();
-                hash(&[V4, a, b, c, d])
-            }
-        }
+        hash(name_at(names, self.0))
     }
-}
-
-/// The hash and inline slot of `key`.
-fn probe(key: &[u8]) -> (u64, Option<Slot>) {
-    (hash(key), Slot::inline(key))
 }
 
 /// Appends `key` to `names`; its slot.
@@ -364,7 +542,7 @@ fn store(names: &mut Vec<u8>, key: &[u8]) -> Slot {
     }
     let at = names.len() as u32;
     names.extend_from_slice(key);
-    Slot(u64::from(at))
+    Slot(at)
 }
 
 fn hash(name: &[u8]) -> u64 {
@@ -404,6 +582,7 @@ fn is_at(names: &[u8], at: u32, name: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::names::Name;
+    use std::net::Ipv4Addr;
 
     fn wire(dotted: &str) -> Vec<u8> {
         Name::from_dotted(dotted).unwrap().as_wire().to_vec()
@@ -464,28 +643,80 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_owners_are_kept_inline_through_growth_and_removal() {
+    fn ipv4_owners_are_kept_by_their_24_in_any_order_of_changes() {
         let mut shared = SharedNames::default();
-        let owner = |i: u32| wire(&format!("{}.{}.0.10.in-addr.arpa", i % 256, i / 256));
-        for i in 0..5000 {
+        let ip = |i: u32| Ipv4Addr::from(0x0A00_0000 + i);
+        let owner = |i: u32| crate::names::reverse(ip(i).into()).as_wire().to_vec();
+        // Not in address order: blocks insert in the middle too.
+        let order: Vec<u32> = (0..5000).map(|i| (i * 2_981) % 5000).collect();
+        for &i in &order {
             shared.get_or_insert(&owner(i)).refs = i + 1;
         }
         assert!(
             shared.names.is_empty(),
             "no IPv4 owner needs the name buffer"
         );
-        for i in (0..5000).step_by(2) {
-            shared.update(&owner(i), false, |s| s.refs = 0);
+        assert_eq!(shared.v4.blocks.len(), 5000usize.div_ceil(256));
+        for &i in order.iter().filter(|i| *i % 2 == 0) {
+            // By name or by address: the same entry.
+            let gone = if i % 4 == 0 {
+                shared.update(&owner(i), false, |s| s.refs = 0)
+            } else {
+                shared.update_owner(ip(i).into(), false, |s| s.refs = 0)
+            };
+            assert_eq!(gone, Some(()));
         }
         assert_eq!(shared.len(), 2500);
         for i in 0..5000 {
             let found = shared.get(&owner(i)).map(|s| s.refs);
             assert_eq!(found, (i % 2 == 1).then_some(i + 1), "{i}");
         }
+        // A missing owner is not added unless asked.
+        assert_eq!(shared.update_owner(ip(0).into(), false, |_| ()), None);
+        assert!(shared.get(&owner(0)).is_none());
+        shared
+            .update_owner(ip(0).into(), true, |s| s.refs = 3)
+            .unwrap();
+        assert_eq!(shared.get(&owner(0)).unwrap().refs, 3);
+        // An emptied /24 is dropped.
+        for i in (256..512).filter(|i| i % 2 == 1) {
+            shared.remove(&owner(i));
+        }
+        assert_eq!(shared.v4.blocks.len(), 5000usize.div_ceil(256) - 1);
+        assert!(shared.v4.blocks.values().all(|b| b.lows.is_sorted()));
+        // Vacant entries are reused and compacted away: a /24 emptied from its front and
+        // refilled stays one block of at most 256 entries.
+        for round in 0..3u32 {
+            for i in 1024..1280 {
+                shared
+                    .update_owner(ip(i).into(), true, |s| s.refs = round + 1)
+                    .unwrap();
+            }
+            for i in 1024..1280 {
+                assert_eq!(shared.get(&owner(i)).unwrap().refs, round + 1);
+            }
+            for i in (1024..1280).filter(|i| i % 3 != 0) {
+                shared.remove(&owner(i));
+            }
+            let block = &shared.v4.blocks[&((0x0A00_0000u32 + 1024) >> 8)];
+            assert!(block.lows.len() <= 256 && block.lows.is_sorted());
+            assert_eq!(
+                usize::from(block.live),
+                (1024..1280).filter(|i| i % 3 == 0).count()
+            );
+            for i in 1024..1280 {
+                assert_eq!(shared.get(&owner(i)).is_some(), i % 3 == 0, "{i}");
+            }
+        }
         // An owner and a name that is not one live side by side.
         shared.get_or_insert(&wire("1.0.10.in-addr.arpa")).refs = 7;
         assert_eq!(shared.get(&wire("1.0.10.in-addr.arpa")).unwrap().refs, 7);
         assert_eq!(shared.get(&owner(1)).unwrap().refs, 2);
+        // An IPv6 owner by name and by address.
+        let v6: std::net::IpAddr = "fd00::12:ab".parse().unwrap();
+        shared.update_owner(v6, true, |s| s.refs = 5).unwrap();
+        let v6_owner = crate::names::reverse(v6);
+        assert_eq!(shared.get(v6_owner.as_wire()).unwrap().refs, 5);
     }
 
     #[test]
