@@ -89,7 +89,14 @@ pub(crate) fn run(args: &GetArgs) -> anyhow::Result<()> {
     let objects = podns_cluster::load(&args.manifests.manifests)?;
     let settings = Settings::resolve(&args.cluster, None, None)?;
     let zones = settings.zone.cluster_domains.clone();
-    let mut pipeline = Pipeline::standalone(&settings);
+    // Records need only the zone: the serving pipeline derives it from lean pods and drops
+    // the manifests once read (at 10k Services × 10 endpoints the full derivation held
+    // ~0.8 GB, `BENCHMARKS.md`). The other resources print the derived objects whole.
+    let mut pipeline = if args.resource == Resource::Records {
+        Pipeline::serving(&settings)
+    } else {
+        Pipeline::standalone(&settings)
+    };
     let derived = pipeline.resync(objects)?;
     let scope = match (&args.namespace, args.all_namespaces, args.resource) {
         (_, true, _) | (None, false, Resource::Records) => Scope::All,
