@@ -78,6 +78,16 @@ def cpu_ticks(pids, user_only=False):
     return t / os.sysconf("SC_CLK_TCK")
 
 
+def steal_ticks():
+    """The machine's CPU time stolen by the hypervisor so far (/proc/stat, all CPUs), in ticks."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) if fields[0] == "cpu" and len(fields) > 8 else 0
+    except (OSError, ValueError):
+        return 0
+
+
 # ---------------------------------------------------------------- servers
 
 class Server:
@@ -511,22 +521,30 @@ def bench_cluster(label, services, endpoints, args, names=SERVERS, mixes=("reali
                         lf = os.path.join(work, f"lat-{s.name}.txt")
                         if args.realtime_latency:
                             set_realtime(s.pids(), True)
+                        steal0, t0 = steal_ticks(), time.monotonic()
                         try:
                             L = dnsperf(s.port, qf, args.latency_seconds, edns=edns, rate=rate,
                                         verbose_to=lf, realtime=args.realtime_latency)
                         finally:
                             if args.realtime_latency:
                                 set_realtime(s.pids(), False)
+                        # Steal: CPU time the hypervisor gave other guests during the round, as a
+                        # share of this machine's CPUs; the millisecond tails follow it.
+                        wall = max(1e-9, time.monotonic() - t0)
+                        L["steal_pct"] = 100 * (steal_ticks() - steal0) / os.sysconf("SC_CLK_TCK") / (
+                            wall * (os.cpu_count() or 1))
                         mres["latency_rounds"][s.name].append(L)
                         log(f"{label}/{mix} latency round {r + 1} @{rate} qps {s.name}: "
                             f"p50 {L.get('p50', 0) * 1e6:.0f}us p99 {L.get('p99', 0) * 1e6:.0f}us "
-                            f"p99.9 {L.get('p999', 0) * 1e6:.0f}us max {(L['lat_max'] or 0) * 1e6:.0f}us")
+                            f"p99.9 {L.get('p999', 0) * 1e6:.0f}us max {(L['lat_max'] or 0) * 1e6:.0f}us, "
+                            f"steal {L['steal_pct']:.1f} %")
                 # The per-server summary: the median round by p99 (its p50 and p99.9 with it).
                 mres["latency"] = {}
                 for n, rr in mres["latency_rounds"].items():
                     ok = sorted((x for x in rr if x.get("p99") is not None), key=lambda x: x["p99"])
                     if ok:
-                        mres["latency"][n] = dict(ok[(len(ok) - 1) // 2], p99_rounds=[x["p99"] for x in rr])
+                        mres["latency"][n] = dict(ok[(len(ok) - 1) // 2], p99_rounds=[x["p99"] for x in rr],
+                                                  steal_rounds=[x.get("steal_pct") for x in rr])
             res["mixes"][mix] = mres
         res["memory"] = {s.name: s.memory() for s in servers}
     finally:

@@ -49,7 +49,11 @@ def size_table(res, mix="realistic"):
         lat = m.get("latency", {}).get(n, {})
         pct = (f"{us(lat.get('p50'))} / {us(lat.get('p99'))} / {us(lat.get('p999'))}" if lat else "–")
         if lat.get("p99_rounds") and len(lat["p99_rounds"]) > 1:
-            pct += " (p99 per round " + " / ".join(us(x) for x in lat["p99_rounds"]) + ")"
+            pct += " (p99 per round " + " / ".join(us(x) for x in lat["p99_rounds"])
+            steal = lat.get("steal_rounds") or []
+            if steal and all(x is not None for x in steal):
+                pct += ", steal % " + " / ".join(f"{x:.1f}" for x in steal)
+            pct += ")"
         mem = res["memory"][n]
         rss = mib(mem["hwm_max_kb"]) + (f" (tree Σ {mib(mem['hwm_sum_kb'])})" if mem["procs"] > 1 else "")
         lines.append(
