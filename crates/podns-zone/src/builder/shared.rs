@@ -555,14 +555,13 @@ fn hash(name: &[u8]) -> u64 {
     (h ^ (h >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (h >> 29)
 }
 
-/// The key stored at `at`: a packed address has its tag's length, and wire names end with
-/// their root label, so the stored bytes delimit themselves.
+/// The key stored at `at`: a packed IPv6 address has its tag's length (IPv4 ones are kept in
+/// [`V4Owners`], never here), and wire names end with their root label, so the stored bytes
+/// delimit themselves.
 fn name_at(names: &[u8], at: u32) -> &[u8] {
     let start = at as usize;
-    match names[start] {
-        V4 => return &names[start..start + 5],
-        V6 => return &names[start..start + 17],
-        _ => {}
+    if names[start] == V6 {
+        return &names[start..start + 17];
     }
     let mut end = start;
     while names[end] != 0 {
