@@ -244,22 +244,9 @@ impl SharedNames {
         Some(out)
     }
 
+    /// Removes the entry of `name`, if any.
     pub(super) fn remove(&mut self, name: &[u8]) {
-        let key = Key::of(name);
-        if let Some(addr) = key.v4() {
-            self.v4.update(addr, false, |s| s.refs = 0);
-            return;
-        }
-        let name = key.as_bytes();
-        let names = &self.names;
-        if let Ok(entry) = self
-            .table
-            .find_entry(hash(name), |(slot, _)| is_at(names, slot.0, name))
-        {
-            entry.remove();
-            self.dead += name.len();
-            self.compact_if_wasteful();
-        }
+        self.update(name, false, |s| s.refs = 0);
     }
 
     /// Rewrites `names` without removed names once they are half of it.
@@ -318,15 +305,14 @@ impl V4Owners {
         f: impl FnOnce(&mut Shared) -> R,
     ) -> Option<R> {
         let prefix = addr >> 8;
-        let block = if insert {
-            self.blocks.entry(prefix).or_default()
+        let (block, k) = if insert {
+            let block = self.blocks.entry(prefix).or_default();
+            let k = block.find_or_insert(addr as u8);
+            (block, k)
         } else {
-            self.blocks.get_mut(&prefix)?
-        };
-        let k = if insert {
-            block.find_or_insert(addr as u8)
-        } else {
-            block.find(addr as u8)?
+            let block = self.blocks.get_mut(&prefix)?;
+            let k = block.find(addr as u8)?;
+            (block, k)
         };
         let out = f(&mut block.shared[k]);
         if block.shared[k].refs == 0 {
@@ -523,7 +509,7 @@ fn pack(name: &[u8], out: &mut [u8; 17]) -> Option<usize> {
     (name.len() == p + V4_ZONE.len()).then_some(5)
 }
 
-/// Where a table entry's key is in `names` (a `u32` would do; the entry is 24 bytes either way).
+/// Where a table entry's key starts in `names`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Slot(u32);
 
