@@ -1043,12 +1043,12 @@ impl ZoneBuilder {
             return;
         };
         let index = shard_index(&ctx.served[zone], root.as_wire());
-        for node in self.shards[index / BLOCK][index % BLOCK].iter() {
-            if names::is_subdomain(node.name(), root.as_wire()) {
-                debug_assert_eq!(shard_index(&ctx.served[zone], node.name()), index);
-                each(node.name());
+        self.shards[index / BLOCK][index % BLOCK].for_each_named(|name, _| {
+            if names::is_subdomain(name, root.as_wire()) {
+                debug_assert_eq!(shard_index(&ctx.served[zone], name), index);
+                each(name);
             }
-        }
+        });
     }
 
     /// Replaces every stored name at or below `root`, a private root, by `nodes` (all at or

@@ -67,7 +67,11 @@ fn headless(ns: &str, name: &str, endpoints: Vec<EndpointView>) -> ServiceView {
 
 /// Every name either snapshot knows, with a child and a pod-style sibling of each (misses).
 fn questions(a: &ZoneSnapshot, r: &reference::ZoneSnapshot) -> Vec<Vec<u8>> {
-    let mut names: Vec<Vec<u8>> = a.names().chain(r.names()).map(<[u8]>::to_vec).collect();
+    let mut names: Vec<Vec<u8>> = a
+        .names()
+        .into_iter()
+        .chain(r.names().map(<[u8]>::to_vec))
+        .collect();
     let mut misses = Vec::new();
     for n in &names {
         for label in [&b"zz"[..], b"10-0-0-1", b"fd00--1", b"_tcp"] {

@@ -14,6 +14,8 @@ pub struct Footprint {
     classes: [Parts; 3],
     /// Shards' tables of node offsets.
     table: usize,
+    /// Shards' parent names (`Shard::parents`).
+    parents: usize,
     /// Shards' buffers beyond their nodes: spare capacity, and dead nodes not yet compacted.
     slack: usize,
     dead: usize,
@@ -25,7 +27,7 @@ pub struct Footprint {
 #[derive(Clone, Copy, Debug, Default)]
 struct Parts {
     nodes: usize,
-    /// Length byte and wire name.
+    /// The name as stored: the first label with its length, and the parent reference.
     name: usize,
     /// Flags, type count and type table.
     types: usize,
@@ -54,10 +56,11 @@ impl ZoneSnapshot {
             f.table += shard.table.allocation_size();
             f.slack += shard.bytes.capacity() - shard.bytes.len();
             f.dead += shard.dead;
-            for node in shard.iter() {
-                let class = self.class_of(node.name());
+            f.parents += shard.parents.capacity();
+            shard.for_each_named(|name, node| {
+                let class = self.class_of(name);
                 f.classes[class].add(node);
-            }
+            });
         }
         f
     }
@@ -82,7 +85,7 @@ impl Parts {
     fn add(&mut self, node: Node<'_>) {
         let bytes = node.bytes();
         self.nodes += 1;
-        self.name += 1 + node.name().len();
+        self.name += node.name_len();
         let mut answers = 0;
         for (_, answer) in node.types() {
             answers += answer.len();
@@ -94,7 +97,7 @@ impl Parts {
                 self.records += records;
             }
         }
-        self.types += bytes.len() - (1 + node.name().len()) - answers;
+        self.types += bytes.len() - node.name_len() - answers;
     }
 
     fn total(&self) -> usize {
@@ -126,9 +129,10 @@ impl fmt::Display for Footprint {
         let nodes: usize = self.classes.iter().map(Parts::total).sum();
         write!(
             f,
-            "nodes {:.2} MB, tables {:.2} MB, buffer slack {:.2} MB, dead {:.2} MB, \
-             shards and root {:.2} MB",
+            "nodes {:.2} MB, parent names {:.2} MB, tables {:.2} MB, buffer slack {:.2} MB, \
+             dead {:.2} MB, shards and root {:.2} MB",
             mb(nodes),
+            mb(self.parents),
             mb(self.table),
             mb(self.slack),
             mb(self.dead),

@@ -508,7 +508,12 @@ fn a_node_beyond_64_kib_keeps_its_answers_apart() {
     shard.insert(node("after.example", 9).as_bytes());
     for copy in [shard.clone(), shard.compacted(0)] {
         let found = copy.get(wire.as_wire()).expect("stored");
-        assert_eq!(found.len(), big.as_bytes().len());
+        let encoded = Node::encoded(big.as_bytes());
+        assert_eq!(
+            found.len() - found.name_len(),
+            encoded.len() - encoded.name_len(),
+            "the same tail"
+        );
         let types: Vec<(u16, usize)> = found.types().map(|(t, a)| (t, a.len())).collect();
         assert_eq!(types, [(28, 50_000), (1, 60_000)], "the ANY answer first");
         assert_eq!(found.answer(1).map(<[u8]>::len), Some(60_000));
@@ -533,7 +538,7 @@ fn links_and_answers_of_either_form_say_their_length() {
         (16, body.len() - 6, body.len()),
     ];
     let n = NodeBuf::encode(wire.as_wire(), 0, &types, 0, &body, &mut Vec::new());
-    let node = Node(n.as_bytes());
+    let node = Node::encoded(n.as_bytes());
     assert_eq!(node.len(), n.as_bytes().len());
     assert_eq!(node.answer(1), Some(&single[..]));
     assert_eq!(node.answer(33), Some(&b"\xFF\xFF\x0B\x05_http\x04_tcp"[..]));
@@ -550,7 +555,7 @@ fn links_and_answers_of_either_form_say_their_length() {
         &body,
         &mut Vec::new(),
     );
-    let node = Node(n.as_bytes());
+    let node = Node::encoded(n.as_bytes());
     assert_eq!((node.flags(), node.types().count()), (flags, 1));
     assert_eq!(
         node.answer(28),
@@ -584,7 +589,6 @@ fn shards_replace_remove_and_compact_without_losing_nodes() {
     }
     for (i, n) in names.iter().enumerate() {
         let found = shard.get(&name(n)).expect("still there");
-        assert_eq!(found.name(), name(n).as_slice());
         let payload = found.types().next().unwrap().1.len();
         assert_eq!(payload, 45, "{i}: the newest copy");
     }
@@ -636,4 +640,79 @@ fn a_rewritten_shard_holds_the_kept_and_the_new_nodes_at_exact_capacity() {
     }
     // The source is untouched (it may still be published).
     assert_eq!(shard.iter().count(), 200);
+}
+
+#[test]
+fn a_shard_keeps_names_as_first_label_and_one_shared_parent() {
+    let mut shard = Shard::default();
+    // Same first labels under different parents, a parent that is itself stored, a one-label
+    // name and the root.
+    let names = [
+        "web-0.a.example",
+        "web-1.a.example",
+        "web-0.b.example",
+        "a.example",
+        "example",
+        ".",
+    ];
+    for n in names {
+        assert!(shard.insert(node(n, 10).as_bytes()), "{n} new");
+    }
+    for n in names {
+        assert!(shard.contains(&name(n)), "{n}");
+    }
+    for miss in [
+        "web-2.a.example",
+        "web-1.b.example",
+        "a.b.example",
+        "b.example",
+        "web-0",
+    ] {
+        assert!(!shard.contains(&name(miss)), "{miss}");
+    }
+    // Parents: `a.example`, `b.example`, `example` and the root, once each.
+    let parents = |s: &Shard| {
+        let mut all = Vec::new();
+        let mut at = 0;
+        while at < s.parents.len() {
+            let len = s.parents[at] as usize;
+            all.push(s.parents[at + 1..at + 1 + len].to_vec());
+            at += 1 + len;
+        }
+        all.sort();
+        all
+    };
+    assert_eq!(parents(&shard).len(), 4);
+    let mut stored = Vec::new();
+    shard.for_each_named(|n, node| {
+        assert_eq!(node.types().count(), 1);
+        stored.push(n.to_vec());
+    });
+    stored.sort();
+    let mut want: Vec<Vec<u8>> = names.iter().map(|n| name(n)).collect();
+    want.sort();
+    assert_eq!(stored, want, "full names read back");
+    // A copy drops the parents nothing refers to any more.
+    let under_b = |n: &[u8]| crate::names::is_subdomain(n, &name("b.example"));
+    let (copy, dropped) = shard.rewritten(|n| !under_b(n), &NodeBatch::default());
+    assert_eq!(dropped, 1);
+    assert_eq!(parents(&copy).len(), 3, "b.example no longer a parent");
+    assert!(copy.contains(&name("web-1.a.example")));
+    assert!(!copy.contains(&name("web-0.b.example")));
+    for _ in 0..3 {
+        for n in names {
+            shard.insert(node(n, 2000).as_bytes());
+        }
+        shard.remove(&name("web-0.b.example"));
+        assert!(shard.insert(node("web-0.b.example", 2000).as_bytes()));
+    }
+    assert!(shard.dead > 0);
+    for copy in [shard.compacted(0), shard.clone()] {
+        assert_eq!(copy.dead, 0, "compacted");
+        assert_eq!(parents(&copy).len(), 4);
+        for n in names {
+            let found = copy.get(&name(n)).unwrap();
+            assert_eq!(found.types().next().unwrap().1.len(), 2000, "{n}");
+        }
+    }
 }
