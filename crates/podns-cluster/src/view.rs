@@ -241,9 +241,13 @@ pub fn standalone_view(
 // === impl StandaloneView ===
 
 impl StandaloneView {
-    /// The keys of [`Self::services`], in the same order.
+    /// The keys of the views [`Self::services`] makes, in the same order (a Service whose
+    /// spec cannot be used has none: the zone must drop what it held for it).
     pub fn service_keys(&self) -> impl Iterator<Item = &ServiceKey> {
-        self.services.iter().map(|(key, _)| key)
+        self.services
+            .iter()
+            .filter(|(_, parsed)| parsed.has_view())
+            .map(|(key, _)| key)
     }
 
     /// [`ClusterView::services`], each view made when the iterator reaches it.

@@ -357,6 +357,11 @@ impl ZoneBuilder {
         self.replace_with(id, Source::Service(compact), Some(service));
     }
 
+    /// The keys of the Services the builder holds, in order.
+    pub fn service_keys(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.services.keys().map(|key| &**key)
+    }
+
     /// Removes one Service (nothing happens for an unknown key).
     pub fn remove_service(&mut self, key: &ServiceKey) {
         let Some(id) = self.services.remove(key) else {

@@ -25,9 +25,6 @@ enum State {
         store: ClusterStore,
         controller: ControllerConfig,
         view: ViewConfig,
-        /// With lean pods, the Services the zone holds, sorted: what the next build removes
-        /// when they are gone (the zone is given one view at a time, not a whole view).
-        served: Vec<ServiceKey>,
         /// Serving (lean pods) empties the store once a derivation has read it
         /// ([`Pipeline::build`]): a rebuild then needs the manifests read again
         /// ([`Pipeline::needs_manifests`]).
@@ -71,7 +68,6 @@ impl Pipeline {
                 store: ClusterStore::default(),
                 controller: settings.controller.clone(),
                 view: settings.view.clone(),
-                served: Vec::new(),
                 released: false,
             },
             zone: ZoneBuilder::new(settings.zone.clone()),
@@ -120,15 +116,8 @@ impl Pipeline {
         }
         match &mut self.state {
             State::Standalone {
-                controller,
-                view,
-                served,
-                ..
+                controller, view, ..
             } => {
-                if new_zone {
-                    // The new builder is empty.
-                    served.clear();
-                }
                 *controller = ControllerConfig {
                     lean_pods: controller.lean_pods,
                     ..settings.controller.clone()
@@ -201,7 +190,6 @@ impl Pipeline {
                 store,
                 controller,
                 view,
-                served,
                 released,
             } => {
                 if *released {
@@ -224,17 +212,28 @@ impl Pipeline {
                     *released = true;
                     self.zone.set_namespaces(&derived.namespaces);
                     self.zone.set_pods(&derived.pods);
-                    // `replace_all`, one view at a time: both key lists are sorted.
-                    let keys: Vec<ServiceKey> = derived.service_keys().cloned().collect();
-                    for gone in served.iter().filter(|k| keys.binary_search(k).is_err()) {
-                        self.zone.remove_service(gone);
+                    // `replace_all`, one view at a time: the Services the zone holds that
+                    // are gone go first (both key lists are sorted; the zone's list is the
+                    // one copy of them kept between builds).
+                    let mut incoming = derived.service_keys().peekable();
+                    let gone: Vec<ServiceKey> = self
+                        .zone
+                        .service_keys()
+                        .filter(|&key| {
+                            while incoming.next_if(|next| *next < key).is_some() {}
+                            incoming.peek() != Some(&key)
+                        })
+                        .cloned()
+                        .collect();
+                    drop(incoming);
+                    for key in &gone {
+                        self.zone.remove_service(key);
                     }
                     let counts = derived.counts;
                     let namespaces = derived.namespaces.len();
                     for service in derived.into_services() {
                         self.zone.upsert_service(&service);
                     }
-                    *served = keys;
                     let objects = ObjectCounts {
                         namespaces,
                         services: counts.services,
@@ -413,10 +412,32 @@ mod tests {
             ];
             let mut full = Pipeline::standalone(&settings);
             let mut lean = Pipeline::serving(&settings);
-            for set in &sets {
-                let what = format!("{set:?}, pods {pods:?}");
-                let want = full.resync(examples(set)).unwrap();
-                let got = lean.resync(examples(set)).unwrap();
+            let mut steps: Vec<(String, Vec<Object>)> = sets
+                .iter()
+                .map(|set| (format!("{set:?}"), examples(set)))
+                .collect();
+            // A Service that stops making a view (an ExternalName without its name) while
+            // its manifest stays: the zone drops it, as a full build does.
+            steps.insert(3, {
+                let set = &sets[2];
+                let mut objects = examples(set);
+                for object in &mut objects {
+                    if let Object::Service(svc) = object
+                        && svc.metadata.name.as_deref() == Some("external-db")
+                    {
+                        let svc = std::sync::Arc::make_mut(svc);
+                        svc.spec.as_mut().unwrap().external_name = None;
+                    }
+                }
+                (
+                    format!("{set:?}, external-db without externalName"),
+                    objects,
+                )
+            });
+            for (step, objects) in steps {
+                let what = format!("{step}, pods {pods:?}");
+                let want = full.resync(objects.clone()).unwrap();
+                let got = lean.resync(objects).unwrap();
                 assert_eq!(got.counts.to_string(), want.counts.to_string(), "{what}");
                 assert_eq!(got.counts.names, want.counts.names, "{what}");
                 assert_eq!(lean.rrsets(), full.rrsets(), "{what}");

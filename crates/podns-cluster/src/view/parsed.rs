@@ -106,6 +106,11 @@ impl ParsedService {
         }
     }
 
+    /// Whether the Service has a view: [`Self::view`] is `Some`.
+    pub(crate) fn has_view(&self) -> bool {
+        self.shell.is_some()
+    }
+
     /// The Service's view without endpoints (`key` is the Service's own); `None` when its
     /// spec cannot be used.
     pub(crate) fn view(&self, key: &ServiceKey) -> Option<ServiceView> {
