@@ -70,6 +70,10 @@ type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 type FxSet<K> = HashSet<K, std::hash::BuildHasherDefault<FxHasher>>;
 use crate::{PodMode, ZoneConfig};
 
+/// The capacity of the list of touched shards kept between snapshots: what one usual change
+/// writes, not what a full build did.
+const DIRTY_KEPT: usize = 4096;
+
 /// RFC 8482 §4.1: the RRset an ANY query gets, in order of preference.
 const ANY_PREFERENCE: [RType; 8] = [
     RType::CNAME,
@@ -1148,7 +1152,8 @@ impl ZoneBuilder {
     }
 
     /// Gives the shards written since the last snapshot back the capacity they grew beyond
-    /// their nodes (appending doubles a buffer; a published shard is never written again).
+    /// their nodes (appending doubles a buffer; a published shard is never written again),
+    /// and the builder's own lists theirs when a large change left them oversized.
     fn trim_dirty(&mut self) {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
@@ -1160,6 +1165,17 @@ impl ZoneBuilder {
         }
         dirty.clear();
         self.dirty = dirty;
+        // A full build marks every shard many times over: its list would keep that size
+        // for good. The fragments' table keeps what doubling left over it the same way
+        // (6,000 slots at 10k Services); trimmed to a quarter over, the copy comes again only
+        // after a quarter more Services.
+        if self.dirty.capacity() > DIRTY_KEPT {
+            self.dirty = Vec::with_capacity(DIRTY_KEPT);
+        }
+        let frags = self.frags.len();
+        if self.frags.capacity() > frags + frags / 2 {
+            self.frags.shrink_to(frags + frags / 4);
+        }
     }
 
     /// Stores (or, with `None`, removes) the entry of `name` in the next snapshot's shards.
