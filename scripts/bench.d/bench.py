@@ -237,11 +237,13 @@ zone:
 
 # ---------------------------------------------------------------- dnsperf
 
-# SCHED_FIFO priority of the server and dnsperf during a --realtime-latency run: above every
-# SCHED_OTHER neighbour, so a compile job on the same core cannot hold a woken server for a
-# scheduler slice (the millisecond p99s of a shared machine). The kernel's RT throttling
-# (sched_rt_runtime_us) still leaves the neighbours 5 % of each second, and the run is bounded
-# by dnsperf -l.
+# SCHED_FIFO priority of the server during a --realtime-latency run: above every SCHED_OTHER
+# neighbour, so a compile job on the same core cannot hold a woken server for a scheduler slice
+# (the millisecond p99s of a shared machine). The kernel's RT throttling (sched_rt_runtime_us)
+# still leaves the neighbours 5 % of each second, and the run is bounded by dnsperf -l.
+# dnsperf itself stays SCHED_OTHER: its three threads share one core, and under SCHED_FIFO a
+# rate-limited sender spins without yielding. Once (2026-12-03) it starved the thread that ends
+# the run for minutes, and a starved receiver would count its own wait as the server's latency.
 REALTIME_PRIORITY = 10
 
 
@@ -315,11 +317,9 @@ class CpuBudget:
             log(f"could not remove {self.path}: {e}")
 
 
-def dnsperf(port, qfile, seconds, edns=False, rate=None, verbose_to=None, realtime=False):
+def dnsperf(port, qfile, seconds, edns=False, rate=None, verbose_to=None):
     cmd = ["taskset", "-c", CLIENT_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile,
            "-l", str(seconds), "-q", "200", "-c", "1", "-t", "2"]
-    if realtime:
-        cmd = ["chrt", "-f", str(REALTIME_PRIORITY)] + cmd
     if edns:
         cmd.append("-e")
     if rate:
@@ -524,7 +524,7 @@ def bench_cluster(label, services, endpoints, args, names=SERVERS, mixes=("reali
                         steal0, t0 = steal_ticks(), time.monotonic()
                         try:
                             L = dnsperf(s.port, qf, args.latency_seconds, edns=edns, rate=rate,
-                                        verbose_to=lf, realtime=args.realtime_latency)
+                                        verbose_to=lf)
                         finally:
                             if args.realtime_latency:
                                 set_realtime(s.pids(), False)
@@ -580,7 +580,7 @@ def main():
     p.add_argument("--latency-rounds", type=int, default=3,
                    help="fixed-rate latency rounds per server, alternated; the median round by p99 is reported")
     p.add_argument("--realtime-latency", action="store_true",
-                   help="run each server and dnsperf SCHED_FIFO during the fixed-rate latency run (root)")
+                   help="run each server SCHED_FIFO during the fixed-rate latency run (root; dnsperf stays SCHED_OTHER)")
     p.add_argument("--server-cpu", type=float, metavar="FRACTION",
                    help="cap each server at this fraction of one CPU during the QPS rounds (a cgroup; "
                         "root), so the server, not dnsperf, is the limit; latency runs stay uncapped")
