@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -367,6 +368,87 @@ def dnsperf(port, qfile, seconds, edns=False, rate=None, verbose_to=None):
     return r
 
 
+class WireCapture:
+    """tcpdump on loopback during a latency round (`--wire-latency`): each query's time from its
+    datagram to the server's answer, as the kernel saw both, so no client scheduling is in it
+    (dnsperf's own tail on this VM was 1-10x the wire's). Pinned to the client's core."""
+
+    def __init__(self, port, path):
+        self.port, self.path = port, path
+        self.p = subprocess.Popen(["taskset", "-c", CLIENT_CPU, "tcpdump", "-i", "lo", "-n", "-s", "96",
+                                   "-B", "32768", "--time-stamp-precision=nano", "-w", path,
+                                   f"udp port {port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True)
+        # tcpdump says "listening on lo" once the capture runs.
+        deadline = time.monotonic() + 10
+        self.err = []
+        while time.monotonic() < deadline:
+            line = self.p.stderr.readline()
+            if not line:
+                break
+            self.err.append(line)
+            if "listening on" in line:
+                break
+
+    def stop(self):
+        """Stops the capture and returns the wire latencies of the round (or None)."""
+        time.sleep(0.2)  # the last answers
+        self.p.send_signal(signal.SIGINT)
+        try:
+            rest = self.p.communicate(timeout=10)[1]
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            rest = self.p.communicate()[1]
+        m = re.search(r"(\d+) packets dropped by kernel", "".join(self.err) + (rest or ""))
+        dropped = int(m.group(1)) if m else None
+        try:
+            lats = wire_latencies(self.path, self.port)
+        except (OSError, ValueError, struct.error):
+            return None
+        finally:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+        if not lats:
+            return None
+        lats.sort()
+        q = lambda f: lats[min(len(lats) - 1, int(f * len(lats)))]
+        return {"p50": q(0.50), "p99": q(0.99), "p999": q(0.999), "max": lats[-1], "n": len(lats),
+                "dropped": dropped}
+
+
+def wire_latencies(path, port):
+    """Query-to-answer times in a pcap of `udp port PORT`, matched by client port and DNS ID."""
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = struct.unpack_from("<I", data, 0)[0]
+    scale = 1e-9 if magic == 0xA1B23C4D else 1e-6
+    link = struct.unpack_from("<I", data, 20)[0]
+    l2 = {1: 14, 113: 16, 276: 20, 0: 4}[link]
+    pending, lats, off = {}, [], 24
+    while off + 16 <= len(data):
+        sec, frac, incl, _ = struct.unpack_from("<IIII", data, off)
+        pkt = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        ip = pkt[l2:]
+        if len(ip) < 20 or ip[0] >> 4 != 4:
+            continue
+        udp = ip[(ip[0] & 15) * 4:]
+        if len(udp) < 12:
+            continue
+        sport, dport = struct.unpack_from(">HH", udp, 0)
+        qid, flags = struct.unpack_from(">HB", udp, 8)
+        t = sec + frac * scale
+        if dport == port and not flags & 0x80:
+            pending[(sport, qid)] = t
+        elif sport == port and flags & 0x80:
+            t0 = pending.pop((dport, qid), None)
+            if t0 is not None:
+                lats.append(t - t0)
+    return lats
+
+
 # ---------------------------------------------------------------- one cluster
 
 def prepare(work, services, endpoints, binary, nqueries, mix="realistic", seed=1):
@@ -521,6 +603,8 @@ def bench_cluster(label, services, endpoints, args, names=SERVERS, mixes=("reali
                         lf = os.path.join(work, f"lat-{s.name}.txt")
                         if args.realtime_latency:
                             set_realtime(s.pids(), True)
+                        wire = (WireCapture(s.port, os.path.join(work, f"wire-{s.name}.pcap"))
+                                if args.wire_latency else None)
                         steal0, t0 = steal_ticks(), time.monotonic()
                         try:
                             L = dnsperf(s.port, qf, args.latency_seconds, edns=edns, rate=rate,
@@ -528,6 +612,10 @@ def bench_cluster(label, services, endpoints, args, names=SERVERS, mixes=("reali
                         finally:
                             if args.realtime_latency:
                                 set_realtime(s.pids(), False)
+                            if wire:
+                                L_wire = wire.stop()
+                        if wire:
+                            L["wire"] = L_wire
                         # Steal: CPU time the hypervisor gave other guests during the round, as a
                         # share of this machine's CPUs; the millisecond tails follow it.
                         wall = max(1e-9, time.monotonic() - t0)
@@ -537,7 +625,11 @@ def bench_cluster(label, services, endpoints, args, names=SERVERS, mixes=("reali
                         log(f"{label}/{mix} latency round {r + 1} @{rate} qps {s.name}: "
                             f"p50 {L.get('p50', 0) * 1e6:.0f}us p99 {L.get('p99', 0) * 1e6:.0f}us "
                             f"p99.9 {L.get('p999', 0) * 1e6:.0f}us max {(L['lat_max'] or 0) * 1e6:.0f}us, "
-                            f"steal {L['steal_pct']:.1f} %")
+                            f"steal {L['steal_pct']:.1f} %"
+                            + (f"; wire p50 {L['wire']['p50'] * 1e6:.0f}us p99 {L['wire']['p99'] * 1e6:.0f}us "
+                               f"p99.9 {L['wire']['p999'] * 1e6:.0f}us max {L['wire']['max'] * 1e6:.0f}us "
+                               f"({L['wire']['n']} matched, {L['wire']['dropped']} dropped)"
+                               if L.get("wire") else ""))
                 # The per-server summary: the median round by p99 (its p50 and p99.9 with it).
                 mres["latency"] = {}
                 for n, rr in mres["latency_rounds"].items():
@@ -581,6 +673,9 @@ def main():
                    help="fixed-rate latency rounds per server, alternated; the median round by p99 is reported")
     p.add_argument("--realtime-latency", action="store_true",
                    help="run each server SCHED_FIFO during the fixed-rate latency run (root; dnsperf stays SCHED_OTHER)")
+    p.add_argument("--wire-latency", action="store_true",
+                   help="also time each latency round on the wire: tcpdump on lo, query to answer at the "
+                        "server's socket (root; installs tcpdump)")
     p.add_argument("--server-cpu", type=float, metavar="FRACTION",
                    help="cap each server at this fraction of one CPU during the QPS rounds (a cgroup; "
                         "root), so the server, not dnsperf, is the limit; latency runs stay uncapped")

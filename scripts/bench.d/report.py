@@ -29,6 +29,31 @@ def p99_round_ratio(m, n, ref="nsd"):
     return statistics.median(ratios) if ratios else None
 
 
+def wire_summary(m, ref="nsd"):
+    """The latency rounds as tcpdump on lo saw them (`--wire-latency`), or None."""
+    rr = m.get("latency_rounds", {})
+    wire = {n: [x.get("wire") for x in rounds] for n, rounds in rr.items()}
+    if not any(w for ws in wire.values() for w in ws):
+        return None
+    parts = []
+    for n in SERVERS:
+        ws = wire.get(n)
+        if ws:
+            parts.append(f"{n} " + " / ".join(us(w["p99"]) if w else "–" for w in ws))
+    text = ("Wire latency (tcpdump on lo: query datagram to answer, no client scheduling in it), "
+            "p99 µs per round: " + "; ".join(parts) + ".")
+    ratios = []
+    for n in SERVERS:
+        if n == ref or n not in wire or ref not in wire:
+            continue
+        rs = [a["p99"] / b["p99"] for a, b in zip(wire[n], wire[ref]) if a and b and b["p99"]]
+        if rs:
+            ratios.append(f"{n} {statistics.median(rs):.2f}")
+    if ratios:
+        text += " Wire p99 × NSD's, median of per-round ratios: " + ", ".join(ratios) + "."
+    return text
+
+
 def size_table(res, mix="realistic"):
     m = res["mixes"][mix]
     med = m["qps_median"]
@@ -74,6 +99,9 @@ def size_table(res, mix="realistic"):
         ratios = [f"{n} {r:.2f}" for n, r in ratios if r is not None]
         if ratios and rounds > 1:
             lines += ["", "p99 × NSD's, median of per-round ratios: " + ", ".join(ratios) + "."]
+        wire = wire_summary(m)
+        if wire:
+            lines += ["", wire]
     v = m.get("verify")
     if v:
         lines += ["", f"Answer check: {v['queries']} queries asked to every server; "
