@@ -215,17 +215,17 @@ impl Pipeline {
                     // `replace_all`, one view at a time: the Services the zone holds that
                     // are gone go first (both key lists are sorted; the zone's list is the
                     // one copy of them kept between builds).
-                    let mut incoming = derived.service_keys().peekable();
-                    let gone: Vec<ServiceKey> = self
-                        .zone
-                        .service_keys()
-                        .filter(|&key| {
-                            while incoming.next_if(|next| *next < key).is_some() {}
-                            incoming.peek() != Some(&key)
-                        })
-                        .cloned()
-                        .collect();
-                    drop(incoming);
+                    let gone: Vec<ServiceKey> = {
+                        let mut incoming = derived.service_keys().peekable();
+                        self.zone
+                            .service_keys()
+                            .filter(|&key| {
+                                while incoming.next_if(|next| *next < key).is_some() {}
+                                incoming.peek() != Some(&key)
+                            })
+                            .cloned()
+                            .collect()
+                    };
                     for key in &gone {
                         self.zone.remove_service(key);
                     }
