@@ -403,7 +403,7 @@ class WireCapture:
         dropped = int(m.group(1)) if m else None
         try:
             lats = wire_latencies(self.path, self.port)
-        except (OSError, ValueError, struct.error):
+        except (OSError, KeyError, ValueError, struct.error):  # KeyError: a link type not known here
             return None
         finally:
             try:
