@@ -245,6 +245,44 @@ fn documents_are_split_and_counted_like_kubectl() {
 }
 
 #[test]
+fn yaml_errors_name_the_file_line_and_column_in_any_document() {
+    // A document on its `---` line, and one far into the file: both errors carry the file's
+    // own coordinates, not the document's.
+    let mut text = String::from("--- {apiVersion: v1, kind: Service, metadata: [x}\n");
+    for i in 0..200 {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s{i}\n"
+        ));
+    }
+    // Lines so far: 1 + 200 * 5; the broken `metadata:` is the file's line 1006.
+    text.push_str("---\n# a comment first\napiVersion: v1\nkind: Service\nmetadata: {name: [y}\n");
+    let errors = load_str("coordinates", "c.yaml", &text).unwrap_err();
+    let m = messages(&errors);
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert!(
+        m[0].contains("c.yaml doc 1: invalid YAML: line 1 column 47"),
+        "{}",
+        m[0]
+    );
+    assert!(
+        m[1].contains("c.yaml doc 202: invalid YAML: line 1006 column 18"),
+        "{}",
+        m[1]
+    );
+    // Only the document that starts on its marker line is copied; the rest borrow the file.
+    let docs = split_yaml_documents(&text);
+    assert_eq!(docs.len(), 202);
+    assert!(matches!(docs[0].text, std::borrow::Cow::Owned(_)));
+    assert!(
+        docs[1..]
+            .iter()
+            .all(|d| matches!(d.text, std::borrow::Cow::Borrowed(_)))
+    );
+    // It starts at its first line of content: 1,003 lines come before it.
+    assert_eq!(docs[201].line_offset, 1003);
+}
+
+#[test]
 fn missing_kind_and_empty_documents() {
     let errors = load_str(
         "kind",
