@@ -728,14 +728,15 @@ fn split_yaml_documents(text: &str) -> Vec<YamlDocument<'_>> {
         if is_marker("---") || is_marker("...") {
             close(&mut docs, text, start.take(), line_start);
             // The rest of a `--- {…}` line belongs to the next document.
-            if let Some(rest) = trimmed_end.strip_prefix("---") {
-                if !rest.trim().is_empty() && !rest.trim_start().starts_with('#') {
-                    start = Some(Start {
-                        byte: line_start + 3,
-                        line: line_no,
-                        after_marker: true,
-                    });
-                }
+            if let Some(rest) = trimmed_end.strip_prefix("---")
+                && !rest.trim().is_empty()
+                && !rest.trim_start().starts_with('#')
+            {
+                start = Some(Start {
+                    byte: line_start + 3,
+                    line: line_no,
+                    after_marker: true,
+                });
             }
         } else if start.is_none() {
             // Blank lines, comments and directives (`%YAML 1.2`, meaningless once split)
