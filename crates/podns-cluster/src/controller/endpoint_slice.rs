@@ -88,6 +88,7 @@ impl<'a, P: PodFacts> PodIndex<'a, P> {
                 total += 1;
             }
         }
+        assert!(u32::try_from(total).is_ok(), "{total} indexed pod labels");
         // Each pair's start; its length counts up again as pass 2 places its pods.
         let mut start = 0u32;
         for range in by_label.values_mut() {
@@ -95,7 +96,6 @@ impl<'a, P: PodFacts> PodIndex<'a, P> {
             *range = (start, 0);
             start += count;
         }
-        assert!(u32::try_from(total).is_ok(), "{total} indexed pod labels");
         let mut positions = vec![0u32; total];
         for (at, pod) in pods.iter().enumerate() {
             for pair in pairs(pod) {
