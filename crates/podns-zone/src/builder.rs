@@ -70,9 +70,38 @@ type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 type FxSet<K> = HashSet<K, std::hash::BuildHasherDefault<FxHasher>>;
 use crate::{PodMode, ZoneConfig};
 
-/// The capacity of the list of touched shards kept between snapshots: what one usual change
-/// writes, not what a full build did.
-const DIRTY_KEPT: usize = 4096;
+/// A set of shard indexes, a bit each: 512 bytes for all of them. A list of every write (how
+/// the touched shards were kept) grew to 262,144 entries over standalone `serve`'s full build
+/// at 10k Services × 10, half a megabyte reallocated late in the build, when the arena had no
+/// hole left for it.
+#[derive(Debug)]
+struct ShardSet([u64; SHARDS / 64]);
+
+impl Default for ShardSet {
+    fn default() -> Self {
+        Self([0; SHARDS / 64])
+    }
+}
+
+impl ShardSet {
+    fn insert(&mut self, index: usize) {
+        self.0[index / 64] |= 1 << (index % 64);
+    }
+
+    /// Every index in the set, ascending; the set is left empty.
+    fn take(&mut self) -> impl Iterator<Item = usize> + use<> {
+        let words = std::mem::take(self).0;
+        words.into_iter().enumerate().flat_map(|(word, mut bits)| {
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let bit = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    word * 64 + bit
+                })
+            })
+        })
+    }
+}
 
 /// RFC 8482 §4.1: the RRset an ANY query gets, in order of preference.
 const ANY_PREFERENCE: [RType; 8] = [
@@ -135,9 +164,8 @@ pub struct ZoneBuilder {
     /// needs no recomputing of what it replaces. Holds one fragment's records at most. (A
     /// Service on the direct path needs none: its previous PTRs are read from its source.)
     last_local: Option<(FragId, Local)>,
-    /// Shards written since the last snapshot (unsorted, may repeat): trimmed to their size
-    /// when it is published.
-    dirty: Vec<u16>,
+    /// Shards written since the last snapshot: trimmed to their size when it is published.
+    dirty: ShardSet,
     /// Reused buffers of the direct encoding of a headless Service's own names.
     direct: Direct,
     direct_scratch: DirectScratch,
@@ -268,7 +296,7 @@ impl ZoneBuilder {
             scratch: Vec::new(),
             apex_local: None,
             last_local: None,
-            dirty: Vec::new(),
+            dirty: ShardSet::default(),
             direct: Direct::default(),
             direct_scratch: DirectScratch::default(),
         };
@@ -1155,23 +1183,14 @@ impl ZoneBuilder {
     /// their nodes (appending doubles a buffer; a published shard is never written again),
     /// and the builder's own lists theirs when a large change left them oversized.
     fn trim_dirty(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.sort_unstable();
-        dirty.dedup();
-        for &index in &dirty {
-            let (block, at) = (index as usize / BLOCK, index as usize % BLOCK);
+        for index in self.dirty.take() {
+            let (block, at) = (index / BLOCK, index % BLOCK);
             let block = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[block]);
             Arc::make_mut(&mut block[at]).trim();
         }
-        dirty.clear();
-        self.dirty = dirty;
-        // A full build marks every shard many times over: its list would keep that size
-        // for good. The fragments' table keeps what doubling left over it the same way
+        // The fragments' table would keep what doubling left over it after a full build
         // (6,000 slots at 10k Services); trimmed to a quarter over, the copy comes again only
         // after a quarter more Services.
-        if self.dirty.capacity() > DIRTY_KEPT {
-            self.dirty = Vec::with_capacity(DIRTY_KEPT);
-        }
         let frags = self.frags.len();
         if self.frags.capacity() > frags + frags / 2 {
             self.frags.shrink_to(frags + frags / 4);
@@ -1198,7 +1217,7 @@ impl ZoneBuilder {
         // snapshot still shares them.
         let block = Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[block]);
         let shard = Arc::make_mut(&mut block[at]);
-        self.dirty.push(index as u16);
+        self.dirty.insert(index);
         match node {
             Some(node) => {
                 if shard.insert(node) {

@@ -693,3 +693,15 @@ fn target_ports(ports: Vec<PortView>) -> Vec<PortView> {
         })
         .collect()
 }
+
+#[test]
+fn a_shard_set_gives_each_written_shard_once_in_order_and_empties() {
+    let mut set = ShardSet::default();
+    for index in [4095, 7, 64, 7, 0, 63, 4095, 65] {
+        set.insert(index);
+    }
+    assert_eq!(set.take().collect::<Vec<_>>(), [0, 7, 63, 64, 65, 4095]);
+    assert_eq!(set.take().count(), 0, "taking leaves the set empty");
+    set.insert(SHARDS - 1);
+    assert_eq!(set.take().collect::<Vec<_>>(), [SHARDS - 1]);
+}
