@@ -1181,7 +1181,7 @@ impl ZoneBuilder {
 
     /// Gives the shards written since the last snapshot back the capacity they grew beyond
     /// their nodes (appending doubles a buffer; a published shard is never written again),
-    /// and the builder's own lists theirs when a large change left them oversized.
+    /// and the fragments' table its own when a large change left it oversized.
     fn trim_dirty(&mut self) {
         for index in self.dirty.take() {
             let (block, at) = (index / BLOCK, index % BLOCK);
