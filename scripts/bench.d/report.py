@@ -177,7 +177,9 @@ def plots(results, out):
         ax.set_xticks(range(len(labels)), labels)
         ax.set_ylabel("kQPS (median of rounds)")
         ax.set_ylim(bottom=0)
-        ax.set_title("Realistic mix, one core each (loopback)")
+        budget = results["sizes"][0]["mixes"]["realistic"].get("server_cpu_budget")
+        share = f"each capped at {budget:g} of a core" if budget else "one core each"
+        ax.set_title(f"Realistic mix, {share} (loopback)")
         ax.legend()
         fig.tight_layout()
         fig.savefig(os.path.join(out, "qps-by-size.png"), dpi=110)
