@@ -12,8 +12,9 @@
 //! - SRV targets are never compressed (RFC 2782: "name compression is not to be used for this
 //!   field"; RFC 3597 §4).
 //!
-//! Negative answers share one [`Negative`] per zone: the SOA record without its owner, which the
-//! query path writes as a pointer to where the zone's apex starts inside the question.
+//! Negative answers share one [`Negative`] per zone: the SOA record, whose owner (and the part of
+//! MNAME and RNAME in the zone) the query path writes as pointers to where the zone's apex
+//! starts inside the question.
 
 use crate::names::{Name, suffix_offset};
 use crate::records::{RData, RRset, RType};
@@ -371,10 +372,20 @@ impl<'b> Preparing<'b> {
 /// The authority section of a negative answer in one zone: its SOA record (RFC 2308 §3: "the
 /// authority section ... SHOULD contain the SOA record of the zone"; §5: its TTL is the minimum
 /// of the SOA's TTL and MINIMUM field).
+///
+/// The owner, and the part of MNAME and RNAME that lies in the zone, are pointers to where the
+/// apex starts inside the question, so they are written per query: a negative answer is 26
+/// octets shorter than with those names in full (NSD and Knot compress them the same way), and
+/// negative answers are most of what a cluster's resolvers get (search-path misses).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Negative {
-    /// Type, class, TTL, RDLENGTH and uncompressed RDATA of the SOA record.
+    /// Type, class, TTL, RDLENGTH and RDATA of the SOA record, with a placeholder where each
+    /// of [`Negative::pointers`] goes.
     tail: Box<[u8]>,
+    /// Compression pointers into the apex inside `tail`: (where in `tail`, how far into the
+    /// apex it points). At most two (MNAME's and RNAME's); `(0, 0)` past `pointer_count`.
+    pointers: [(u16, u8); 2],
+    pointer_count: u8,
     /// Wire length of the zone apex name.
     apex_len: usize,
     /// NXDOMAIN here may go to upstream resolvers instead (CoreDNS `fallthrough`).
@@ -385,13 +396,44 @@ pub struct Negative {
 
 impl Negative {
     pub(crate) fn new(soa: &RRset, ttl: u32, falls_through: bool) -> Self {
+        let apex = soa.name.as_wire();
         let mut tail = Vec::new();
-        // RDATA names are written uncompressed: the apex's offset in the question differs per
-        // query, and the record is prepared once.
-        write_record_tail(&mut tail, RType::SOA, ttl, &soa.rdata[0], None);
+        let mut pointers = [(0, 0); 2];
+        let mut pointer_count = 0;
+        match &soa.rdata[0] {
+            RData::Soa(rdata) => write_tail_with(&mut tail, RType::SOA, ttl, |out| {
+                for name in [&rdata.mname, &rdata.rname] {
+                    let wire = name.as_wire();
+                    // RFC 1035 §4.1.4 allows compressing SOA RDATA; only the labels from the
+                    // longest suffix shared with the apex can point into every question.
+                    match apex_suffix(wire, apex) {
+                        Some((labels, into_apex)) => {
+                            out.extend_from_slice(&wire[..labels]);
+                            // `out` is `tail`, so this is where in `tail` the pointer goes.
+                            pointers[pointer_count] = (out.len() as u16, into_apex as u8);
+                            pointer_count += 1;
+                            out.extend_from_slice(&[0xC0, 0]);
+                        }
+                        None => out.extend_from_slice(wire),
+                    }
+                }
+                for v in [
+                    rdata.serial,
+                    rdata.refresh,
+                    rdata.retry,
+                    rdata.expire,
+                    rdata.minimum,
+                ] {
+                    out.extend_from_slice(&v.to_be_bytes());
+                }
+            }),
+            other => write_record_tail(&mut tail, RType::SOA, ttl, other, None),
+        }
         Self {
             tail: tail.into_boxed_slice(),
-            apex_len: soa.name.as_wire().len(),
+            pointers,
+            pointer_count: pointer_count as u8,
+            apex_len: apex.len(),
             falls_through,
         }
     }
@@ -412,13 +454,33 @@ impl Negative {
         false
     }
 
-    /// Appends the SOA record; its owner is a pointer to the zone apex inside the question name
-    /// of wire length `qname_len` (which must lie in this zone).
+    /// Appends the SOA record; its owner, and MNAME's and RNAME's labels in the zone, are
+    /// pointers to the zone apex inside the question name of wire length `qname_len` (which
+    /// must lie in this zone).
     pub fn write(&self, qname_len: usize, out: &mut Vec<u8>) {
-        let offset = QUESTION_OFFSET + qname_len - self.apex_len;
-        out.extend_from_slice(&(0xC000 | offset as u16).to_be_bytes());
+        let apex = QUESTION_OFFSET + qname_len - self.apex_len;
+        out.extend_from_slice(&(0xC000 | apex as u16).to_be_bytes());
+        let start = out.len();
         out.extend_from_slice(&self.tail);
+        for &(at, into_apex) in &self.pointers[..usize::from(self.pointer_count)] {
+            let at = start + usize::from(at);
+            let pointer = 0xC000 | (apex + usize::from(into_apex)) as u16;
+            out[at..at + 2].copy_from_slice(&pointer.to_be_bytes());
+        }
     }
+}
+
+/// The longest label-aligned suffix of `name`, short of the root, that is also one of `apex`:
+/// how many bytes of `name` come before it, and where it starts inside `apex`.
+fn apex_suffix(name: &[u8], apex: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while name[i] != 0 {
+        if let Some(into_apex) = suffix_offset(apex, &name[i..]) {
+            return Some((i, into_apex));
+        }
+        i += 1 + name[i] as usize;
+    }
+    None
 }
 
 /// Writes `name`, compressed against the longest label-aligned suffix it shares with `qname`
@@ -572,5 +634,85 @@ mod tests {
             2 + 2 + 10 + 4,
             "label, pointer, tail, address"
         );
+    }
+
+    /// The message a negative answer from `negative` makes for `qname`: header, question, SOA.
+    fn negative_message(negative: &Negative, qname: &str) -> (Vec<u8>, hickory_proto::op::Message) {
+        let q = Name::from_dotted(qname).unwrap();
+        let mut out = vec![0x12, 0x34, 0x84, 0x03, 0, 1, 0, 0, 0, 1, 0, 0];
+        out.extend_from_slice(q.as_wire());
+        out.extend_from_slice(&[0, 1, 0, 1]);
+        let before = out.len();
+        negative.write(q.as_wire().len(), &mut out);
+        assert_eq!(out.len() - before, negative.len());
+        let message = hickory_proto::op::Message::from_vec(&out).unwrap();
+        (out, message)
+    }
+
+    fn soa(apex: &str, mname: &str, rname: &str) -> RRset {
+        set(
+            apex,
+            RType::SOA,
+            vec![RData::Soa(Box::new(crate::Soa {
+                mname: Name::from_dotted(mname).unwrap(),
+                rname: Name::from_dotted(rname).unwrap(),
+                serial: 7,
+                refresh: 7200,
+                retry: 1800,
+                expire: 86400,
+                minimum: 5,
+            }))],
+        )
+    }
+
+    #[test]
+    fn a_negative_answer_points_its_soa_names_into_the_apex_of_the_question() {
+        let set = soa(
+            "cluster.local",
+            "ns.dns.cluster.local",
+            "hostmaster.cluster.local",
+        );
+        let negative = Negative::new(&set, 5, false);
+        for qname in [
+            "cluster.local",
+            "nope.cluster.local",
+            "web.default.svc.cluster.local.svc.cluster.local",
+        ] {
+            let (wire, message) = negative_message(&negative, qname);
+            let [record] = &message.authorities[..] else {
+                panic!("one SOA for {qname}: {message:?}");
+            };
+            assert_eq!(record.name.to_ascii(), "cluster.local.");
+            assert_eq!(record.ttl, 5);
+            let hickory_proto::rr::RData::SOA(got) = &record.data else {
+                panic!("an SOA for {qname}: {record:?}");
+            };
+            assert_eq!(got.mname.to_ascii(), "ns.dns.cluster.local.");
+            assert_eq!(got.rname.to_ascii(), "hostmaster.cluster.local.");
+            assert_eq!((got.serial, got.minimum), (7, 5));
+            // Owner pointer, 10 bytes of type to RDLENGTH, "ns.dns" and a pointer,
+            // "hostmaster" and a pointer, five counters: NSD's and Knot's length.
+            let q = Name::from_dotted(qname).unwrap().as_wire().len();
+            assert_eq!(wire.len(), 12 + q + 4 + 2 + 10 + 9 + 13 + 20, "{qname}");
+        }
+    }
+
+    #[test]
+    fn soa_names_outside_the_zone_are_written_whole() {
+        // A reverse zone's primary lies in the cluster zone: nothing in the question to point
+        // at but the apex (RNAME shares only "arpa" with it).
+        let set = soa("10.in-addr.arpa", "ns.dns.cluster.local", "hostmaster.arpa");
+        let negative = Negative::new(&set, 5, false);
+        let (wire, message) = negative_message(&negative, "4.3.2.10.in-addr.arpa");
+        let hickory_proto::rr::RData::SOA(got) = &message.authorities[0].data else {
+            panic!("an SOA: {message:?}");
+        };
+        assert_eq!(got.mname.to_ascii(), "ns.dns.cluster.local.");
+        assert_eq!(got.rname.to_ascii(), "hostmaster.arpa.");
+        let q = Name::from_dotted("4.3.2.10.in-addr.arpa")
+            .unwrap()
+            .as_wire()
+            .len();
+        assert_eq!(wire.len(), 12 + q + 4 + 2 + 10 + 22 + 13 + 20);
     }
 }
