@@ -14,7 +14,7 @@
 //!
 //! Negative answers share one [`Negative`] per zone: the SOA record, whose owner (and the part of
 //! MNAME and RNAME in the zone) the query path writes as pointers to where the zone's apex
-//! starts inside the question.
+//! starts inside the question, and whose RNAME may point into its MNAME.
 
 use crate::names::{Name, suffix_offset};
 use crate::records::{RData, RRset, RType};
@@ -373,23 +373,36 @@ impl<'b> Preparing<'b> {
 /// authority section ... SHOULD contain the SOA record of the zone"; §5: its TTL is the minimum
 /// of the SOA's TTL and MINIMUM field).
 ///
-/// The owner, and the part of MNAME and RNAME that lies in the zone, are pointers to where the
-/// apex starts inside the question, so they are written per query: a negative answer is 26
-/// octets shorter than with those names in full (NSD and Knot compress them the same way), and
-/// negative answers are most of what a cluster's resolvers get (search-path misses).
+/// The SOA's names are compressed as NSD and Knot compress them (RFC 1035 §4.1.4 allows it in
+/// SOA RDATA): the owner, and the part of MNAME and RNAME that lies in the zone, point at the
+/// apex inside the question; RNAME's other labels may point into MNAME. Those pointers depend on
+/// the question's length, so they are written per query. A negative answer in the cluster zone
+/// is 26 octets shorter than with the names in full, and negative answers are most of what a
+/// cluster's resolvers get (search-path misses).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Negative {
     /// Type, class, TTL, RDLENGTH and RDATA of the SOA record, with a placeholder where each
     /// of [`Negative::pointers`] goes.
     tail: Box<[u8]>,
-    /// Compression pointers into the apex inside `tail`: (where in `tail`, how far into the
-    /// apex it points). At most two (MNAME's and RNAME's); `(0, 0)` past `pointer_count`.
-    pointers: [(u16, u8); 2],
+    /// The compression pointers inside `tail` (at most two: MNAME's and RNAME's); entries
+    /// past `pointer_count` are unused.
+    pointers: [SoaPointer; 2],
     pointer_count: u8,
     /// Wire length of the zone apex name.
     apex_len: usize,
     /// NXDOMAIN here may go to upstream resolvers instead (CoreDNS `fallthrough`).
     falls_through: bool,
+}
+
+/// One compression pointer of a [`Negative`]'s SOA record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SoaPointer {
+    /// Where in the tail the pointer goes.
+    at: u16,
+    /// What it points at: this many bytes into the apex inside the question, or (`in_tail`)
+    /// into the tail itself (MNAME's labels).
+    offset: u16,
+    in_tail: bool,
 }
 
 // === impl Negative ===
@@ -398,24 +411,54 @@ impl Negative {
     pub(crate) fn new(soa: &RRset, ttl: u32, falls_through: bool) -> Self {
         let apex = soa.name.as_wire();
         let mut tail = Vec::new();
-        let mut pointers = [(0, 0); 2];
+        let mut pointers = [SoaPointer::default(); 2];
         let mut pointer_count = 0;
         match &soa.rdata[0] {
             RData::Soa(rdata) => write_tail_with(&mut tail, RType::SOA, ttl, |out| {
-                for name in [&rdata.mname, &rdata.rname] {
-                    let wire = name.as_wire();
-                    // RFC 1035 §4.1.4 allows compressing SOA RDATA; only the labels from the
-                    // longest suffix shared with the apex can point into every question.
-                    match apex_suffix(wire, apex) {
-                        Some((labels, into_apex)) => {
-                            out.extend_from_slice(&wire[..labels]);
-                            // `out` is `tail`, so this is where in `tail` the pointer goes.
-                            pointers[pointer_count] = (out.len() as u16, into_apex as u8);
-                            pointer_count += 1;
-                            out.extend_from_slice(&[0xC0, 0]);
-                        }
-                        None => out.extend_from_slice(wire),
+                // `out` is the tail: its length is where in the tail the next byte goes.
+                let (mname, rname) = (rdata.mname.as_wire(), rdata.rname.as_wire());
+                let mname_at = out.len();
+                let mname_literal = match apex_suffix(mname, apex) {
+                    Some((literal, into_apex)) => {
+                        out.extend_from_slice(&mname[..literal]);
+                        pointers[pointer_count] = SoaPointer {
+                            at: out.len() as u16,
+                            offset: into_apex as u16,
+                            in_tail: false,
+                        };
+                        pointer_count += 1;
+                        out.extend_from_slice(&[0xC0, 0]);
+                        literal
                     }
+                    None => {
+                        out.extend_from_slice(mname);
+                        mname.len()
+                    }
+                };
+                // RNAME: its longest suffix that is one of the apex's, or one of MNAME's
+                // written out in full above.
+                let in_apex = apex_suffix(rname, apex)
+                    .map(|(literal, into_apex)| (literal, into_apex, false));
+                let in_mname = labels_of(rname).find_map(|i| {
+                    let j = suffix_offset(mname, &rname[i..])?;
+                    (j < mname_literal).then_some((i, mname_at + j, true))
+                });
+                let best = match (in_apex, in_mname) {
+                    (Some(a), Some(m)) => Some(if m.0 < a.0 { m } else { a }),
+                    (a, m) => a.or(m),
+                };
+                match best {
+                    Some((literal, offset, in_tail)) => {
+                        out.extend_from_slice(&rname[..literal]);
+                        pointers[pointer_count] = SoaPointer {
+                            at: out.len() as u16,
+                            offset: offset as u16,
+                            in_tail,
+                        };
+                        pointer_count += 1;
+                        out.extend_from_slice(&[0xC0, 0]);
+                    }
+                    None => out.extend_from_slice(rname),
                 }
                 for v in [
                     rdata.serial,
@@ -454,17 +497,18 @@ impl Negative {
         false
     }
 
-    /// Appends the SOA record; its owner, and MNAME's and RNAME's labels in the zone, are
-    /// pointers to the zone apex inside the question name of wire length `qname_len` (which
-    /// must lie in this zone).
+    /// Appends the SOA record to the message in `out` (which starts with the header), right
+    /// after a question name of wire length `qname_len` (which must lie in this zone) and
+    /// whatever follows it.
     pub fn write(&self, qname_len: usize, out: &mut Vec<u8>) {
         let apex = QUESTION_OFFSET + qname_len - self.apex_len;
         out.extend_from_slice(&(0xC000 | apex as u16).to_be_bytes());
         let start = out.len();
         out.extend_from_slice(&self.tail);
-        for &(at, into_apex) in &self.pointers[..usize::from(self.pointer_count)] {
-            let at = start + usize::from(at);
-            let pointer = 0xC000 | (apex + usize::from(into_apex)) as u16;
+        for p in &self.pointers[..usize::from(self.pointer_count)] {
+            let base = if p.in_tail { start } else { apex };
+            let pointer = 0xC000 | (base + usize::from(p.offset)) as u16;
+            let at = start + usize::from(p.at);
             out[at..at + 2].copy_from_slice(&pointer.to_be_bytes());
         }
     }
@@ -473,14 +517,21 @@ impl Negative {
 /// The longest label-aligned suffix of `name`, short of the root, that is also one of `apex`:
 /// how many bytes of `name` come before it, and where it starts inside `apex`.
 fn apex_suffix(name: &[u8], apex: &[u8]) -> Option<(usize, usize)> {
+    labels_of(name).find_map(|i| Some((i, suffix_offset(apex, &name[i..])?)))
+}
+
+/// Where each label of the wire name `name` starts, from the first; the root is left out.
+fn labels_of(name: &[u8]) -> impl Iterator<Item = usize> + '_ {
     let mut i = 0;
-    while name[i] != 0 {
-        if let Some(into_apex) = suffix_offset(apex, &name[i..]) {
-            return Some((i, into_apex));
+    std::iter::from_fn(move || {
+        let len = usize::from(*name.get(i)?);
+        if len == 0 {
+            return None;
         }
-        i += 1 + name[i] as usize;
-    }
-    None
+        let at = i;
+        i += 1 + len;
+        Some(at)
+    })
 }
 
 /// Writes `name`, compressed against the longest label-aligned suffix it shares with `qname`
@@ -698,21 +749,29 @@ mod tests {
     }
 
     #[test]
-    fn soa_names_outside_the_zone_are_written_whole() {
-        // A reverse zone's primary lies in the cluster zone: nothing in the question to point
-        // at but the apex (RNAME shares only "arpa" with it).
-        let set = soa("10.in-addr.arpa", "ns.dns.cluster.local", "hostmaster.arpa");
-        let negative = Negative::new(&set, 5, false);
-        let (wire, message) = negative_message(&negative, "4.3.2.10.in-addr.arpa");
-        let hickory_proto::rr::RData::SOA(got) = &message.authorities[0].data else {
-            panic!("an SOA: {message:?}");
-        };
-        assert_eq!(got.mname.to_ascii(), "ns.dns.cluster.local.");
-        assert_eq!(got.rname.to_ascii(), "hostmaster.arpa.");
-        let q = Name::from_dotted("4.3.2.10.in-addr.arpa")
-            .unwrap()
-            .as_wire()
-            .len();
-        assert_eq!(wire.len(), 12 + q + 4 + 2 + 10 + 22 + 13 + 20);
+    fn soa_names_outside_the_zone_point_where_they_can() {
+        // A reverse zone's primary lies in the cluster zone: MNAME goes whole, and RNAME
+        // points into it when they share a suffix, or into the apex (here "arpa").
+        let qname = "4.3.2.10.in-addr.arpa";
+        let q = Name::from_dotted(qname).unwrap().as_wire().len();
+        for (rname, rname_len) in [
+            ("hostmaster.cluster.local", 11 + 2),
+            ("hostmaster.arpa", 11 + 2),
+            ("admin.example.org", 19),
+        ] {
+            let set = soa("10.in-addr.arpa", "ns.dns.cluster.local", rname);
+            let negative = Negative::new(&set, 5, false);
+            let (wire, message) = negative_message(&negative, qname);
+            let hickory_proto::rr::RData::SOA(got) = &message.authorities[0].data else {
+                panic!("an SOA: {message:?}");
+            };
+            assert_eq!(got.mname.to_ascii(), "ns.dns.cluster.local.");
+            assert_eq!(got.rname.to_ascii(), format!("{rname}."));
+            assert_eq!(
+                wire.len(),
+                12 + q + 4 + 2 + 10 + 22 + rname_len + 20,
+                "{rname}"
+            );
+        }
     }
 }
