@@ -416,18 +416,21 @@ impl Negative {
         match &soa.rdata[0] {
             RData::Soa(rdata) => write_tail_with(&mut tail, RType::SOA, ttl, |out| {
                 // `out` is the tail: its length is where in the tail the next byte goes.
+                let mut compressed = |out: &mut Vec<u8>, literal: &[u8], offset: usize, in_tail| {
+                    out.extend_from_slice(literal);
+                    pointers[pointer_count] = SoaPointer {
+                        at: out.len() as u16,
+                        offset: offset as u16,
+                        in_tail,
+                    };
+                    pointer_count += 1;
+                    out.extend_from_slice(&[0xC0, 0]);
+                };
                 let (mname, rname) = (rdata.mname.as_wire(), rdata.rname.as_wire());
                 let mname_at = out.len();
-                let mname_literal = match apex_suffix(mname, apex) {
+                let mname_literal = match shared_suffix(mname, apex) {
                     Some((literal, into_apex)) => {
-                        out.extend_from_slice(&mname[..literal]);
-                        pointers[pointer_count] = SoaPointer {
-                            at: out.len() as u16,
-                            offset: into_apex as u16,
-                            in_tail: false,
-                        };
-                        pointer_count += 1;
-                        out.extend_from_slice(&[0xC0, 0]);
+                        compressed(out, &mname[..literal], into_apex, false);
                         literal
                     }
                     None => {
@@ -437,26 +440,20 @@ impl Negative {
                 };
                 // RNAME: its longest suffix that is one of the apex's, or one of MNAME's
                 // written out in full above.
-                let in_apex = apex_suffix(rname, apex)
+                let in_apex = shared_suffix(rname, apex)
                     .map(|(literal, into_apex)| (literal, into_apex, false));
-                let in_mname = labels_of(rname).find_map(|i| {
-                    let j = suffix_offset(mname, &rname[i..])?;
-                    (j < mname_literal).then_some((i, mname_at + j, true))
-                });
-                let best = match (in_apex, in_mname) {
-                    (Some(a), Some(m)) => Some(if m.0 < a.0 { m } else { a }),
-                    (a, m) => a.or(m),
-                };
-                match best {
+                // (A shorter suffix lies further into MNAME: if the longest one starts in
+                // MNAME's pointer, so do all.)
+                let in_mname = shared_suffix(rname, mname)
+                    .filter(|&(_, j)| j < mname_literal)
+                    .map(|(literal, j)| (literal, mname_at + j, true));
+                match [in_apex, in_mname]
+                    .into_iter()
+                    .flatten()
+                    .min_by_key(|c| c.0)
+                {
                     Some((literal, offset, in_tail)) => {
-                        out.extend_from_slice(&rname[..literal]);
-                        pointers[pointer_count] = SoaPointer {
-                            at: out.len() as u16,
-                            offset: offset as u16,
-                            in_tail,
-                        };
-                        pointer_count += 1;
-                        out.extend_from_slice(&[0xC0, 0]);
+                        compressed(out, &rname[..literal], offset, in_tail);
                     }
                     None => out.extend_from_slice(rname),
                 }
@@ -514,10 +511,10 @@ impl Negative {
     }
 }
 
-/// The longest label-aligned suffix of `name`, short of the root, that is also one of `apex`:
-/// how many bytes of `name` come before it, and where it starts inside `apex`.
-fn apex_suffix(name: &[u8], apex: &[u8]) -> Option<(usize, usize)> {
-    labels_of(name).find_map(|i| Some((i, suffix_offset(apex, &name[i..])?)))
+/// The longest label-aligned suffix of `name`, short of the root, that is also one of `other`:
+/// how many bytes of `name` come before it, and where it starts inside `other`.
+fn shared_suffix(name: &[u8], other: &[u8]) -> Option<(usize, usize)> {
+    labels_of(name).find_map(|i| Some((i, suffix_offset(other, &name[i..])?)))
 }
 
 /// Where each label of the wire name `name` starts, from the first; the root is left out.
@@ -537,18 +534,13 @@ fn labels_of(name: &[u8]) -> impl Iterator<Item = usize> + '_ {
 /// Writes `name`, compressed against the longest label-aligned suffix it shares with `qname`
 /// (RFC 1035 §4.1.4), or uncompressed when `qname` is `None`.
 pub(crate) fn write_name(out: &mut Vec<u8>, wire: &[u8], qname: Option<&[u8]>) {
-    if let Some(qname) = qname {
-        let mut i = 0;
-        while wire[i] != 0 {
-            if let Some(offset) = suffix_offset(qname, &wire[i..]) {
-                out.extend_from_slice(&wire[..i]);
-                out.extend_from_slice(&(0xC000 | (QUESTION_OFFSET + offset) as u16).to_be_bytes());
-                return;
-            }
-            i += 1 + wire[i] as usize;
+    match qname.and_then(|qname| shared_suffix(wire, qname)) {
+        Some((i, offset)) => {
+            out.extend_from_slice(&wire[..i]);
+            out.extend_from_slice(&(0xC000 | (QUESTION_OFFSET + offset) as u16).to_be_bytes());
         }
+        None => out.extend_from_slice(wire),
     }
-    out.extend_from_slice(wire);
 }
 
 /// Writes TYPE, CLASS, TTL, RDLENGTH and, by `rdata`, RDATA (RFC 1035 §4.1.3).
