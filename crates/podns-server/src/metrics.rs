@@ -33,16 +33,24 @@
 //! | `podns_forward_requests_total`, `podns_cache_{hits,misses}_total`, `podns_cache_entries` | counter, gauge | – | 4 |
 //! | `podns_forward_upstream_{requests,failures}_total`, `podns_forward_upstream_healthy` | counter, gauge | to (at most 16 upstreams) | 48 |
 //! | `podns_build_info` | gauge (1) | version | 1 |
+//! | `podns_zone_snapshot_bytes` | gauge | – | 1 |
+//! | `podns_process_resident_memory_peak_bytes` | gauge | – | 1 |
+//! | `process_{cpu_seconds_total,open_fds,max_fds,virtual_memory_bytes,virtual_memory_max_bytes,resident_memory_bytes,start_time_seconds}` | counter, gauge | – | 7 |
 //!
 //! Z is the number of served zones plus one: the `zone` label is the served zone a name falls
 //! in, or "." for everything else (forwarded or refused), as CoreDNS labels it; at most
 //! [`MAX_ZONES`] served zones get their own label. Per-zone series appear on first use, like
 //! client_golang's vectors, so an idle server exposes a short page.
 //!
+//! The `process_*` series are client_golang's, unprefixed, read from `/proc/self` at scrape time
+//! (`metrics/process.rs`), as CoreDNS exports them; with the zone's size beside them, an
+//! operator sees what the zone holds and what the process costs.
+//!
 //! The exposition is the Prometheus text format 0.0.4 ([`CONTENT_TYPE`]), which every
 //! Prometheus-compatible scraper reads; we do not offer OpenMetrics negotiation.
 
 mod dns;
+mod process;
 #[cfg(test)]
 mod tests;
 
@@ -50,6 +58,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use podns_zone::ZoneReader;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet, prometheus_text};
 use prometheus_client::metrics::MetricType;
@@ -156,10 +165,17 @@ type UpstreamMetric = (
 /// The forwarder's sample callback, if one was registered.
 type ForwardFn = dyn Fn() -> ForwardSample + Send + Sync;
 
+/// The published zone, for its size at scrape time, once [`Metrics::set_zone`] gave it.
+type ZoneSlot = Arc<Mutex<Option<ZoneReader>>>;
+
 /// All of podns's metrics. Share it in an `Arc`; every method takes `&self`.
 pub struct Metrics {
     /// Owns the metric descriptions and the collectors; encoded on each scrape.
     registry: Registry,
+    /// The unprefixed `process_*` series (and the zone's size), encoded after `registry`.
+    process: Registry,
+    /// Shared with the process collector.
+    zone: ZoneSlot,
     /// The query path's counters (also held by the registry's collector).
     query: Arc<QueryMetrics>,
     zone_services: Gauge,
@@ -219,6 +235,8 @@ impl Metrics {
             synced: Gauge::default(),
             forward: forward.clone(),
             registry: Registry::default(),
+            process: Registry::default(),
+            zone: ZoneSlot::default(),
         };
         registry.register(
             "build",
@@ -283,7 +301,15 @@ impl Metrics {
             m.watch_restarts.clone(),
         );
         registry.register_collector(Box::new(ForwardCollector(forward)));
-        Self { registry, ..m }
+        let mut process = Registry::default();
+        process.register_collector(Box::new(process::ProcessCollector {
+            zone: m.zone.clone(),
+        }));
+        Self {
+            registry,
+            process,
+            ..m
+        }
     }
 
     /// The query path's counters, for the UDP and TCP loops.
@@ -298,6 +324,8 @@ impl Metrics {
         let mut out = String::with_capacity(16 * 1024);
         // Writing to a String cannot fail, and our collectors return errors only from it.
         let _ = prometheus_text::encode(&mut out, &self.registry);
+        // The text format has no end marker, so a second registry's text simply follows.
+        let _ = prometheus_text::encode(&mut out, &self.process);
         out
     }
 
@@ -361,6 +389,11 @@ impl Metrics {
     /// Observes the time to rebuild and publish one zone snapshot.
     pub fn observe_zone_build(&self, seconds: f64) {
         self.zone_build.observe(seconds);
+    }
+
+    /// Gives the published zone, whose size each scrape reports (`podns_zone_snapshot_bytes`).
+    pub fn set_zone(&self, zone: ZoneReader) {
+        *self.zone.lock().unwrap_or_else(PoisonError::into_inner) = Some(zone);
     }
 
     /// Registers the forwarder's sample callback, called once per scrape (replacing any earlier

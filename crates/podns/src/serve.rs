@@ -89,6 +89,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     info!("zone built: {}", derived.counts);
     // Only the snapshot is kept: the derived objects and views are dropped here.
     let (zone_writer, zone_reader) = podns_zone::pair(derived.into_snapshot());
+    metrics.set_zone(zone_reader.clone());
     if first.synced {
         readiness.set_ready();
     } else {

@@ -430,3 +430,113 @@ fn udp_batch_sizes_form_a_histogram_once_recorded() {
     assert_eq!(bucket("64"), Some(5.0));
     assert_eq!(bucket("+Inf"), Some(5.0));
 }
+
+/// The test process's own `/proc/self/status` field `key`, in bytes (the kernel writes kB).
+#[cfg(target_os = "linux")]
+fn status_bytes(key: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+    let kib: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024.0
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn process_series_are_read_from_proc_at_each_scrape() {
+    let m = Metrics::new(&ZONES);
+    // 32 MiB written, so resident: whatever else the test threads do, the process holds it.
+    let held = vec![1u8; 32 << 20];
+    std::hint::black_box(&held);
+    let busy = std::time::Instant::now();
+    let mut spin = 0u64;
+    while busy.elapsed() < Duration::from_millis(30) {
+        spin = std::hint::black_box(spin.wrapping_add(1));
+    }
+    let s = parse(&m.encode());
+    let rss = value(&s, "process_resident_memory_bytes", &[]).unwrap();
+    let status_rss = status_bytes("VmRSS:");
+    assert!(rss >= 32.0 * 1024.0 * 1024.0, "{rss}");
+    // The same quantity as the kernel's own report, read a moment apart.
+    assert!(
+        (rss - status_rss).abs() < 8.0 * 1024.0 * 1024.0,
+        "{rss} vs {status_rss}"
+    );
+    let peak = value(&s, "podns_process_resident_memory_peak_bytes", &[]).unwrap();
+    assert!(peak >= rss, "peak {peak} below resident {rss}");
+    assert!(value(&s, "process_virtual_memory_bytes", &[]).unwrap() >= rss);
+    assert!(value(&s, "process_cpu_seconds_total", &[]).unwrap() > 0.0);
+    let open = value(&s, "process_open_fds", &[]).unwrap();
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count() as f64;
+    assert!(open >= 3.0 && (open - fds).abs() <= 2.0, "{open} vs {fds}");
+    assert!(value(&s, "process_max_fds", &[]).unwrap() >= open);
+    assert!(value(&s, "process_virtual_memory_max_bytes", &[]).unwrap() > 0.0);
+    let started = value(&s, "process_start_time_seconds", &[]).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // This test process started before this test and (CI runs for at most 90 minutes) today.
+    assert!(
+        started <= now + 1.0 && started > now - 86_400.0,
+        "{started} vs {now}"
+    );
+    // client_golang's names: a counter, and gauges.
+    let text = m.encode();
+    assert!(
+        text.contains("# TYPE process_cpu_seconds_total counter\n"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE process_resident_memory_bytes gauge\n"));
+    drop(held);
+}
+
+#[test]
+fn the_zone_size_shows_once_the_zone_is_given() {
+    use podns_view::{
+        ClusterView, EndpointConditions, EndpointView, PortView, Protocol, ServiceKey, ServiceKind,
+        ServiceView,
+    };
+    let m = Metrics::new(&ZONES);
+    assert_eq!(
+        value(&parse(&m.encode()), "podns_zone_snapshot_bytes", &[]),
+        None
+    );
+    let ports: std::sync::Arc<[PortView]> = vec![PortView {
+        name: Some("http".into()),
+        protocol: Protocol::Tcp,
+        port: 8080,
+    }]
+    .into();
+    let service = |endpoints: u32| ServiceView {
+        key: ServiceKey::new("default", "web"),
+        kind: ServiceKind::Headless,
+        ports: Vec::new(),
+        endpoints: (0..endpoints)
+            .map(|e| EndpointView {
+                addresses: vec![std::net::Ipv4Addr::from(0x0a00_0000 + e).into()],
+                hostname: Some(format!("web-{e}")),
+                conditions: EndpointConditions::READY,
+                ports: ports.clone(),
+                node_name: None,
+                zone: None,
+                target_pod: Some(format!("web-{e}")),
+            })
+            .collect(),
+    };
+    let view = |endpoints| ClusterView {
+        namespaces: vec!["default".into()],
+        services: vec![service(endpoints)],
+        pods: Vec::new(),
+    };
+    let config = podns_zone::ZoneConfig::default();
+    let (writer, reader) = podns_zone::pair(podns_zone::build(&config, &view(1)));
+    m.set_zone(reader);
+    let small = value(&parse(&m.encode()), "podns_zone_snapshot_bytes", &[]).unwrap();
+    assert!(small > 0.0);
+    // Read at scrape time: a larger zone published later shows without telling the metrics.
+    let old = writer.publish(podns_zone::build(&config, &view(500)));
+    drop(old);
+    let large = value(&parse(&m.encode()), "podns_zone_snapshot_bytes", &[]).unwrap();
+    // 500 endpoints' A, SRV and PTR answers: well over 100 bytes each.
+    assert!(large > small + 500.0 * 100.0, "{small} → {large}");
+}

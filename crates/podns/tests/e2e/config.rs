@@ -1,5 +1,5 @@
 //! The CoreDNS-style options end to end: as flags, and in a config file that is reloaded while
-//! queries keep being answered; and the query metrics they show in `/metrics`.
+//! queries keep being answered; and what `/metrics` shows: the queries, the process, the zone.
 
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -284,4 +284,53 @@ fn queries_are_counted_by_zone_type_and_rcode() {
         metric(r#"podns_dns_request_duration_seconds_count{zone="cluster.local.",type="A"}"#)
             >= 4.0
     );
+}
+
+#[test]
+fn process_memory_and_zone_size_are_exported() {
+    // What CoreDNS's dashboards read (client_golang's process collector), and the zone's size.
+    let server = Server::start(&[&example("redis-statefulset")], &[]);
+    let metric = |series: &str| {
+        server
+            .metric(series)
+            .unwrap_or_else(|| panic!("{series} missing from /metrics"))
+    };
+    let rss = metric("process_resident_memory_bytes");
+    let kernel = server.rss_kib() as f64 * 1024.0;
+    // The same quantity the kernel reports for the server, read a moment apart.
+    assert!(
+        (rss - kernel).abs() < 4.0 * 1024.0 * 1024.0,
+        "{rss} vs {kernel}"
+    );
+    assert!(metric("podns_process_resident_memory_peak_bytes") >= rss);
+    // Standard input and the logs, the UDP and TCP sockets, the admin listener.
+    assert!(metric("process_open_fds") >= 5.0);
+    // utime + stime of /proc/PID/stat, in the kernel's user-visible ticks (USER_HZ, 100 on
+    // Linux), read before and after the scrape.
+    let cpu_ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+    };
+    let before = cpu_ticks();
+    let cpu = metric("process_cpu_seconds_total");
+    let after = cpu_ticks();
+    assert!(before <= cpu && cpu <= after, "{before} ≤ {cpu} ≤ {after}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = metric("process_start_time_seconds");
+    assert!(
+        started <= now + 1.0 && started > now - 600.0,
+        "{started} vs {now}"
+    );
+    // Three replicas' A, SRV and PTR answers, the apex and the Service's names.
+    let zone = metric("podns_zone_snapshot_bytes");
+    assert!(zone > 1000.0 && zone < rss, "{zone}");
 }
