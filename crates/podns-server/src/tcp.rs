@@ -192,7 +192,7 @@ impl Connection {
                     asked,
                     rcode,
                     out.len(),
-                    started,
+                    started.elapsed(),
                     Transport::Tcp,
                 );
             }

@@ -25,7 +25,7 @@ mod batch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, watch};
@@ -103,7 +103,7 @@ async fn run_portable(
         if let Err(error) = socket.send_to(&out, peer).await {
             tracing::debug!(%error, %peer, "udp send failed");
         }
-        handler.sent(reply, request, out.len(), started);
+        handler.sent(reply, request, out.len(), started.elapsed());
     }
 }
 
@@ -250,7 +250,7 @@ impl Handler {
                     asked,
                     query::response_rcode(&response),
                     response.len(),
-                    started,
+                    started.elapsed(),
                     Transport::Udp,
                 );
             }
@@ -259,9 +259,8 @@ impl Handler {
         Reply::Nothing
     }
 
-    /// Counts a reply once it went out (or failed to): latency runs from `started`, the
-    /// receipt of `request`, to now.
-    fn sent(&self, reply: Reply, request: &[u8], response_len: usize, started: Instant) {
+    /// Counts a reply once it went out (or failed to), `took` after the receipt of `request`.
+    fn sent(&self, reply: Reply, request: &[u8], response_len: usize, took: Duration) {
         if let (
             Some(metrics),
             Reply::Answer {
@@ -276,7 +275,7 @@ impl Handler {
                 asked,
                 rcode,
                 response_len,
-                started,
+                took,
                 Transport::Udp,
             );
         }
