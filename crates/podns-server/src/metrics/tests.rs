@@ -467,7 +467,8 @@ fn process_series_are_read_from_proc_at_each_scrape() {
     assert!(value(&s, "process_cpu_seconds_total", &[]).unwrap() > 0.0);
     let open = value(&s, "process_open_fds", &[]).unwrap();
     let fds = std::fs::read_dir("/proc/self/fd").unwrap().count() as f64;
-    assert!(open >= 3.0 && (open - fds).abs() <= 2.0, "{open} vs {fds}");
+    // Other tests of this process may open or close a few meanwhile.
+    assert!(open >= 3.0 && (open - fds).abs() <= 16.0, "{open} vs {fds}");
     assert!(value(&s, "process_max_fds", &[]).unwrap() >= open);
     assert!(value(&s, "process_virtual_memory_max_bytes", &[]).unwrap() > 0.0);
     let started = value(&s, "process_start_time_seconds", &[]).unwrap();
