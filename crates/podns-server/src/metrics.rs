@@ -55,7 +55,7 @@ mod process;
 mod tests;
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use podns_zone::ZoneReader;
@@ -166,15 +166,15 @@ type UpstreamMetric = (
 type ForwardFn = dyn Fn() -> ForwardSample + Send + Sync;
 
 /// The published zone, for its size at scrape time, once [`Metrics::set_zone`] gave it.
-type ZoneSlot = Arc<Mutex<Option<ZoneReader>>>;
+type ZoneSlot = Arc<OnceLock<ZoneReader>>;
 
 /// All of podns's metrics. Share it in an `Arc`; every method takes `&self`.
 pub struct Metrics {
     /// Owns the metric descriptions and the collectors; encoded on each scrape.
     registry: Registry,
-    /// The unprefixed `process_*` series (and the zone's size), encoded after `registry`.
+    /// The unprefixed `process_*` series, encoded after `registry`.
     process: Registry,
-    /// Shared with the process collector.
+    /// Shared with the zone-size collector.
     zone: ZoneSlot,
     /// The query path's counters (also held by the registry's collector).
     query: Arc<QueryMetrics>,
@@ -301,10 +301,9 @@ impl Metrics {
             m.watch_restarts.clone(),
         );
         registry.register_collector(Box::new(ForwardCollector(forward)));
+        registry.register_collector(Box::new(ZoneSizeCollector(m.zone.clone())));
         let mut process = Registry::default();
-        process.register_collector(Box::new(process::ProcessCollector {
-            zone: m.zone.clone(),
-        }));
+        process.register_collector(Box::new(process::ProcessCollector));
         Self {
             registry,
             process,
@@ -391,9 +390,10 @@ impl Metrics {
         self.zone_build.observe(seconds);
     }
 
-    /// Gives the published zone, whose size each scrape reports (`podns_zone_snapshot_bytes`).
+    /// Gives the published zone, whose size each scrape reports (`podns_zone_snapshot_bytes`);
+    /// the first zone given is the one read.
     pub fn set_zone(&self, zone: ZoneReader) {
-        *self.zone.lock().unwrap_or_else(PoisonError::into_inner) = Some(zone);
+        let _ = self.zone.set(zone);
     }
 
     /// Registers the forwarder's sample callback, called once per scrape (replacing any earlier
@@ -413,6 +413,32 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// Encodes the published zone's heap size, taken at scrape time.
+struct ZoneSizeCollector(ZoneSlot);
+
+impl std::fmt::Debug for ZoneSizeCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZoneSizeCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for ZoneSizeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(zone) = self.0.get() else {
+            return Ok(());
+        };
+        let bytes = zone.load_full().heap_size() as u64;
+        encoder
+            .encode_descriptor(
+                "zone_snapshot_bytes",
+                "Heap bytes held by the published zone snapshot (its names and precomputed answers).",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&bytes)
+    }
 }
 
 /// Encodes a [`ForwardSample`] taken at scrape time.

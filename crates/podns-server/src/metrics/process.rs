@@ -1,50 +1,28 @@
 //! The process's own metrics, read from `/proc/self` at each scrape: the `process_*` series
 //! every Prometheus client library exports (client_golang's names and help, so CoreDNS's
-//! dashboards and alerts on memory, CPU and file descriptors work unchanged), the peak
-//! resident memory, and the bytes the published zone snapshot holds.
+//! dashboards and alerts on memory, CPU and file descriptors work unchanged), and the peak
+//! resident memory.
 //!
 //! Each value is read when it is scraped and left out when it cannot be read (as client_golang
-//! does), so a scrape never fails for it. Off Linux only the zone's size is exported.
+//! does), so a scrape never fails for it. Off Linux there is nothing to export.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
-use super::ZoneSlot;
-
-/// Encodes the process and zone-size series; registered unprefixed, as `process_*` are.
-pub(super) struct ProcessCollector {
-    /// The published zone, once `serve` has one.
-    pub(super) zone: ZoneSlot,
-}
-
-impl std::fmt::Debug for ProcessCollector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessCollector").finish_non_exhaustive()
-    }
-}
+/// Encodes the process series; registered unprefixed, as `process_*` are.
+#[derive(Debug)]
+pub(super) struct ProcessCollector;
 
 /// One gauge or counter of a scrape: name (a counter's without `_total`), help, type, value.
 type Sample = (&'static str, &'static str, MetricType, f64);
 
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let mut samples: Vec<Sample> = Vec::with_capacity(9);
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
+        let mut samples: Vec<Sample> = Vec::with_capacity(8);
         #[cfg(target_os = "linux")]
         linux::read(&mut samples);
-        let zone = self
-            .zone
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if let Some(reader) = zone {
-            samples.push((
-                "podns_zone_snapshot_bytes",
-                "Heap bytes held by the published zone snapshot (its names and precomputed answers).",
-                MetricType::Gauge,
-                reader.load_full().heap_size() as f64,
-            ));
-        }
         for (name, help, kind, value) in samples {
             let mut e = encoder.encode_descriptor(name, help, None, kind)?;
             match kind {
